@@ -1,0 +1,1 @@
+"""Fine-tuned models, versions, datasets, provenance, lineage, evaluations and leaderboard."""

@@ -1,0 +1,10 @@
+"""App configuration for `apps.catalog`."""
+
+from django.apps import AppConfig
+
+
+class CatalogConfig(AppConfig):
+    name = "apps.catalog"
+    label = "catalog"
+    verbose_name = "Model catalog"
+    default_auto_field = "django.db.models.BigAutoField"

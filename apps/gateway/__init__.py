@@ -1,0 +1,1 @@
+"""The /graphql endpoint: schema composition, auth, limits and error formatting."""

@@ -1,0 +1,1 @@
+"""LLM services, versions, lifecycle, validation pipeline, approval and discovery."""

@@ -1,0 +1,139 @@
+"""Request context (request id, tenant, user, one `request_finished` line) and the error envelope middleware."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.functional import empty
+
+from llm_infra_django.conf import infra_settings
+from llm_infra_django.logging import log_response
+from llm_infra_django.responses import error_response, unhandled_error
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+logger = structlog.get_logger("llm_infra.middleware")
+
+
+def _header_key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def incoming_request_id(request: HttpRequest) -> str:
+    """The client's request id when it is well formed, else a new one."""
+    supplied = request.META.get(_header_key(infra_settings.REQUEST_ID_HEADER), "")
+    return supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
+
+
+def resolved_user_id(request: HttpRequest) -> str | None:
+    """The id of the user already authenticated for this request; never triggers authentication itself."""
+    user = getattr(request, "user", None)
+    wrapped = getattr(user, "_wrapped", None)
+    if user is None or wrapped is empty:
+        return None
+    target = wrapped if wrapped is not None else user
+    if not getattr(target, "is_authenticated", False):
+        return None
+    return str(target.pk)
+
+
+def resolved_tenant(request: HttpRequest) -> str | None:
+    resolver = infra_settings.TENANT_RESOLVER
+    if resolver is None:
+        return None
+    try:
+        tenant = resolver(request)
+    except Exception:
+        logger.warning("tenant_resolver_failed", exc_info=True)
+        return None
+    return str(tenant) if tenant is not None else None
+
+
+def request_route(request: HttpRequest) -> str | None:
+    match = getattr(request, "resolver_match", None)
+    return match.route if match is not None else None
+
+
+class RequestContextMiddleware:
+    """Bind `request_id` (echoed in the response header) for the whole request and log one `request_finished`.
+
+    Place it first in `MIDDLEWARE`. Works for sync and async stacks without a thread hop.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        started = self._start(request)
+        try:
+            response = self.get_response(request)
+            self._finish(request, response, started)
+            return response
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        started = self._start(request)
+        try:
+            response = await self.get_response(request)
+            self._finish(request, response, started)
+            return response
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    @staticmethod
+    def _start(request: HttpRequest) -> float:
+        structlog.contextvars.clear_contextvars()
+        request_id = incoming_request_id(request)
+        request.request_id = request_id  # type: ignore[attr-defined]
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        return time.perf_counter()
+
+    @staticmethod
+    def _finish(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
+        response[infra_settings.REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        context = structlog.contextvars.get_contextvars()
+        tenant = context.get("tenant") or resolved_tenant(request)
+        user = context.get("user") or resolved_user_id(request)
+        structlog.contextvars.bind_contextvars(**{k: v for k, v in (("tenant", tenant), ("user", user)) if v})
+        log_response(
+            method=request.method or "",
+            path=request.path,
+            route=request_route(request),
+            status=response.status_code,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+
+class ErrorEnvelopeMiddleware:
+    """Render exceptions raised by views as the error envelope (unknown ones as a 500 without internals)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase:
+        response = error_response(exception, request)
+        return response if response is not None else unhandled_error(exception, request)

@@ -1,0 +1,1 @@
+"""Rate limiting: rate parsing, atomic Redis algorithms, DRF throttles and Django middleware."""

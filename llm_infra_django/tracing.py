@@ -1,0 +1,84 @@
+"""OpenTelemetry set-up: provider, sampler, exporter and Django instrumentation, configured once per process."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from opentelemetry import trace
+
+_lock = threading.Lock()
+_configured = False
+
+
+def configure_tracing() -> bool:
+    """Install the tracer provider and instrument Django from `LLM_INFRA["TRACING"]`. Idempotent.
+
+    Returns True when tracing is on. Safe to call before `django.setup()` (it only reads settings).
+    """
+    global _configured
+    with _lock:
+        if _configured:
+            return True
+        from llm_infra_django.conf import infra_settings
+
+        options = infra_settings.TRACING
+        if not options.get("ENABLED"):
+            return False
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": options.get("SERVICE_NAME") or "llm-marketplace"}),
+            sampler=ParentBased(TraceIdRatioBased(float(options.get("SAMPLE_RATE", 1.0)))),
+        )
+        processor = _span_processor(options)
+        if processor is not None:
+            provider.add_span_processor(processor)
+        trace.set_tracer_provider(provider)
+        _instrument_django()
+        _configured = True
+        return True
+
+
+def _span_processor(options: dict[str, Any]) -> Any:
+    exporter_name = (options.get("EXPORTER") or "none").lower()
+    if exporter_name == "none":
+        return None
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    if exporter_name == "console":
+        return BatchSpanProcessor(ConsoleSpanExporter())
+    if exporter_name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = options.get("OTLP_ENDPOINT")
+        if endpoint and not endpoint.rstrip("/").endswith("/v1/traces"):
+            endpoint = endpoint.rstrip("/") + "/v1/traces"
+        return BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
+    raise ValueError(f"Unknown TRACING exporter {exporter_name!r}; use 'otlp', 'console' or 'none'.")
+
+
+def _instrument_django() -> None:
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    instrumentor = DjangoInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(response_hook=_response_hook)
+
+
+def _response_hook(span: trace.Span, request: Any, response: Any) -> None:
+    """Add the tenant and the authenticated user to the server span."""
+    if not span.is_recording():
+        return
+    from llm_infra_django.logging import get_context
+    from llm_infra_django.middleware import resolved_tenant, resolved_user_id
+
+    context = get_context()
+    tenant = context.get("tenant") or resolved_tenant(request)
+    user = context.get("user") or resolved_user_id(request)
+    if tenant:
+        span.set_attribute("tenant.id", tenant)
+    if user:
+        span.set_attribute("enduser.id", user)

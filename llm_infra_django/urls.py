@@ -1,0 +1,12 @@
+"""Operations URLs to include at the root of a project: `/healthz`, `/readyz`."""
+
+from django.urls import path
+
+from llm_infra_django import health
+
+app_name = "llm_infra"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]

@@ -1,0 +1,20 @@
+"""Project URLs: operations endpoints, admin, API schema and docs, GraphQL."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from graphene_django.views import GraphQLView
+
+urlpatterns = [
+    path("", include("llm_infra_django.urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("graphql", csrf_exempt(GraphQLView.as_view(graphiql=False)), name="graphql"),
+]
+
+handler400 = "llm_infra_django.views.bad_request"
+handler403 = "llm_infra_django.views.permission_denied"
+handler404 = "llm_infra_django.views.page_not_found"
+handler500 = "llm_infra_django.views.server_error"

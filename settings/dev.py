@@ -1,0 +1,14 @@
+"""Development settings for `make run`: SQLite, local memory cache and eager tasks unless the env says otherwise."""
+
+import warnings
+
+from settings.base import *  # noqa: F403
+from settings.base import env
+
+DEBUG = env.bool("DEBUG", default=True)
+# Serve static files straight from the apps (no collectstatic needed in development).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# WhiteNoise serves files through a synchronous iterator; under ASGI Django warns on each one. Harmless in development.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")

@@ -1,0 +1,15 @@
+"""Test settings: the environment decides the servers (CI sets DATABASE_URL, REDIS_URL, CELERY_BROKER_URL)."""
+
+import os
+
+from settings.base import *  # noqa: F403
+from settings.base import CACHE_KEY_PREFIX, CACHES
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+
+# Each pytest-xdist worker gets its own key space on the shared Redis.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+CACHES["default"]["KEY_PREFIX"] = f"{CACHE_KEY_PREFIX}-test-{_worker}"

@@ -1,0 +1,86 @@
+"""Suite-wide fixtures: server markers (skip locally when a server is absent, fail in CI), Redis helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _requirement(marker: str) -> str | None:
+    """Why a test with `marker` cannot run here, or None when it can."""
+    if marker == "redis":
+        if not REDIS_URL:
+            return "REDIS_URL is not set"
+        return None if _reachable(REDIS_URL, 6379) else f"Redis at {REDIS_URL} is not answering"
+    if marker == "postgres":
+        if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
+            return "DATABASE_URL is not a PostgreSQL URL"
+        return None if _reachable(DATABASE_URL, 5432) else "PostgreSQL is not answering"
+    if marker == "celery_worker":
+        if not CELERY_BROKER_URL:
+            return "CELERY_BROKER_URL is not set"
+        return None if _reachable(CELERY_BROKER_URL, 6379) else "the Celery broker is not answering"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in ("redis", "postgres", "celery_worker"):
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = _requirement(marker)
+        if reason is None:
+            continue
+        if IN_CI:
+            pytest.fail(f"CI=true but this {marker} test cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    reason = _requirement("redis")
+    if reason:
+        if IN_CI:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[object]:
+    """A raw client on REDIS_URL; keys written under the test's own prefix are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def unique_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix no other test (or xdist worker) uses."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"t:{worker}:{request.node.name}:{os.urandom(4).hex()}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
