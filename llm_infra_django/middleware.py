@@ -15,6 +15,7 @@ from django.utils.functional import empty
 
 from llm_infra_django.conf import infra_settings
 from llm_infra_django.logging import log_response
+from llm_infra_django.metrics import observe_request
 from llm_infra_django.responses import error_response, unhandled_error
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -111,13 +112,16 @@ class RequestContextMiddleware:
         tenant = context.get("tenant") or resolved_tenant(request)
         user = context.get("user") or resolved_user_id(request)
         structlog.contextvars.bind_contextvars(**{k: v for k, v in (("tenant", tenant), ("user", user)) if v})
+        elapsed = time.perf_counter() - started
+        route = request_route(request)
         log_response(
             method=request.method or "",
             path=request.path,
-            route=request_route(request),
+            route=route,
             status=response.status_code,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=elapsed * 1000,
         )
+        observe_request(request.method or "", route, response.status_code, elapsed)
 
 
 class ErrorEnvelopeMiddleware:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from opentelemetry import trace
@@ -82,3 +84,46 @@ def _response_hook(span: trace.Span, request: Any, response: Any) -> None:
         span.set_attribute("tenant.id", tenant)
     if user:
         span.set_attribute("enduser.id", user)
+
+
+def get_tracer() -> trace.Tracer:
+    return trace.get_tracer("llm_infra_django")
+
+
+@contextmanager
+def span(
+    name: str, *, kind: trace.SpanKind = trace.SpanKind.INTERNAL, attributes: dict[str, Any] | None = None
+) -> Iterator[trace.Span]:
+    """Run the block in a span; an exception is recorded on the span and re-raised."""
+    with get_tracer().start_as_current_span(name, kind=kind, attributes=attributes or {}) as current:
+        yield current
+
+
+def http_client_span(service: str, method: str, url: str) -> AbstractContextManager[trace.Span]:
+    """A CLIENT span for an outbound HTTP call; pair it with `inject_trace_headers` on the request headers."""
+    return span(
+        f"{method.upper()} {service}",
+        kind=trace.SpanKind.CLIENT,
+        attributes={"http.request.method": method.upper(), "url.full": url, "peer.service": service},
+    )
+
+
+def db_span(operation: str, *, system: str = "postgresql", statement: str | None = None) -> AbstractContextManager[Any]:
+    """A CLIENT span for a database operation done outside the ORM's own instrumentation."""
+    attributes = {"db.system": system, "db.operation.name": operation}
+    if statement:
+        attributes["db.query.text"] = statement
+    return span(f"db {operation}", kind=trace.SpanKind.CLIENT, attributes=attributes)
+
+
+def cache_span(operation: str, key: str) -> AbstractContextManager[Any]:
+    """A CLIENT span for a cache operation."""
+    return span(f"cache {operation}", kind=trace.SpanKind.CLIENT, attributes={"db.system": "redis", "cache.key": key})
+
+
+def inject_trace_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Add W3C `traceparent`/`tracestate` of the current span to outbound request headers."""
+    from opentelemetry import propagate
+
+    propagate.inject(headers)
+    return headers
