@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping, MutableMapping
@@ -63,13 +64,30 @@ def _redact_keys() -> frozenset[str]:
     return BUILTIN_REDACT_KEYS | {_normalise(k) for k in extra}
 
 
+@functools.lru_cache(maxsize=8)
+def _key_value_re(keys: frozenset[str]) -> re.Pattern[str]:
+    """`key=value`, `key: value`, `"key": "value"` for secret keys inside free text (reprs, JSON, query strings)."""
+    names = "|".join(sorted((re.escape(k).replace("_", "[_-]?") for k in keys), key=len, reverse=True))
+    return re.compile(
+        rf"""(?P<key>["']?\b(?:{names})\b["']?\s*[:=]\s*)(?P<quote>["']?)(?!\[REDACTED\])(?P<value>[^"'\s,;&}}\]]+)""",
+        re.IGNORECASE,
+    )
+
+
+def redact_text(text: str, keys: frozenset[str] | None = None) -> str:
+    """Redact secrets inside free text: token-like values, and values of secret keys written as `key=value`."""
+    keys = keys if keys is not None else _redact_keys()
+    text = SECRET_VALUE_RE.sub(REDACTED, text)
+    return _key_value_re(keys).sub(lambda m: f"{m['key']}{m['quote']}{REDACTED}", text)
+
+
 def redact(value: Any, keys: frozenset[str] | None = None, _depth: int = 0) -> Any:
     """Return `value` with secret-looking keys and values replaced by `[REDACTED]`, at any depth."""
     keys = keys if keys is not None else _redact_keys()
     if _depth > 20:
         return value
     if isinstance(value, str):
-        return SECRET_VALUE_RE.sub(REDACTED, value)
+        return redact_text(value, keys)
     if isinstance(value, Mapping):
         return {
             k: REDACTED if isinstance(k, str) and _normalise(k) in keys else redact(v, keys, _depth + 1)
