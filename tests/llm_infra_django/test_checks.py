@@ -98,7 +98,7 @@ def test_w002_deploy_check_on_per_process_cache() -> None:
 
 def test_deploy_checks_run_only_with_deploy() -> None:
     call_command("check")
-    with pytest.raises(SystemCheckError, match="llm_infra.W002"):
+    with pytest.raises(SystemCheckError, match=r"llm_infra\.W002"):
         call_command("check", "--deploy", "--fail-level", "WARNING", "--tag", "caches")
 
 
