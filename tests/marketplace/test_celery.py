@@ -1,0 +1,64 @@
+"""Celery: the project's app runs a real task in a real worker process through the broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from marketplace.celery import app
+from marketplace.tasks import ping
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_celery_reads_django_settings() -> None:
+    from django.conf import settings
+
+    assert app.conf.task_always_eager == settings.CELERY_TASK_ALWAYS_EAGER
+    assert app.conf.task_serializer == "json"
+    assert "marketplace.ping" in app.tasks
+
+
+def test_task_body_runs_in_process() -> None:
+    result = ping.apply(args=("hello",)).get(timeout=5)
+    assert result["payload"] == "hello"
+    assert result["pid"] == os.getpid()
+
+
+@pytest.mark.celery_worker
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_real_worker_runs_the_task_through_the_broker() -> None:
+    # given a worker process consuming a queue of its own
+    assert not app.conf.task_always_eager, "CELERY_BROKER_URL is set, tasks must not run eagerly"
+    assert app.conf.result_backend, "a result backend (CELERY_RESULT_BACKEND or REDIS_URL) is needed to read results"
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo", "--concurrency=1",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue, "--loglevel=WARNING"],
+        cwd=REPO,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "settings.test"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # when a task is sent through the broker
+        result = ping.apply_async(args=("through-the-broker",), queue=queue).get(timeout=60)
+    finally:
+        worker.terminate()
+        try:
+            output, _ = worker.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output, _ = worker.communicate()
+
+    # then the worker process, not this one, ran it
+    assert result["payload"] == "through-the-broker", output
+    assert result["pid"] == worker.pid
+    assert result["pid"] != os.getpid()
