@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 PERIODS: dict[str, int] = {
     "s": 1,
@@ -40,6 +41,10 @@ class Rate:
     def per_second(self) -> float:
         return self.limit / self.period
 
+    @property
+    def period_us(self) -> int:
+        return self.period * 1_000_000
+
     def __str__(self) -> str:
         return f"{self.limit}/{self.period}s"
 
@@ -50,6 +55,12 @@ def parse_rate(rate: str | Rate) -> Rate:
         return rate
     if not isinstance(rate, str):
         raise RateParseError(f"rate must be a string like '100/min', got {type(rate).__name__}")
+    return _parse_string(rate)
+
+
+@lru_cache(maxsize=512)
+def _parse_string(rate: str) -> Rate:
+    # Cached: throttles read their rate from settings on every request.
     match = _RATE_RE.match(rate)
     if not match:
         raise RateParseError(f"rate {rate!r} does not look like '<count>/<period>' (e.g. '100/min', '10/s', '30/5m')")
