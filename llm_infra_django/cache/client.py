@@ -80,8 +80,18 @@ class InfraClient(DefaultClient):
         client: Any = None,
         version: int | None = None,
     ) -> Iterator[str]:
-        """The keys (without prefix and version) matching a glob, found with SCAN."""
-        yield from super().iter_keys(search, itersize=itersize or self.scan_batch_size, client=client, version=version)
+        """The keys (without prefix and version) matching a glob, found with SCAN.
+
+        Unlike django-redis' default reverse function this works when KEY_PREFIX itself contains colons.
+        """
+        if client is None:
+            client = self.get_client(write=False)
+        version = self._backend.version if version is None else version
+        head = self._backend.key_func("", self._backend.key_prefix, version)
+        match = self.make_pattern(search, version=version)
+        for item in client.scan_iter(match=match, count=itersize or self.scan_batch_size):
+            key = item.decode() if isinstance(item, bytes) else item
+            yield key[len(head) :] if key.startswith(head) else self.reverse_key(key)
 
     def keys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
         """Like django-redis' `keys`, but through SCAN: KEYS blocks Redis for as long as it runs."""
