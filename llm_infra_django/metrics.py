@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+logger = logging.getLogger("llm_infra.metrics")
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Methods outside this set share one label value, so clients cannot create label values at will.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -47,20 +54,46 @@ UPSTREAM_LATENCY = Histogram(
 )
 
 
+def multiprocess_enabled() -> bool:
+    """Whether this process writes metric values to files in `PROMETHEUS_MULTIPROC_DIR`.
+
+    prometheus_client decides this once, when it is imported, from the environment variable as it was then.
+    """
+    return values.ValueClass is not values.MutexValue
+
+
 def registry() -> CollectorRegistry:
-    """The registry to expose: all worker processes' values in multiprocess mode, this process's otherwise."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """The registry to expose: every worker process's values in multiprocess mode, this process's otherwise.
+
+    Multiprocess mode (uvicorn `--workers N`, gunicorn, several Celery children): export `PROMETHEUS_MULTIPROC_DIR`
+    pointing at an empty directory before the server starts, so it is set before any process imports
+    prometheus_client; empty it on every (re)start of the whole server, never while workers run. Each process then
+    writes its values to files there and `/metrics`, in whichever worker answers, sums counters and histograms over
+    all of them (including exited processes, so counters never go backwards). No gauge here uses a `live*` mode, so
+    gunicorn's `child_exit` hook calling `prometheus_client.multiprocess.mark_process_dead` is optional.
+    """
+    if multiprocess_enabled():
         from prometheus_client import multiprocess
 
         collected = CollectorRegistry()
         multiprocess.MultiProcessCollector(collected)
         return collected
+    if os.environ.get(MULTIPROC_DIR_ENV):
+        logger.warning(
+            "%s is set but prometheus_client was imported before it was: /metrics shows this process only",
+            MULTIPROC_DIR_ENV,
+        )
     return DEFAULT_REGISTRY
 
 
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
-    """Record one finished HTTP request (unmatched routes are grouped, so raw paths never become labels)."""
+    """Record one finished HTTP request by route template (`resolver_match.route`), never by raw path.
+
+    Unmatched requests share the route `<unmatched>` and unknown methods the method `OTHER`, so clients cannot
+    create label values at will.
+    """
     label = route if route is not None else "<unmatched>"
+    method = method.upper() if method.upper() in HTTP_METHODS else "OTHER"
     HTTP_REQUESTS.labels(method, label, str(status)).inc()
     HTTP_LATENCY.labels(method, label).observe(seconds)
 

@@ -1,0 +1,147 @@
+"""/metrics: request counts and latency by route template, bounded labels, and multiprocess aggregation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from llm_infra_django import metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUTE = "plain/raise/<str:name>"
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import django
+    django.setup()
+    from llm_infra_django import metrics
+    assert metrics.multiprocess_enabled()
+    requests, circuit_state = int(sys.argv[1]), int(sys.argv[2])
+    for _ in range(requests):
+        metrics.observe_request("GET", "services/<slug:slug>", 200, 0.02)
+    metrics.CACHE_OPERATIONS.labels("default", "hit").inc(requests)
+    metrics.CIRCUIT_STATE.labels("registry").set(circuit_state)
+    """
+)
+READER = textwrap.dedent(
+    """
+    import sys
+    import django
+    django.setup()
+    from django.test import Client
+    response = Client().get("/metrics")
+    assert response.status_code == 200, response.status_code
+    sys.stdout.write(response.content.decode())
+    """
+)
+
+
+def _requests(route: str, status: str, method: str = "GET") -> float:
+    labels = {"method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("llm_infra_http_requests_total", labels) or 0.0
+
+
+def _samples(exposition: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def _run(script: str, env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_requests_are_counted_by_route_template_not_raw_path(client):
+    # given
+    before = _requests(ROUTE, "404"), _requests(ROUTE, "409")
+
+    # when
+    client.get("/plain/raise/not_found")
+    client.get("/plain/raise/not_found")
+    client.get("/plain/raise/conflict")
+    exposition = client.get("/metrics").content.decode()
+
+    # then
+    assert (_requests(ROUTE, "404") - before[0], _requests(ROUTE, "409") - before[1]) == (2, 1)
+    assert f'llm_infra_http_requests_total{{method="GET",route="{ROUTE}",status="404"}}' in exposition
+    assert f'llm_infra_http_request_duration_seconds_count{{method="GET",route="{ROUTE}"}}' in exposition
+    assert "not_found" not in exposition and "/plain/raise" not in exposition
+
+
+def test_unmatched_paths_and_unknown_methods_share_one_label_value(client):
+    # given
+    unmatched_before = _requests("<unmatched>", "404")
+    other_before = _requests("plain/ok", "200", method="OTHER")
+
+    # when
+    client.get("/no/such/page/12345")
+    client.generic("BREW", "/plain/ok")
+    exposition = client.get("/metrics").content.decode()
+
+    # then
+    assert _requests("<unmatched>", "404") - unmatched_before == 1
+    assert _requests("plain/ok", "200", method="OTHER") - other_before == 1
+    assert "12345" not in exposition and "BREW" not in exposition
+
+
+def test_metrics_view_serves_the_prometheus_text_format(client):
+    # when
+    response = client.get("/metrics")
+
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    assert "no-cache" in response["Cache-Control"]
+    names = {family.name for family in text_string_to_metric_families(response.content.decode())}
+    assert {"llm_infra_http_requests", "llm_infra_cache_operations", "llm_infra_ratelimit_decisions"} <= names
+
+
+def test_two_processes_writing_to_one_multiprocess_dir_are_reported_as_their_sum(tmp_path):
+    # given
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "tests.llm_infra_django.settings",
+    }
+    _run(WRITER, env, "3", "2")
+    _run(WRITER, env, "4", "0")
+
+    # when
+    exposition = _run(READER, env)
+
+    # then
+    requests = _samples(exposition, "llm_infra_http_requests_total")
+    assert ({"method": "GET", "route": "services/<slug:slug>", "status": "200"}, 7.0) in requests
+    assert ({"method": "GET", "route": "services/<slug:slug>"}, 7.0) in _samples(
+        exposition, "llm_infra_http_request_duration_seconds_count"
+    )
+    assert _samples(exposition, "llm_infra_cache_operations_total") == [({"alias": "default", "result": "hit"}, 7.0)]
+    assert _samples(exposition, "llm_infra_circuit_state") == [({"name": "registry"}, 0.0)]
+
+
+def test_a_multiproc_dir_set_after_import_is_reported(monkeypatch, tmp_path, caplog):
+    # given
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    caplog.set_level(logging.WARNING, logger="llm_infra.metrics")
+
+    # when
+    chosen = metrics.registry()
+
+    # then
+    assert chosen is REGISTRY
+    assert "imported before" in caplog.text
