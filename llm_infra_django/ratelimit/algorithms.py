@@ -53,16 +53,26 @@ class TokenBucket:
         tokens = float(limit)
         if self.tokens is not None:
             now_us = max(now_us, self.updated_us)  # a clock stepping back refills nothing
-            elapsed = now_us - self.updated_us
-            if elapsed < period_us:
-                # float() first: the same IEEE operations, in the same order, as the Lua script.
-                tokens = min(float(limit), self.tokens + float(elapsed) * limit / period_us)
+            tokens = self._refilled(limit, period_us, now_us - self.updated_us)
         if cost <= tokens:
             tokens -= cost
             self.tokens, self.updated_us = tokens, now_us
             return Verdict(True, math.floor(tokens), math.ceil((limit - tokens) * period_us / limit), 0, now_us)
-        retry = period_us if cost > limit else math.ceil((cost - tokens) * period_us / limit)
-        return Verdict(False, math.floor(tokens), math.ceil((limit - tokens) * period_us / limit), retry, now_us)
+        reset = math.ceil((limit - tokens) * period_us / limit)
+        if cost > limit:
+            return Verdict(False, math.floor(tokens), reset, period_us, now_us)
+        retry = math.ceil((cost - tokens) * period_us / limit)
+        # Float rounding may leave the bucket a hair short after `retry`; the promise is that it then admits.
+        if self._refilled(limit, period_us, now_us - self.updated_us + retry) < cost:
+            retry += 1
+        return Verdict(False, math.floor(tokens), reset, retry, now_us)
+
+    def _refilled(self, limit: int, period_us: int, elapsed_us: int) -> float:
+        """Tokens after `elapsed_us` since the last admitted hit (only called once there was one)."""
+        if elapsed_us >= period_us or self.tokens is None:
+            return float(limit)
+        # float() first: the same IEEE operations, in the same order, as the Lua script.
+        return min(float(limit), self.tokens + float(elapsed_us) * limit / period_us)
 
 
 class SlidingWindowLog:

@@ -11,17 +11,23 @@ if now == nil then
   now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 end
 
-local tokens = limit
 local state = redis.call('HMGET', KEYS[1], 't', 'ts')
+local stored = tonumber(state[1])
 local updated = tonumber(state[2])
+
+local function refilled(elapsed)
+  if elapsed >= period or stored == nil then
+    return limit
+  end
+  return math.min(limit, stored + elapsed * limit / period)
+end
+
+local tokens = limit
 if updated ~= nil then
   if now < updated then
     now = updated
   end
-  local elapsed = now - updated
-  if elapsed < period then
-    tokens = math.min(limit, tonumber(state[1]) + elapsed * limit / period)
-  end
+  tokens = refilled(now - updated)
 end
 
 if cost <= tokens then
@@ -31,8 +37,13 @@ if cost <= tokens then
   redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000) + tonumber(ARGV[5]))
   return {1, math.floor(tokens), reset, 0, now}
 end
-local retry = period
-if cost <= limit then
-  retry = math.ceil((cost - tokens) * period / limit)
+local reset = math.ceil((limit - tokens) * period / limit)
+if cost > limit then
+  return {0, math.floor(tokens), reset, period, now}
 end
-return {0, math.floor(tokens), math.ceil((limit - tokens) * period / limit), retry, now}
+local retry = math.ceil((cost - tokens) * period / limit)
+-- Float rounding may leave the bucket a hair short after `retry`; the promise is that it then admits.
+if refilled(now - updated + retry) < cost then
+  retry = retry + 1
+end
+return {0, math.floor(tokens), reset, retry, now}
