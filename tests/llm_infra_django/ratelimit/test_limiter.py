@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import structlog
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from redis.cluster import key_slot
