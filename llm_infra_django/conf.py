@@ -95,10 +95,11 @@ def _import(path: str, setting_name: str) -> Any:
 
 
 class InfraSettings:
-    """Lazily resolved view of `settings.LLM_INFRA` merged over `DEFAULTS`.
+    """Lazily resolved view of a settings dict (`settings.LLM_INFRA` by default) merged over its defaults.
 
     Attributes are resolved on first access and cached until `reload()` (called on `setting_changed`),
     so callers must read `infra_settings.X` when they need the value instead of copying it at import.
+    Apps reuse the class for their own dicts: `AppSettings("MARKETPLACE_X", defaults={...})`.
     """
 
     def __init__(
@@ -106,27 +107,31 @@ class InfraSettings:
         user_settings: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
         import_strings: tuple[str, ...] | None = None,
+        setting_name: str = SETTING_NAME,
+        merged_dicts: tuple[str, ...] | None = None,
     ) -> None:
         self._explicit_user_settings = user_settings
+        self.setting_name = setting_name
         self.defaults = defaults if defaults is not None else DEFAULTS
         self.import_strings = import_strings if import_strings is not None else IMPORT_STRINGS
+        self.merged_dicts = merged_dicts if merged_dicts is not None else MERGED_DICTS
         self._cached_attrs: set[str] = set()
 
     @property
     def user_settings(self) -> Mapping[str, Any]:
         if self._explicit_user_settings is not None:
             return self._explicit_user_settings
-        return getattr(settings, SETTING_NAME, None) or {}
+        return getattr(settings, self.setting_name, None) or {}
 
     def raw(self, attr: str) -> Any:
         """The merged value of `attr` without importing import strings (used by system checks)."""
         if attr not in self.defaults:
-            raise AttributeError(f"Invalid {SETTING_NAME} setting: {attr!r}")
+            raise AttributeError(f"Invalid {self.setting_name} setting: {attr!r}")
         default = copy.deepcopy(self.defaults[attr])
         if attr not in self.user_settings:
             return default
         value = self.user_settings[attr]
-        if attr in MERGED_DICTS and isinstance(value, Mapping):
+        if attr in self.merged_dicts and isinstance(value, Mapping):
             return {**default, **value}
         if attr in MERGED_NESTED_DICTS and isinstance(value, Mapping):
             merged = dict(default)
@@ -137,7 +142,7 @@ class InfraSettings:
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("_") or attr not in self.defaults:
-            raise AttributeError(f"Invalid {SETTING_NAME} setting: {attr!r}")
+            raise AttributeError(f"Invalid {self.setting_name} setting: {attr!r}")
         value = self.raw(attr)
         if attr in self.import_strings:
             value = perform_import(value, attr)
@@ -151,13 +156,33 @@ class InfraSettings:
         self._cached_attrs.clear()
 
 
+_instances: list[InfraSettings] = []
+
+
+def AppSettings(
+    setting_name: str,
+    *,
+    defaults: Mapping[str, Any],
+    import_strings: tuple[str, ...] = (),
+    merged_dicts: tuple[str, ...] = (),
+) -> InfraSettings:
+    """A settings object for another dict (an app's `MARKETPLACE_…`), reloaded like `infra_settings`."""
+    instance = InfraSettings(
+        defaults=defaults, import_strings=import_strings, setting_name=setting_name, merged_dicts=merged_dicts
+    )
+    _instances.append(instance)
+    return instance
+
+
 infra_settings = InfraSettings()
+_instances.append(infra_settings)
 
 
 def reload_infra_settings(*, setting: str, **kwargs: Any) -> None:
-    """Drop cached values when `LLM_INFRA` (or a setting derived values depend on) changes."""
-    if setting in (SETTING_NAME, "CACHES", "DEBUG"):
-        infra_settings.reload()
+    """Drop cached values when a settings dict (or a setting derived values depend on) changes."""
+    for instance in _instances:
+        if setting in (instance.setting_name, "CACHES", "DEBUG"):
+            instance.reload()
 
 
 setting_changed.connect(reload_infra_settings, dispatch_uid="llm_infra_django.conf.reload")

@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.tenancy.context.TenantContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "llm_infra_django.middleware.ErrorEnvelopeMiddleware",
@@ -152,8 +153,13 @@ SPECTACULAR_SETTINGS = {
 
 GRAPHENE = {"SCHEMA": "marketplace.schema.schema"}
 
+CELERY_BEAT_SCHEDULE = {
+    "tenancy-expire-grants": {"task": "tenancy.expire_grants", "schedule": 300.0},
+}
+
 LLM_INFRA = {
     "CACHE_ALIAS": "default",
+    "TENANT_RESOLVER": "apps.tenancy.context.tenant_for_logs",
     "LOG_JSON": env.bool("LOG_JSON", default=None) if env.str("LOG_JSON", default="") else None,
     "TRACING": {
         "ENABLED": env.bool("OTEL_ENABLED", default=True),
