@@ -330,7 +330,7 @@ class CircuitBreaker:
             except _REDIS_ERRORS as exc:
                 self._redis_failed("state", exc)
             else:
-                return State(stored.decode() if stored else State.CLOSED)
+                return State(_text(stored) if stored else State.CLOSED)
         return self._local.state
 
     def reset(self) -> None:
@@ -344,7 +344,7 @@ class CircuitBreaker:
             except _REDIS_ERRORS as exc:
                 self._redis_failed("reset", exc)
             else:
-                previous = State(stored.decode() if stored else State.CLOSED)
+                previous = State(_text(stored) if stored else State.CLOSED)
         if previous is not State.CLOSED:
             self._changed(previous, State.CLOSED, backend="reset")
         CIRCUIT_STATE.labels(self.name).set(_GAUGE_VALUE[State.CLOSED])
