@@ -45,7 +45,7 @@ EDITABLE_FIELDS = ("name", "region", "timezone", "currency")
 
 
 def validate_slug(slug: str) -> str:
-    """Lower-case letters, digits and single hyphens, 3–63 characters, not reserved, not taken."""
+    """Lower-case letters, digits and single hyphens, 3-63 characters, not reserved, not taken."""
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
         raise ValidationError(
             fields={
