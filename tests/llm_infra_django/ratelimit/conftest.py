@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -39,3 +40,19 @@ def use_redis(settings: Any, redis_url: str, redis_scope: str) -> str:
     """Point the limiter at the real Redis; returns the test's scope (its keys are deleted afterwards)."""
     settings.LLM_INFRA = infra(REDIS_URL=redis_url)
     return redis_scope
+
+
+@pytest.fixture
+def client_ip(scope: str) -> str:
+    """A client address only this test uses, so keys of fixed scopes ("anon", "user", …) never collide."""
+    digest = hashlib.sha256(scope.encode()).digest()
+    return f"10.{digest[0]}.{digest[1]}.{digest[2]}"
+
+
+@pytest.fixture
+def ip_keys_cleanup(redis_client: Any, client_ip: str) -> Iterator[str]:
+    """`client_ip`, with the Redis keys naming it deleted afterwards."""
+    yield client_ip
+    keys = list(redis_client.scan_iter(match=f"rl:{{*:ip:{client_ip}}}*", count=1000))
+    if keys:
+        redis_client.delete(*keys)
