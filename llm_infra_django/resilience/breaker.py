@@ -1,15 +1,4 @@
-"""Named circuit breakers whose state every process shares through Redis (per-process memory without Redis).
-
-States: closed → open after `FAILURE_THRESHOLD` consecutive failures → half-open once `RESET_TIMEOUT_S` has passed,
-admitting at most `HALF_OPEN_MAX_CALLS` concurrent probes → closed after `SUCCESS_THRESHOLD` probe successes; any
-half-open failure reopens. An open circuit raises `CircuitOpenError` (503 + `Retry-After`).
-
-With Redis, each decision is one atomic Lua script timed by Redis `TIME` on `cb:{<name>}` (a hash) and
-`cb:{<name>}:probes` (a sorted set of probe leases), both hash-tagged for Redis Cluster. Each admitted call carries
-the state generation it was admitted in, so a late result of an older generation changes nothing. When a Redis
-call fails, that decision is taken on this process's in-memory state instead and a warning is logged (at most
-every `REDIS_ERROR_LOG_INTERVAL_S`): the breaker keeps working, per process, until Redis answers again.
-"""
+"""Named circuit breakers whose state every process shares through Redis (per-process memory without Redis)."""
 
 from __future__ import annotations
 
@@ -278,6 +267,17 @@ class _MemoryState:
 
 class CircuitBreaker:
     """A named breaker. Get shared instances with `breaker(name)`; thresholds are read from settings at each call.
+
+    States: closed → open after `FAILURE_THRESHOLD` consecutive failures → half-open once `RESET_TIMEOUT_S` has
+    passed, admitting at most `HALF_OPEN_MAX_CALLS` concurrent probes → closed after `SUCCESS_THRESHOLD` probe
+    successes; any half-open failure reopens. An open circuit raises `CircuitOpenError` (503 + `Retry-After`).
+
+    With Redis, each decision is one atomic Lua script timed by Redis `TIME` on `cb:{<name>}` (a hash) and
+    `cb:{<name>}:probes` (a sorted set of probe leases that expire after a reset timeout, so a killed worker cannot
+    hold a slot), both hash-tagged for Redis Cluster. Each admitted call carries the state generation it was
+    admitted in, so a late result of an older generation changes nothing. When a Redis call fails, that decision
+    is taken on this process's in-memory state instead and a warning is logged (at most every
+    `REDIS_ERROR_LOG_INTERVAL_S`): the breaker keeps working, per process, until Redis answers again.
 
     `is_failure(exc)` decides which exceptions count against the upstream (default: connection errors, timeouts,
     5xx); any other exception means the upstream answered and counts as a success. `clock` times the in-memory

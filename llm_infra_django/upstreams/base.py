@@ -1,13 +1,4 @@
-"""Base of the upstream clients: httpx, timeout, retry, circuit breaker, trace context, logs, metrics, fail-open/closed.
-
-Each client names its entry of `LLM_INFRA["UPSTREAMS"]` (read at every call): `URL` (None = the upstream is not
-used), `TIMEOUT_MS` (httpx timeout of each phase of each attempt: connect, write, every read, pool wait),
-`FAIL_OPEN` and `API_KEY` (sent as `Authorization: Bearer …`). A call is retried per `LLM_INFRA["RETRY"]` (408, 429,
-5xx, connection errors, timeouts) through the breaker `upstream:<name>`. When it still fails — an error, a timeout,
-an open circuit, an unexpected status or an answer that breaks the contract — a fail-open upstream returns the
-client's permissive result flagged `degraded=True`, a fail-closed one raises `TimeoutError` (504),
-`ServiceUnavailableError` (503: unreachable or circuit open) or `ExternalServiceError` (502: bad status or answer).
-"""
+"""Base of the upstream clients: httpx, timeouts, retry, breaker, trace context, logs, metrics, fail-open/closed."""
 
 from __future__ import annotations
 
@@ -92,6 +83,15 @@ class UpstreamRequest(Generic[R]):
 
 class UpstreamClient:
     """Shared machinery of the Registry, Shield and Policy Engine clients (one instance per process is enough).
+
+    Each client names its entry of `LLM_INFRA["UPSTREAMS"]` (read at every call): `URL` (None = the upstream is not
+    used), `TIMEOUT_MS` (httpx timeout of each phase of each attempt: connect, write, every read, pool wait),
+    `FAIL_OPEN` and `API_KEY` (sent as `Authorization: Bearer …`). A call is retried per `LLM_INFRA["RETRY"]` (408,
+    429, 5xx, connection errors, timeouts) through the breaker `upstream:<name>`. When it still fails — an error, a
+    timeout, an open circuit, an unexpected status or an answer that breaks the contract — a fail-open upstream
+    returns the client's permissive result flagged `degraded=True`; a fail-closed one raises `TimeoutError` (504),
+    `ServiceUnavailableError` (503: unreachable, or `CircuitOpenError`) or `ExternalServiceError` (502: another
+    status, or `InvalidResponseError` for an answer off the contract).
 
     The sync path pools connections in one `httpx.Client`; the async path in one `httpx.AsyncClient` per event loop.
     """
