@@ -1,0 +1,1 @@
+"""REST API of the tenancy app: tenants, members, quotas, usage, audit log and sharing under `/api/v1/`."""
