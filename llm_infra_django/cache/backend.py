@@ -98,9 +98,8 @@ class RedisCache(BaseCache):
         log_cache(operation=operation, key=str(key)[:200], error=error)
         if self.fail_open:
             return returns
-        raise CacheError(
-            f"Cache {operation} failed.", details={"alias": self.alias, "operation": operation, "error": error}
-        ) from cause
+        # The envelope shows `details` to API clients: the Redis error text stays in the logs.
+        raise CacheError(f"Cache {operation} failed.", details={"alias": self.alias, "operation": operation}) from cause
 
     def _record(self, result: str, count: int = 1) -> None:
         if count:
@@ -164,15 +163,16 @@ class RedisCache(BaseCache):
         return bool(self.client.has_key(key, version=version))
 
     @cache_operation("incr")
-    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int | None:
+        """The new value; ValueError when the key is missing, None when Redis failed and the cache fails open."""
         return int(self.client.incr(key, delta=delta, version=version))
 
     @cache_operation("decr")
-    def decr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+    def decr(self, key: str, delta: int = 1, version: int | None = None) -> int | None:
         return int(self.client.decr(key, delta=delta, version=version))
 
     @cache_operation("incr_version")
-    def incr_version(self, key: str, delta: int = 1, version: int | None = None) -> int:
+    def incr_version(self, key: str, delta: int = 1, version: int | None = None) -> int | None:
         return int(self.client.incr_version(key, delta=delta, version=version))
 
     @cache_operation("clear")
