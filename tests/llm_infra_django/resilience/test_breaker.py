@@ -26,7 +26,7 @@ from llm_infra_django.responses import envelope_response
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
-RESET = 0.2  # seconds; the Redis variant runs on Redis's clock, so the tests really wait this long
+RESET = 0.5  # seconds; the Redis variant runs on Redis's clock, so the tests really wait this long
 
 
 def refused() -> None:
@@ -142,7 +142,7 @@ def test_recovers_after_three_half_open_successes(
     # given an open circuit whose reset timeout has passed
     opened_before = sample("llm_infra_circuit_transitions_total", {"name": circuit.name, "state": "open"})
     fail_times(circuit, 5)
-    time.sleep(RESET + 0.05)
+    time.sleep(RESET + 0.1)
 
     # when three probes succeed
     results = [circuit.call(lambda: "ok") for _ in range(3)]
@@ -169,7 +169,7 @@ def test_state_gauge_reads_two_when_open(circuit: CircuitBreaker) -> None:
 def test_a_half_open_failure_reopens(circuit: CircuitBreaker) -> None:
     # given a half-open circuit with one successful probe
     fail_times(circuit, 5)
-    time.sleep(RESET + 0.05)
+    time.sleep(RESET + 0.1)
     circuit.call(lambda: None)
     assert circuit.state() is State.HALF_OPEN
 
@@ -180,13 +180,13 @@ def test_a_half_open_failure_reopens(circuit: CircuitBreaker) -> None:
     assert circuit.state() is State.OPEN
     with pytest.raises(CircuitOpenError) as caught:
         circuit.call(lambda: None)
-    assert caught.value.retry_after > RESET / 2
+    assert 0 < caught.value.retry_after <= RESET
 
 
 def test_half_open_admits_at_most_the_probe_limit_concurrently(circuit: CircuitBreaker) -> None:
     # given a half-open circuit (HALF_OPEN_MAX_CALLS = 3) and eight concurrent callers
     fail_times(circuit, 5)
-    time.sleep(RESET + 0.05)
+    time.sleep(RESET + 0.1)
     callers = 8
     everyone_tried = threading.Barrier(callers + 1, timeout=10)
     finish = threading.Event()
@@ -231,7 +231,7 @@ def test_a_result_from_before_the_circuit_opened_is_ignored(circuit: CircuitBrea
     slow = circuit.guard()
     slow.__enter__()
     fail_times(circuit, 5)
-    time.sleep(RESET + 0.05)
+    time.sleep(RESET + 0.1)
     probe = circuit.guard()
     probe.__enter__()
 
@@ -259,7 +259,7 @@ async def test_async_api_shares_the_same_state(circuit: CircuitBreaker) -> None:
             pass
 
     # and after the reset timeout, async probes close it
-    await asyncio.sleep(RESET + 0.05)
+    await asyncio.sleep(RESET + 0.1)
 
     async def ok() -> str:
         return "ok"
@@ -272,7 +272,7 @@ async def test_a_cancelled_probe_frees_its_slot_without_counting(backend: str, u
     # given a half-open circuit allowing one probe at a time
     circuit = CircuitBreaker(f"{unique_prefix}:cancel", half_open_max_calls=1)
     fail_times(circuit, 5)
-    await asyncio.sleep(RESET + 0.05)
+    await asyncio.sleep(RESET + 0.1)
     started = asyncio.Event()
 
     async def hang() -> None:
@@ -467,3 +467,24 @@ def test_redis_failing_mid_call_records_the_result_locally(
     with override_settings(LLM_INFRA=infra(redis_url)):
         assert circuit.state() is State.CLOSED
         circuit.reset()
+
+
+async def test_redis_down_async_falls_back_to_memory(unique_prefix: str) -> None:
+    # given a Redis URL where nothing listens, and async callers
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+
+    async def refused_async() -> None:
+        raise httpx.ConnectError("connection refused")
+
+    with override_settings(LLM_INFRA=infra(dead)):
+        circuit = CircuitBreaker(f"{unique_prefix}:adown")
+
+        # when five async calls fail
+        for _ in range(5):
+            with pytest.raises(httpx.ConnectError):
+                await circuit.acall(refused_async)
+
+        # then the circuit opened in this process's memory
+        with pytest.raises(CircuitOpenError):
+            async with circuit.guard():
+                pass
