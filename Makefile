@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_WORKERS ?= auto
+PYTEST_DIST ?= loadfile
 STAMP := $(VENV)/.installed
 
 .PHONY: run test setup migrate lint typecheck importlint check-deploy bench clean
@@ -28,8 +29,8 @@ run: migrate
 
 ## Set everything up and run the whole test suite (the infra package on its own minimal settings, then the rest).
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --ds=tests.llm_infra_django.settings tests/llm_infra_django
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --ignore=tests/llm_infra_django tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) --ds=tests.llm_infra_django.settings tests/llm_infra_django
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) --ignore=tests/llm_infra_django tests
 
 lint: setup
 	$(PY) -m ruff check .

@@ -8,3 +8,22 @@ class PublishingConfig(AppConfig):
     label = "publishing"
     verbose_name = "Publishing"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from apps.publishing import selectors
+        from apps.publishing.models import Service, ServiceVersion
+        from apps.publishing.signals import version_status_changed
+        from apps.tenancy.models import QuotaType
+        from apps.tenancy.quotas import register_count_provider
+        from apps.tenancy.sharing import register_resource_type
+
+        def service_owner(resource_id: str):  # type: ignore[no-untyped-def]
+            service = Service.objects.select_related("publisher").filter(pk=resource_id).first()
+            return service.publisher if service else None
+
+        def drop_routes(sender: type, version: ServiceVersion, **kwargs: object) -> None:
+            selectors.invalidate_routes(version)
+
+        register_resource_type("service", service_owner)
+        register_count_provider(QuotaType.SERVICES_PUBLISHED, selectors.count_services_published)
+        version_status_changed.connect(drop_routes, dispatch_uid="publishing.invalidate_routes", weak=False)

@@ -1,0 +1,257 @@
+"""State changes of the publishing app: publish a service, add versions, lifecycle actions, dry-run validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from apps.publishing import lifecycle, selectors
+from apps.publishing.crypto import encrypt_secret
+from apps.publishing.exceptions import VersionRuleError
+from apps.publishing.models import AuthKind, Service, ServiceVersion, Status, ValidationRun
+from apps.publishing.validation import openapi_issues, schema_issues
+from apps.publishing.versioning import VersionError, parse_version
+from apps.tenancy.audit import record_audit
+from apps.tenancy.models import QuotaType, Role, Tenant
+from apps.tenancy.quotas import enforce_count
+from apps.tenancy.services import is_platform_staff, require_role
+from llm_infra_django.errors import AuthorizationError, ConflictError, ValidationError
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,61}[a-z0-9]$")
+
+# Fields of a version a provider sets (the API's nested representation is flattened to these by the serializer).
+VERSION_FIELDS = (
+    "name",
+    "description",
+    "category",
+    "tags",
+    "capabilities",
+    "endpoint_url",
+    "protocol",
+    "upstream_model",
+    "auth_kind",
+    "pricing_model",
+    "price_input_per_mtok",
+    "price_output_per_mtok",
+    "price_cached_input_per_mtok",
+    "price_per_request",
+    "currency",
+    "sla_availability",
+    "sla_max_latency_ms",
+    "sla_timeout_ms",
+    "support_level",
+    "compliance_level",
+    "certifications",
+    "data_residency",
+    "gdpr_compliant",
+    "hipaa_compliant",
+    "context_length",
+    "modalities",
+    "openapi_document",
+)
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    """Values converted by their model fields (strings to Decimals and so on); bad ones named in a 400."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        field = ServiceVersion._meta.get_field(name)
+        try:
+            values[name] = field.to_python(value) if value is not None or not field.null else None
+            if values[name] is not None and getattr(field, "choices", None):
+                field.validate(values[name], None)
+        except DjangoValidationError as exc:
+            errors[name] = [str(m) for m in exc.messages]
+    if errors:
+        raise ValidationError(fields=errors)
+    return values
+
+
+def _build_version(service: Service | None, version: str, values: Mapping[str, Any]) -> ServiceVersion:
+    """An unsaved version from validated values (`upstream_secret` is encrypted, never kept in clear)."""
+    unknown = set(values) - set(VERSION_FIELDS) - {"upstream_secret"}
+    if unknown:
+        raise ValidationError(fields={name: ["Unknown field."] for name in sorted(unknown)})
+    fields = _coerce({k: v for k, v in values.items() if k in VERSION_FIELDS})
+    secret = values.get("upstream_secret") or ""
+    if secret and fields.get("auth_kind", AuthKind.NONE) == AuthKind.NONE:
+        raise ValidationError(fields={"endpoint.auth.kind": ["A secret needs auth kind api_key or bearer."]})
+    if fields.get("auth_kind") in (AuthKind.API_KEY, AuthKind.BEARER) and not secret:
+        raise ValidationError(fields={"endpoint.auth.secret": ["This auth kind needs a secret."]})
+    try:
+        major, minor, patch = parse_version(version)
+    except VersionError as exc:
+        raise VersionRuleError("INVALID_VERSION", str(exc)) from None
+    instance = ServiceVersion(service=service, version=version, major=major, minor=minor, patch=patch, **fields)
+    instance.upstream_secret_encrypted = encrypt_secret(secret)
+    return instance
+
+
+def _check_increment(service: Service, candidate: ServiceVersion) -> None:
+    latest = selectors.latest_version(service, include_retired=True)
+    if latest and (candidate.major, candidate.minor, candidate.patch) <= (latest.major, latest.minor, latest.patch):
+        raise VersionRuleError(
+            "VERSION_NOT_INCREMENTED", f"{candidate.version} is not greater than the latest version {latest.version}."
+        )
+
+
+def _submit(version: ServiceVersion, actor: Any) -> ValidationRun:
+    """draft → validating, and the pipeline queued after commit (it runs eagerly without a broker)."""
+    from apps.publishing.tasks import start_pipeline
+
+    lifecycle.transition(version, Status.VALIDATING, actor=actor)
+    run = ValidationRun.objects.create(version=version)
+    transaction.on_commit(lambda: start_pipeline(str(run.pk)))
+    return run
+
+
+@transaction.atomic
+def publish_service(
+    *, publisher: Tenant, actor: Any, slug: str, version: str, values: Mapping[str, Any]
+) -> tuple[Service, ServiceVersion, ValidationRun]:
+    """Create a service with its first version and start the publishing pipeline."""
+    require_role(publisher, actor, Role.ADMIN)
+    if not publisher.is_operational:
+        raise ConflictError(f"Tenant '{publisher.slug}' is {publisher.status} and cannot publish.")
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        raise ValidationError(fields={"slug": ["Use 2-63 lower-case letters, digits and single hyphens."]})
+    candidate = _build_version(None, version, values)
+    locked = Tenant.objects.select_for_update().get(pk=publisher.pk)
+    enforce_count(locked, QuotaType.SERVICES_PUBLISHED, current=selectors.count_services_published(locked))
+    try:
+        with transaction.atomic():
+            service = Service.objects.create(publisher=locked, slug=slug)
+    except IntegrityError:
+        raise ConflictError(
+            f"'{publisher.slug}/{slug}' already exists; publish a new version instead.", details={"field": "slug"}
+        ) from None
+    candidate.service = service
+    candidate.save()
+    record_audit(
+        action="service_created", tenant=locked, actor=actor, obj=service, after={"slug": slug, "version": version}
+    )
+    run = _submit(candidate, actor)
+    return service, candidate, run
+
+
+@transaction.atomic
+def publish_version(
+    *, service: Service, actor: Any, version: str, values: Mapping[str, Any]
+) -> tuple[ServiceVersion, ValidationRun]:
+    """Add a strictly greater version to a service and start the pipeline."""
+    require_role(service.publisher, actor, Role.ADMIN)
+    candidate = _build_version(service, version, values)
+    Service.objects.select_for_update().get(pk=service.pk)
+    _check_increment(service, candidate)
+    candidate.save()
+    return candidate, _submit(candidate, actor)
+
+
+def dry_run(*, version: str, values: Mapping[str, Any], service: Service | None = None) -> list[dict[str, Any]]:
+    """Steps 1-3 of the pipeline on an unsaved definition; nothing is written."""
+    from apps.publishing.pipeline import policy_step_issues
+
+    try:
+        candidate = _build_version(service, version, values)
+    except VersionRuleError as exc:
+        return [{"name": "schema", "outcome": "failed", "messages": exc.details["issues"]}]
+    if service is not None:
+        try:
+            _check_increment(service, candidate)
+        except VersionRuleError as exc:
+            return [{"name": "schema", "outcome": "failed", "messages": exc.details["issues"]}]
+    steps = []
+    for name, issues in (
+        ("schema", schema_issues(candidate)),
+        ("openapi", openapi_issues(candidate.openapi_document)),
+        ("policy", policy_step_issues(candidate, tenant_slug=service.publisher.slug if service else None)),
+    ):
+        failed = any(i.severity != "warning" for i in issues)
+        steps.append(
+            {"name": name, "outcome": "failed" if failed else "passed", "messages": [i.as_dict() for i in issues]}
+        )
+    return steps
+
+
+# --- Lifecycle actions --------------------------------------------------------------------------------------
+
+
+def _require_publisher_admin(version: ServiceVersion, actor: Any) -> None:
+    if not is_platform_staff(actor):
+        require_role(version.service.publisher, actor, Role.ADMIN)
+
+
+def _require_staff(actor: Any, what: str) -> None:
+    if not is_platform_staff(actor):
+        raise AuthorizationError(f"Only platform staff can {what}.")
+
+
+def approve_version(*, version: ServiceVersion, actor: Any, notes: str = "") -> ServiceVersion:
+    """Platform staff approve a version waiting for approval."""
+    _require_staff(actor, "approve services")
+    return lifecycle.transition(version, Status.ACTIVE, actor=actor, reason=notes)
+
+
+def reject_version(*, version: ServiceVersion, actor: Any, notes: str) -> ServiceVersion:
+    """Platform staff reject a version waiting for approval, saying why."""
+    _require_staff(actor, "reject services")
+    if not notes or not notes.strip():
+        raise ValidationError(fields={"notes": ["Say why the service is rejected."]})
+    return lifecycle.transition(version, Status.REJECTED, actor=actor, reason=notes.strip())
+
+
+def deprecate_version(*, version: ServiceVersion, actor: Any) -> ServiceVersion:
+    """The publisher deprecates an active version; it is retired after the grace period."""
+    _require_publisher_admin(version, actor)
+    return lifecycle.transition(version, Status.DEPRECATED, actor=actor)
+
+
+def suspend_version(*, version: ServiceVersion, actor: Any, reason: str) -> ServiceVersion:
+    """Platform staff take a version off the air."""
+    _require_staff(actor, "suspend services")
+    if not reason or not reason.strip():
+        raise ValidationError(fields={"reason": ["Say why the service is suspended."]})
+    return lifecycle.transition(version, Status.SUSPENDED, actor=actor, reason=reason.strip())
+
+
+def reactivate_version(*, version: ServiceVersion, actor: Any) -> ServiceVersion:
+    """Back to active: staff for a suspended version, the publisher for a deprecated one."""
+    if version.status == Status.SUSPENDED:
+        _require_staff(actor, "lift a suspension")
+    else:
+        _require_publisher_admin(version, actor)
+    return lifecycle.transition(version, Status.ACTIVE, actor=actor)
+
+
+def retire_version(*, version: ServiceVersion, actor: Any) -> ServiceVersion:
+    """Retire a version for good (deleting a service retires it)."""
+    _require_publisher_admin(version, actor)
+    return lifecycle.transition(version, Status.RETIRED, actor=actor)
+
+
+def retire_service(*, service: Service, actor: Any) -> int:
+    """Retire every version that can be retired; returns how many."""
+    if not is_platform_staff(actor):
+        require_role(service.publisher, actor, Role.ADMIN)
+    retired = 0
+    for version in service.versions.filter(status__in=[Status.ACTIVE, Status.DEPRECATED, Status.SUSPENDED]):
+        lifecycle.transition(version, Status.RETIRED, actor=actor)
+        retired += 1
+    return retired
+
+
+def retire_due_versions(*, now: Any = None) -> int:
+    """Retire deprecated versions whose grace period is over (scheduled task and management command)."""
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    retired = 0
+    for version in ServiceVersion.objects.filter(status=Status.DEPRECATED, retire_at__lte=now):
+        lifecycle.transition(version, Status.RETIRED, actor=None, reason="deprecation grace period over")
+        retired += 1
+    return retired
