@@ -154,16 +154,16 @@ class ServiceVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.service}@{self.version}"
 
-    @property
-    def model_id(self) -> str:
-        """The consumer-facing model id of the service (`<publisher>/<service>`)."""
-        return str(self.service)
-
     def save(self, *args: object, **kwargs: object) -> None:
         self.search_document = " ".join([self.name, self.description, " ".join(map(str, self.tags or []))])
         self.tags_index = "," + ",".join(str(t).lower() for t in self.tags or []) + ","
         self.residency_index = "," + ",".join(str(c) for c in self.data_residency or []) + ","
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def model_id(self) -> str:
+        """The consumer-facing model id of the service (`<publisher>/<service>`)."""
+        return str(self.service)
 
 
 class ValidationRun(models.Model):

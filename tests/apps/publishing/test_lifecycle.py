@@ -96,7 +96,7 @@ def test_retire_due_versions_after_the_grace_period(publisher, publisher_admin) 
 
 
 def test_new_versions_must_strictly_increase(publisher, publisher_admin) -> None:
-    service, first, _ = services.publish_service(
+    service, _first, _ = services.publish_service(
         publisher=publisher, actor=publisher_admin, slug="echo", version="1.0.0", values=definition()
     )
     for bad in ("1.0.0", "0.9.9", "1.0.1-rc.1", "1.0.1+abc"):

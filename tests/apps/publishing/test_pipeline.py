@@ -46,7 +46,7 @@ def test_valid_public_service_of_a_trusted_publisher_goes_active(publisher, publ
 
 
 def test_confidential_service_waits_for_approval_then_goes_active(publisher, publisher_admin, staff) -> None:
-    _, version, run = publish(publisher, publisher_admin, compliance_level="confidential", certifications=["SOC2"])
+    _, version, _run = publish(publisher, publisher_admin, compliance_level="confidential", certifications=["SOC2"])
     assert version.status == Status.PENDING_APPROVAL
     services.approve_version(version=version, actor=staff, notes="looks fine")
     version.refresh_from_db()

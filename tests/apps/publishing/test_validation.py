@@ -38,7 +38,7 @@ def test_semver_refuses_anything_but_plain_versions(text: str) -> None:
     st.tuples(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999)),
 )
 def test_semver_order_is_numeric(a: tuple[int, int, int], b: tuple[int, int, int]) -> None:
-    assert (parse_version("%d.%d.%d" % a) < parse_version("%d.%d.%d" % b)) == (a < b)
+    assert (parse_version(".".join(map(str, a))) < parse_version(".".join(map(str, b)))) == (a < b)
 
 
 @pytest.mark.parametrize(
