@@ -1,0 +1,83 @@
+"""The marketplace's admin site: platform staff and tenant owners/admins log in; it adds the usage dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError as FormValidationError
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
+
+from apps.tenancy.admin_scoping import admin_tenant_ids_for, can_use_admin, is_platform_admin, not_found
+from apps.tenancy.dashboard import dashboard_data
+from apps.tenancy.models import Tenant
+from apps.tenancy.selectors import admin_tenant_ids
+
+
+class TenantAdminAuthenticationForm(AdminAuthenticationForm):
+    """Admin login for platform staff and for owners/admins of a tenant (who need not be `is_staff`)."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": (
+            "Please enter the correct %(username)s and password of an account that may use the admin "
+            "(platform staff, or an owner or admin of a tenant). Both fields may be case-sensitive."
+        ),
+    }
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        # Skip AdminAuthenticationForm's is_staff test; keep AuthenticationForm's is_active test.
+        super(AdminAuthenticationForm, self).confirm_login_allowed(user)
+        if not (user.is_staff or user.is_superuser or admin_tenant_ids(user)):
+            raise FormValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+
+
+class MarketplaceAdminSite(admin.AdminSite):
+    """`admin.site` of the project (set through `apps.tenancy.apps.MarketplaceAdminConfig`)."""
+
+    site_header = "LLM Marketplace administration"
+    site_title = "LLM Marketplace admin"
+    index_title = "Administration"
+    login_form = TenantAdminAuthenticationForm
+    index_template = "tenancy/admin/index.html"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        return can_use_admin(request)
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        own = [path("usage-dashboard/", self.admin_view(self.usage_dashboard_view), name="usage_dashboard")]
+        return own + super().get_urls()
+
+    def dashboard_tenants(self, request: HttpRequest) -> list[Tenant]:
+        """Tenants whose dashboard the user may open: all for superusers, else those they own or administer."""
+        tenants = Tenant.objects.order_by("slug")
+        if not is_platform_admin(request.user):
+            tenants = tenants.filter(pk__in=admin_tenant_ids_for(request))
+        return list(tenants)
+
+    def usage_dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """Requests and spend per day and per service, and quota gauges, of one tenant (picked by `?tenant=`)."""
+        tenants = self.dashboard_tenants(request)
+        slug = request.GET.get("tenant", "").strip()
+        if slug:
+            tenant = next((t for t in tenants if t.slug == slug), None)
+            if tenant is None:
+                return not_found(request, "No such tenant.")
+        else:
+            tenant = tenants[0] if tenants else None
+        context = {
+            **self.each_context(request),
+            "title": f"Usage dashboard — {tenant.name}" if tenant else "Usage dashboard",
+            "tenants": tenants,
+            "tenant": tenant,
+            "data": dashboard_data(tenant) if tenant else None,
+        }
+        request.current_app = self.name
+        return TemplateResponse(request, "tenancy/admin/usage_dashboard.html", context)

@@ -1,0 +1,148 @@
+"""Data of the usage dashboard: daily usage from registered providers (else tenancy's counters) and quota gauges."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from apps.tenancy.conf import tenancy_settings
+from apps.tenancy.models import QuotaType, QuotaUsage, Tenant
+from apps.tenancy.quotas import from_units, quota_status
+
+DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    """Usage of one tenant on one (tenant-local) day, for one service ("" when the source does not know it)."""
+
+    day: date
+    requests: int = 0
+    spend: Decimal = Decimal(0)
+    tokens: int = 0
+    service: str = ""
+
+
+# provider(tenant, first_day, last_day) -> rows, or None when it has nothing for this tenant.
+UsageProvider = Callable[[Tenant, date, date], Iterable[DailyUsage] | None]
+
+_usage_providers: dict[str, UsageProvider] = {}
+
+
+def register_usage_provider(name: str, provider: UsageProvider) -> None:
+    """Let an app supply daily usage (the consumption app: its rollups). The most recently registered provider that
+    returns rows wins; tenancy's own quota counters are the fallback. Registering a name again replaces it."""
+    _usage_providers.pop(name, None)
+    _usage_providers[name] = provider
+
+
+def unregister_usage_provider(name: str) -> None:
+    _usage_providers.pop(name, None)
+
+
+def quota_counter_usage(tenant: Tenant, first: date, last: date) -> list[DailyUsage]:
+    """Daily usage from tenancy's durable quota counters (only hour and day periods can be split into days)."""
+    tz = ZoneInfo(tenant.timezone or "UTC")
+    start = datetime(first.year, first.month, first.day, tzinfo=tz)
+    end = datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)
+    rows = QuotaUsage.objects.filter(
+        tenant=tenant,
+        quota_type__in=[QuotaType.API_REQUESTS, QuotaType.SPEND_USD, QuotaType.TOKENS],
+        period_start__gte=start,
+        period_start__lt=end,
+    ).values_list("quota_type", "period_start", "period_end", "used")
+    per_day: dict[date, dict[str, Any]] = defaultdict(lambda: {"requests": 0, "spend": Decimal(0), "tokens": 0})
+    for quota_type, period_start, period_end, used in rows:
+        if period_end - period_start > timedelta(days=1):
+            continue
+        bucket = per_day[period_start.astimezone(tz).date()]
+        if quota_type == QuotaType.API_REQUESTS:
+            bucket["requests"] += used
+        elif quota_type == QuotaType.SPEND_USD:
+            bucket["spend"] += from_units(quota_type, used)
+        else:
+            bucket["tokens"] += used
+    return [DailyUsage(day=day, **values) for day, values in sorted(per_day.items())]
+
+
+def _daily_usage(tenant: Tenant, first: date, last: date) -> tuple[str, list[DailyUsage]]:
+    for name, provider in reversed(list(_usage_providers.items())):
+        rows = provider(tenant, first, last)
+        if rows is not None:
+            return name, list(rows)
+    return "tenancy.quota_counters", quota_counter_usage(tenant, first, last)
+
+
+def _number(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros: 1000000, 2.5."""
+    return f"{Decimal(value).normalize():f}"
+
+
+def _gauge(row: dict[str, Any]) -> dict[str, Any]:
+    unlimited = row["limit"] < 0
+    percentage = row["percentage"]
+    return {
+        "quota_type": row["quota_type"],
+        "label": QuotaType(row["quota_type"]).label,
+        "period": row["period"],
+        "action": row["action"],
+        "used": _number(row["used"]),
+        "limit": None if unlimited else _number(row["limit"]),
+        "unlimited": unlimited,
+        "percentage": percentage,
+        "bar_percentage": min(float(percentage or 0), 100.0),
+        "soft_limit_reached": bool(row["soft_limit_reached"]),
+        "over_limit": percentage is not None and percentage >= 100,
+        "resets_at": row["resets_at"].isoformat() if row["resets_at"] else None,
+    }
+
+
+def dashboard_data(tenant: Tenant, *, days: int = DEFAULT_DAYS, today: date | None = None) -> dict[str, Any]:
+    """Everything the dashboard shows for one tenant, JSON-safe: per-day and per-service series over the last
+    `days` days (tenant-local dates), totals, and one gauge per quota with the soft-limit line."""
+    today = today or timezone.now().astimezone(ZoneInfo(tenant.timezone or "UTC")).date()
+    first = today - timedelta(days=days - 1)
+    source, rows = _daily_usage(tenant, first, today)
+    day_list = [first + timedelta(days=offset) for offset in range(days)]
+    requests = dict.fromkeys(day_list, 0)
+    spend = dict.fromkeys(day_list, Decimal(0))
+    tokens = dict.fromkeys(day_list, 0)
+    services: dict[str, dict[str, Any]] = defaultdict(lambda: {"requests": 0, "spend": Decimal(0), "tokens": 0})
+    for row in rows:
+        if row.day not in requests:
+            continue
+        requests[row.day] += row.requests
+        spend[row.day] += row.spend
+        tokens[row.day] += row.tokens
+        if row.service:
+            services[row.service]["requests"] += row.requests
+            services[row.service]["spend"] += row.spend
+            services[row.service]["tokens"] += row.tokens
+    by_service = sorted(services.items(), key=lambda item: (-item[1]["spend"], -item[1]["requests"], item[0]))
+    total_spend = sum(spend.values(), Decimal(0))
+    return {
+        "tenant": {"slug": tenant.slug, "name": tenant.name, "timezone": tenant.timezone},
+        "source": source,
+        "days": [d.isoformat() for d in day_list],
+        "requests": [requests[d] for d in day_list],
+        "spend": [float(spend[d]) for d in day_list],
+        "tokens": [tokens[d] for d in day_list],
+        "services": [
+            {"service": name, "requests": v["requests"], "spend": float(v["spend"]), "tokens": v["tokens"]}
+            for name, v in by_service
+        ],
+        "totals": {
+            "requests": sum(requests.values()),
+            "spend": f"{total_spend:.2f}",
+            "tokens": sum(tokens.values()),
+        },
+        "gauges": [_gauge(row) for row in quota_status(tenant)],
+        "soft_limit_percent": float(tenancy_settings.SOFT_LIMIT_RATIO) * 100,
+    }
