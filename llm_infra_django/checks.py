@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -180,7 +181,8 @@ def check_tracing_exporter(app_configs: Any = None, **kwargs: Any) -> list[Check
                 id="llm_infra.W003",
             )
         ]
-    if tracing.get("ENABLED") and tracing.get("EXPORTER") == "otlp" and not tracing.get("OTLP_ENDPOINT"):
+    endpoint = tracing.get("OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if tracing.get("ENABLED") and tracing.get("EXPORTER") == "otlp" and not endpoint:
         return [
             Error(
                 "TRACING uses the OTLP exporter but no endpoint is set.",

@@ -49,7 +49,8 @@ DEFAULTS: dict[str, Any] = {
         "ENABLED": True,
         "SERVICE_NAME": "llm-marketplace",
         "SAMPLE_RATE": 1.0,
-        "EXPORTER": "none",
+        # None = OTLP when an endpoint is set (here or in OTEL_EXPORTER_OTLP_ENDPOINT), else no exporter.
+        "EXPORTER": None,
         "OTLP_ENDPOINT": None,
     },
     # Callable(request) -> str | None naming the tenant of a request, for logs and traces.

@@ -141,7 +141,7 @@ class DeferredRenderer:
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
         if self.use_json():
-            return self._json(logger, method_name, event_dict)
+            return str(self._json(logger, method_name, event_dict))
         return self._console(logger, method_name, event_dict)
 
 

@@ -101,13 +101,13 @@ class RequestContextMiddleware:
     def _start(request: HttpRequest) -> float:
         structlog.contextvars.clear_contextvars()
         request_id = incoming_request_id(request)
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request.request_id = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         return time.perf_counter()
 
     @staticmethod
     def _finish(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
-        response[infra_settings.REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        response[infra_settings.REQUEST_ID_HEADER] = request.request_id
         context = structlog.contextvars.get_contextvars()
         tenant = context.get("tenant") or resolved_tenant(request)
         user = context.get("user") or resolved_user_id(request)

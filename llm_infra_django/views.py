@@ -16,19 +16,19 @@ def _wants_html(request: HttpRequest) -> bool:
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_html(request):
-        return defaults.page_not_found(request, exception)  # type: ignore[arg-type]
+        return defaults.page_not_found(request, exception)
     return envelope_response(NotFoundError(message=f"No route for {request.path}."), request)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_html(request):
-        return defaults.permission_denied(request, exception)  # type: ignore[arg-type]
+        return defaults.permission_denied(request, exception)
     return envelope_response(AuthorizationError(), request)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_html(request):
-        return defaults.bad_request(request, exception)  # type: ignore[arg-type]
+        return defaults.bad_request(request, exception)
     return envelope_response(AppError("Bad request.", status_code=400, code="bad_request"), request)
 
 

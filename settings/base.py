@@ -165,9 +165,7 @@ LLM_INFRA = {
         "ENABLED": env.bool("OTEL_ENABLED", default=True),
         "SERVICE_NAME": env.str("OTEL_SERVICE_NAME", default="llm-marketplace"),
         "SAMPLE_RATE": env.float("OTEL_SAMPLE_RATE", default=1.0),
-        "EXPORTER": env.str(
-            "OTEL_EXPORTER", default="otlp" if env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="") else "none"
-        ),
+        "EXPORTER": env.str("OTEL_EXPORTER", default="") or None,
         "OTLP_ENDPOINT": env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="") or None,
     },
     "UPSTREAMS": {

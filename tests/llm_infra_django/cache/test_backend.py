@@ -103,7 +103,8 @@ def test_delete_pattern_removes_ten_thousand_keys_with_scan_in_batches(cache, mo
 
     # then
     assert deleted == 10_000
-    assert sum(unlink_sizes) == 10_000 and max(unlink_sizes) == 500
+    # SCAN may return a key twice while the keyspace shrinks under it (UNLINK then counts it once): at least all
+    assert sum(unlink_sizes) >= 10_000 and max(unlink_sizes) == 500
     assert cache.get("item:42") is None
     assert cache.get("other:1") == "kept"
 
