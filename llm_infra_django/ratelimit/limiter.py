@@ -6,6 +6,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import redis
 import structlog
@@ -157,6 +159,12 @@ def _scope_of(key: str) -> str:
     return key.partition(":")[0]
 
 
+@lru_cache(maxsize=1024)
+def _counter(scope: str, algorithm: str, outcome: str) -> Any:
+    # A labelled child looked up once: `labels()` costs as much per call as the rest of the Python side of a hit.
+    return RATELIMIT_DECISIONS.labels(scope, algorithm, outcome)
+
+
 def _decided(key: str, rate: Rate, algorithm: str, cost: int, verdict: Verdict) -> Decision:
     decision = Decision(
         allowed=verdict.allowed,
@@ -167,7 +175,7 @@ def _decided(key: str, rate: Rate, algorithm: str, cost: int, verdict: Verdict) 
         now=verdict.now_us / 1_000_000,
     )
     scope = _scope_of(key)
-    RATELIMIT_DECISIONS.labels(scope, algorithm, decision.outcome).inc()
+    _counter(scope, algorithm, decision.outcome).inc()
     if not decision.allowed:
         logger.info(
             "ratelimit_denied",
@@ -184,7 +192,7 @@ def _decided(key: str, rate: Rate, algorithm: str, cost: int, verdict: Verdict) 
 def _failed(key: str, rate: Rate, algorithm: str, fail_open: bool | None, exc: BaseException) -> Decision:
     scope = _scope_of(key)
     opened = infra_settings.THROTTLE_FAIL_OPEN if fail_open is None else fail_open
-    RATELIMIT_DECISIONS.labels(scope, algorithm, "error").inc()
+    _counter(scope, algorithm, "error").inc()
     logger.warning(
         "ratelimit_backend_failed", scope=scope, algorithm=algorithm, error=type(exc).__name__, fail_open=opened
     )

@@ -2,7 +2,8 @@
 -- KEYS[1]: sorted set of admitted hits (score = µs, member = "<seq>:<cost>")
 -- KEYS[2]: hash {n = admitted cost in the window, last = newest admitted µs, seq = member counter}
 -- ARGV: limit, period_us, cost, now_us ('' = Redis server TIME), expiry margin ms
--- Returns {allowed 0/1, remaining, reset_after_us, retry_after_us, now_us}. Denied hits are never logged.
+-- Returns "allowed(0/1) remaining reset_after_us retry_after_us now_us" (one bulk string, quick to parse).
+-- Denied hits are never logged.
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -77,4 +78,4 @@ local remaining = limit - total
 if remaining < 0 then
   remaining = 0
 end
-return {allowed, remaining, reset, retry, now}
+return string.format('%d %d %d %d %d', allowed, remaining, reset, retry, now)

@@ -16,7 +16,7 @@ from redis.cluster import key_slot
 
 from llm_infra_django.errors import ServiceUnavailableError
 from llm_infra_django.ratelimit.algorithms import SLIDING_WINDOW, TOKEN_BUCKET, SlidingWindowLog, TokenBucket
-from llm_infra_django.ratelimit.backends import LocalBackend, redis_hit, redis_keys
+from llm_infra_django.ratelimit.backends import _ASYNC_SCRIPTS, _SCRIPTS, LocalBackend, redis_hit, redis_keys
 from llm_infra_django.ratelimit.limiter import Decision, Limiter, limiter, make_key
 from llm_infra_django.ratelimit.rates import Rate
 from tests.llm_infra_django.ratelimit.conftest import DEAD_REDIS_URL, infra
@@ -137,17 +137,21 @@ def test_lua_and_python_decide_identically_on_the_same_clock(
 
 
 @pytest.mark.redis
-def test_the_script_is_reloaded_after_script_flush(use_redis: str, redis_client: Any) -> None:
-    # given: a server that forgot the cached script (restart, failover)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_a_script_unknown_to_the_server_is_loaded_and_run(
+    use_redis: str, algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: SHAs the server has never seen (as after a restart or failover; the shared server is not flushed)
     key = make_key(use_redis, "noscript")
-    limiter.hit(key, "5/min")
-    redis_client.script_flush()
+    monkeypatch.setattr(_SCRIPTS[algorithm], "sha", "0" * 40)
+    monkeypatch.setattr(_ASYNC_SCRIPTS[algorithm], "sha", "0" * 40)
 
     # when
-    decision = limiter.hit(key, "5/min")
+    decisions = [limiter.hit(key, "5/min", algorithm=algorithm), await limiter.ahit(key, "5/min", algorithm=algorithm)]
 
     # then
-    assert decision.allowed and decision.remaining == 3
+    assert [(d.allowed, d.remaining) for d in decisions] == [(True, 4), (True, 3)]
+    assert _SCRIPTS[algorithm].sha != "0" * 40
 
 
 @pytest.mark.redis
