@@ -17,7 +17,7 @@ local function cost_of(member)
   return tonumber(string.match(member, ':(%d+)$'))
 end
 
-local meta = redis.call('HMGET', KEYS[2], 'n', 'last')
+local meta = redis.call('HMGET', KEYS[2], 'n', 'last', 'seq')
 local total = tonumber(meta[1]) or 0
 local last = tonumber(meta[2]) or 0
 if now < last then
@@ -39,11 +39,11 @@ local allowed = 0
 local retry = 0
 if total + cost <= limit then
   allowed = 1
-  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-  redis.call('ZADD', KEYS[1], now, seq .. ':' .. cost)
+  local seq = (tonumber(meta[3]) or 0) + 1
+  redis.call('ZADD', KEYS[1], now, string.format('%d:%d', seq, cost))
   total = total + cost
   last = now
-  redis.call('HSET', KEYS[2], 'n', total, 'last', string.format('%d', now))
+  redis.call('HSET', KEYS[2], 'n', total, 'last', string.format('%d', now), 'seq', seq)
   local ttl = math.ceil(period / 1000) + tonumber(ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
