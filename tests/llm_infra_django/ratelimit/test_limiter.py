@@ -288,7 +288,7 @@ async def test_async_redis_down_fails_open_or_closed(settings: Any, scope: str) 
         await limiter.ahit(key, "1/min", fail_open=False)
 
 
-def test_a_denial_is_logged_without_secrets(settings: Any, scope: str) -> None:
+def test_a_denial_is_logged_with_its_scope_key_and_wait(settings: Any, scope: str) -> None:
     # given
     settings.LLM_INFRA = infra()
     key = make_key(scope, "user:7")

@@ -274,3 +274,26 @@ def test_throttles_share_the_limit_through_redis(settings: Any, redis_url: str, 
     assert [r.status_code for r in responses] == [200, 200, 429]
     _assert_limit_headers(responses[1], 2, 0)
     _assert_throttled(responses[2], max_retry_after=30)
+
+
+@pytest.mark.redis
+def test_api_key_limits_in_redis_never_contain_the_secret(
+    settings: Any, redis_url: str, redis_client: Any, scope: str
+) -> None:
+    # given
+    settings.LLM_INFRA = infra(THROTTLE_RATES={"api_key": "1/min"}, REDIS_URL=redis_url)
+    secret = f"mk_{scope}_S3cr3tValue0123456789"
+    name = f"rl:{{api_key:keyhash:{hashed(secret)}}}:tb"
+
+    # when
+    try:
+        statuses = [Client().get("/drf/api-key", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code for _ in range(2)]
+        stored = redis_client.exists(name)
+        leaked = list(redis_client.scan_iter(match=f"*{secret}*", count=1000))
+    finally:
+        redis_client.delete(name)
+
+    # then
+    assert statuses == [200, 429]
+    assert stored == 1
+    assert leaked == []
