@@ -9,7 +9,9 @@ from graphene_django.views import GraphQLView
 urlpatterns = [
     path("", include("llm_infra_django.urls")),
     path("admin/", admin.site.urls),
+    path("", include("apps.consumption.urls")),
     path("api/v1/", include("apps.tenancy.api.urls")),
+    path("api/v1/", include("apps.publishing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("graphql", csrf_exempt(GraphQLView.as_view(graphiql=False)), name="graphql"),

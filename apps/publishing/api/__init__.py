@@ -1,0 +1,1 @@
+"""REST API of the publishing app: publish, discover and manage services under `/api/v1/services/`."""
