@@ -24,6 +24,6 @@ class PublishingConfig(AppConfig):
         def drop_routes(sender: type, version: ServiceVersion, **kwargs: object) -> None:
             selectors.invalidate_routes(version)
 
-        register_resource_type("service", service_owner)
+        register_resource_type("service", service_owner, open_by_default=True)
         register_count_provider(QuotaType.SERVICES_PUBLISHED, selectors.count_services_published)
         version_status_changed.connect(drop_routes, dispatch_uid="publishing.invalidate_routes", weak=False)

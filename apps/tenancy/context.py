@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
@@ -77,10 +78,12 @@ class TenantContextMiddleware:
     """Give plain Django views `request.tenant` (resolved on first use, from the session user and `X-Tenant`)."""
 
     sync_capable = True
-    async_capable = False
+    async_capable = True
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         request.tenant = SimpleLazyObject(lambda: resolve_tenant(request))  # type: ignore[attr-defined]

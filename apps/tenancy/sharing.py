@@ -42,14 +42,18 @@ class ResourceType:
 
     name: str
     owner_of: Callable[[str], Tenant | None]
+    # Whether a resource without a sharing policy is open to every operational tenant (like a public listing).
+    open_by_default: bool = False
 
 
 _resource_types: dict[str, ResourceType] = {}
 
 
-def register_resource_type(name: str, owner_of: Callable[[str], Tenant | None]) -> None:
+def register_resource_type(
+    name: str, owner_of: Callable[[str], Tenant | None], *, open_by_default: bool = False
+) -> None:
     """Let an app (publishing: "service", catalog: "model") make its resources shareable."""
-    _resource_types[name] = ResourceType(name, owner_of)
+    _resource_types[name] = ResourceType(name, owner_of, open_by_default)
 
 
 def _owner_of(resource_type: str, resource_id: str) -> Tenant:
@@ -393,7 +397,8 @@ def can_use(consumer: Tenant, resource_type: str, resource_id: str, owner_id: An
         return True
     policy = SharingPolicy.objects.filter(resource_type=resource_type, resource_id=str(resource_id)).first()
     if policy is None:
-        return False
+        kind = _resource_types.get(resource_type)
+        return bool(kind and kind.open_by_default and consumer.is_operational)
     if policy.owner_id == consumer.pk:
         return True
     if active_grants(policy).filter(consumer=consumer).exists():

@@ -1,0 +1,147 @@
+-- Admission of one proxied request, atomically: revocation, key rpm/tpm/parallel, key budgets, tenant quotas,
+-- then (only when everything passes) every counter is charged and a reservation is recorded.
+-- All keys share the tenant's hash tag, so the script is valid on Redis Cluster.
+--
+-- KEYS: 1 revoked flag, 2 tenant suspended flag, 3 rpm log (zset), 4 tpm window, 5 parallel slots (zset),
+--       6 key budget day, 7 key budget month, 8 quota requests, 9 quota tokens, 10 quota spend,
+--       11 reservation (hash), 12 reservation index (zset), 13 throttle bucket (hash)
+-- ARGV: 1 request id, 2 rpm limit, 3 tpm limit, 4 estimated tokens, 5 max parallel, 6 slot lifetime ms,
+--       7 budget day limit, 8 budget month limit, 9 estimated cost (micro-USD),
+--       10/11/12 requests quota limit/action/seed, 13/14/15 tokens quota, 16/17/18 spend quota,
+--       19 budget day seed, 20 budget month seed, 21 throttle rate per second, 22 quota ttl s, 23 tpm window ms
+-- Limits are -1 when absent; seeds are -1 when unknown (the caller reads the database and calls again).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'revoked'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'suspended'} end
+
+local request_id = ARGV[1]
+local rpm_limit = tonumber(ARGV[2])
+local tpm_limit = tonumber(ARGV[3])
+local est_tokens = tonumber(ARGV[4])
+local max_parallel = tonumber(ARGV[5])
+local slot_ms = tonumber(ARGV[6])
+local est_cost = tonumber(ARGV[9])
+local window_ms = tonumber(ARGV[23])
+
+-- Counters that may need seeding from the database: {key index, limit, action, seed, amount, name}
+local metered = {
+  {6, tonumber(ARGV[7]), 'block', tonumber(ARGV[19]), est_cost, 'budget_day'},
+  {7, tonumber(ARGV[8]), 'block', tonumber(ARGV[20]), est_cost, 'budget_month'},
+  {8, tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12]), 1, 'api_requests'},
+  {9, tonumber(ARGV[13]), ARGV[14], tonumber(ARGV[15]), est_tokens, 'tokens'},
+  {10, tonumber(ARGV[16]), ARGV[17], tonumber(ARGV[18]), est_cost, 'spend_usd'},
+}
+
+local missing = {}
+local current = {}
+for i, m in ipairs(metered) do
+  if m[2] >= 0 then
+    local value = redis.call('GET', KEYS[m[1]])
+    if value then
+      current[i] = tonumber(value)
+    elseif m[4] >= 0 then
+      current[i] = m[4]
+    else
+      missing[#missing + 1] = m[6]
+    end
+  end
+end
+if #missing > 0 then return {-2, 'seed', unpack(missing)} end
+
+-- Requests per minute: exact sliding log; refused requests leave no trace.
+local rpm_count = 0
+if rpm_limit >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 60000)
+  rpm_count = redis.call('ZCARD', KEYS[3])
+  if rpm_count >= rpm_limit then
+    local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    local retry = 1000
+    if oldest[2] then retry = tonumber(oldest[2]) + 60000 - now end
+    return {0, 'rpm', math.max(retry, 1), rpm_limit}
+  end
+end
+
+-- Tokens per minute: the window of the current minute, charged with the estimate and settled later.
+local tpm_used = 0
+if tpm_limit >= 0 then
+  tpm_used = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if tpm_used + est_tokens > tpm_limit then
+    return {0, 'tpm', window_ms - (now % window_ms), tpm_limit}
+  end
+end
+
+if max_parallel >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  if redis.call('ZCARD', KEYS[5]) >= max_parallel then
+    return {0, 'parallel', 1000, max_parallel}
+  end
+end
+
+-- Budgets and quotas.
+local throttled = 0
+local flags = {}
+for i, m in ipairs(metered) do
+  if m[2] >= 0 then
+    local after = current[i] + m[5]
+    if after > m[2] then
+      if m[3] == 'block' then
+        return {0, m[6], 0, m[2], current[i]}
+      elseif m[3] == 'throttle' then
+        throttled = 1
+      elseif current[i] <= m[2] then
+        flags[#flags + 1] = 'alert:' .. m[6]
+      end
+    end
+    if current[i] < 0.8 * m[2] and after >= 0.8 * m[2] then
+      flags[#flags + 1] = 'soft:' .. m[6]
+    end
+  end
+end
+
+-- A quota past its THROTTLE limit lets requests through a token bucket (capacity 1) at the reduced rate.
+if throttled == 1 then
+  local rate = tonumber(ARGV[21])
+  local state = redis.call('HMGET', KEYS[13], 'tokens', 'ts')
+  local tokens = tonumber(state[1] or '1')
+  local ts = tonumber(state[2] or tostring(now))
+  tokens = math.min(1, tokens + (now - ts) * rate / 1000)
+  if tokens < 1 then
+    return {0, 'throttle', math.ceil((1 - tokens) * 1000 / rate), 0}
+  end
+  redis.call('HSET', KEYS[13], 'tokens', tokens - 1, 'ts', now)
+  redis.call('PEXPIRE', KEYS[13], math.ceil(2000 / rate))
+end
+
+-- Everything passed: charge.
+local ttl = tonumber(ARGV[22])
+if rpm_limit >= 0 then
+  redis.call('ZADD', KEYS[3], now, request_id)
+  redis.call('PEXPIRE', KEYS[3], 61000)
+end
+if tpm_limit >= 0 then
+  redis.call('INCRBY', KEYS[4], est_tokens)
+  redis.call('PEXPIRE', KEYS[4], window_ms * 2)
+end
+if max_parallel >= 0 then
+  redis.call('ZADD', KEYS[5], now + slot_ms, request_id)
+  redis.call('PEXPIRE', KEYS[5], slot_ms + 60000)
+end
+local charged = {}
+for i, m in ipairs(metered) do
+  if m[2] >= 0 then
+    redis.call('SET', KEYS[m[1]], current[i] + m[5], 'EX', ttl)
+    charged[#charged + 1] = m[6]
+  end
+end
+redis.call('HSET', KEYS[11], 'tokens', est_tokens, 'cost', est_cost, 'deadline', now + slot_ms,
+  'charged', table.concat(charged, ','), 'tpm', tpm_limit >= 0 and 1 or 0)
+redis.call('PEXPIRE', KEYS[11], slot_ms + 86400000)
+redis.call('ZADD', KEYS[12], now + slot_ms, request_id)
+
+local remaining_rpm = -1
+if rpm_limit >= 0 then remaining_rpm = rpm_limit - rpm_count - 1 end
+local remaining_tpm = -1
+if tpm_limit >= 0 then remaining_tpm = tpm_limit - tpm_used - est_tokens end
+return {1, 'ok', remaining_rpm, remaining_tpm, window_ms - (now % window_ms), table.concat(flags, ',')}

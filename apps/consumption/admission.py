@@ -1,0 +1,422 @@
+"""Admission and settlement: one atomic Redis call admits a request against every limit and reserves its
+estimated cost; settlement replaces the estimate with the actual usage. Without Redis an in-process twin with the
+same semantics is used (limits are then per process, which suits a single development server only)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+from asgiref.sync import sync_to_async
+from redis.exceptions import RedisError
+
+from apps.consumption.keys import KeyInfo
+from apps.tenancy import quotas
+from apps.tenancy.conf import tenancy_settings
+from llm_infra_django.errors import (
+    AuthenticationError,
+    QuotaExceededError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from llm_infra_django.redis import get_async_redis, get_redis
+
+logger = structlog.get_logger(__name__)
+
+ADMIT_LUA = (Path(__file__).with_name("admission.lua")).read_text()
+SETTLE_LUA = (Path(__file__).with_name("settle.lua")).read_text()
+MICRO = Decimal(1_000_000)
+TPM_WINDOW_MS = 60_000
+SLOT_MARGIN_MS = 30_000
+
+
+def to_micro(usd: Decimal) -> int:
+    """Micro-dollars, rounded half up (costs are summed in integers so they stay exact)."""
+    return int((usd * MICRO).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class QuotaSnapshot:
+    """The tenant's metered limits as the proxy uses them (from the quota engine, cached with the key)."""
+
+    limit_units: int
+    action: str
+    period: str
+
+
+@dataclass
+class Ticket:
+    """An admitted request: what was reserved and under which keys, for settlement."""
+
+    request_id: str
+    tenant_id: str
+    keys: list[str]
+    est_tokens: int
+    est_cost_micro: int
+    rpm_limit: int | None
+    rpm_remaining: int | None
+    tpm_limit: int | None
+    tpm_remaining: int | None
+    tpm_reset_ms: int
+    flags: list[str] = field(default_factory=list)
+    settled: bool = False
+
+
+def _tag(tenant_id: str) -> str:
+    return f"{{t:{tenant_id}}}"
+
+
+def revoked_key(tenant_id: str, key_id: str) -> str:
+    return f"ck:{_tag(tenant_id)}:revoked:{key_id}"
+
+
+def suspended_key(tenant_id: str) -> str:
+    return f"ck:{_tag(tenant_id)}:suspended"
+
+
+def reservation_index_key(tenant_id: str) -> str:
+    return f"ck:{_tag(tenant_id)}:resv-idx"
+
+
+def counter_keys(key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot], now: datetime) -> list[str]:
+    """The 13 keys of the admission script for this request (settlement reuses them)."""
+    tag, k = _tag(key.tenant_id), key.id
+    minute = int(now.timestamp() * 1000) // TPM_WINDOW_MS
+    quota_keys = []
+    for quota_type in ("api_requests", "tokens", "spend_usd"):
+        snapshot = limits[quota_type]
+        start, _ = quotas.period_bounds(snapshot.period, key.tenant_timezone, now)
+        quota_keys.append(quotas.counter_key(key.tenant_id, quota_type, start))
+    return [
+        revoked_key(key.tenant_id, k),
+        suspended_key(key.tenant_id),
+        f"ck:{tag}:k:{k}:rpm",
+        f"ck:{tag}:k:{k}:tpm:{minute}",
+        f"ck:{tag}:k:{k}:par",
+        f"ck:{tag}:k:{k}:bd:{now:%Y%m%d}",
+        f"ck:{tag}:k:{k}:bm:{now:%Y%m}",
+        *quota_keys,
+        f"ck:{tag}:resv:{request_id}",
+        reservation_index_key(key.tenant_id),
+        f"ck:{tag}:qthrottle",
+    ]
+
+
+def _limit(value: int | Decimal | None, micro: bool = False) -> int:
+    if value is None:
+        return -1
+    return to_micro(Decimal(value)) if micro else int(value)
+
+
+def _period_ttl(limits: dict[str, QuotaSnapshot]) -> int:
+    return 32 * 86_400 if any(s.period == "month" for s in limits.values()) else 2 * 86_400
+
+
+def admission_args(
+    key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot], est_tokens: int, est_cost_micro: int,
+    slot_ms: int, seeds: dict[str, int],
+) -> list[Any]:
+    def quota(name: str) -> list[Any]:
+        snapshot = limits[name]
+        return [snapshot.limit_units, snapshot.action, seeds.get(name, -1)]
+
+    rate = quotas_throttle_rate()
+    return [
+        request_id, _limit(key.rpm_limit), _limit(key.tpm_limit), est_tokens, _limit(key.max_parallel), slot_ms,
+        _limit(key.budget_day_usd, micro=True), _limit(key.budget_month_usd, micro=True), est_cost_micro,
+        *quota("api_requests"), *quota("tokens"), *quota("spend_usd"),
+        seeds.get("budget_day", -1), seeds.get("budget_month", -1), rate, _period_ttl(limits), TPM_WINDOW_MS,
+    ]
+
+
+def quotas_throttle_rate() -> float:
+    from llm_infra_django.ratelimit.rates import parse_rate
+
+    rate = parse_rate(tenancy_settings.THROTTLE_RATE)
+    return rate.limit / rate.period
+
+
+# --- Denials -----------------------------------------------------------------------------------------------
+
+
+def _deny(result: list[Any], key: KeyInfo, limits: dict[str, QuotaSnapshot]) -> Exception:
+    reason = _text(result[1])
+    if reason == "revoked":
+        return AuthenticationError("This API key has been revoked.", code="invalid_api_key")
+    if reason == "suspended":
+        return AuthenticationError("The tenant of this API key is suspended.", code="tenant_suspended")
+    retry_ms = int(result[2]) if len(result) > 2 else 1000
+    if reason in ("rpm", "tpm", "parallel", "throttle"):
+        labels = {"rpm": "requests per minute", "tpm": "tokens per minute", "parallel": "parallel requests",
+                  "throttle": "throttled quota"}
+        return RateLimitError(f"Rate limit reached for {labels[reason]}.", retry_after=max(retry_ms, 1) / 1000,
+                              code=f"rate_limit_{reason}")
+    limit, used = int(result[3]), int(result[4])
+    micro = reason in ("budget_day", "budget_month", "spend_usd")
+    scale = MICRO if micro else Decimal(1)
+    return QuotaExceededError(
+        f"{'Budget' if reason.startswith('budget') else 'Quota'} '{reason}' exhausted.",
+        quota=reason, limit=Decimal(limit) / scale, used=Decimal(used) / scale,
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- Seeds: counters rebuilt from the database ----------------------------------------------------------------
+
+
+def read_seeds(key: KeyInfo, limits: dict[str, QuotaSnapshot], names: list[str], now: datetime) -> dict[str, int]:
+    """Durable usage for counters Redis does not hold (first use in a period, or after a Redis loss)."""
+    from apps.consumption.selectors import key_spend_micro
+    from apps.tenancy.models import Tenant
+
+    seeds: dict[str, int] = {}
+    tenant = None
+    for name in names:
+        if name == "budget_day":
+            seeds[name] = key_spend_micro(key.id, day=now.date())
+        elif name == "budget_month":
+            seeds[name] = key_spend_micro(key.id, month=(now.year, now.month))
+        else:
+            tenant = tenant or Tenant.objects.get(pk=key.tenant_id)
+            start, _ = quotas.period_bounds(limits[name].period, key.tenant_timezone, now)
+            seeds[name] = quotas.stored_usage(tenant, name, start)
+    return seeds
+
+
+# --- Redis backend ---------------------------------------------------------------------------------------------
+
+_scripts: dict[tuple[int, str], Any] = {}
+
+
+def _script(client: Any, source: str) -> Any:
+    cache_key = (id(client), source[:40])
+    script = _scripts.get(cache_key)
+    if script is None:
+        script = client.register_script(source)
+        _scripts[cache_key] = script
+    return script
+
+
+async def admit(
+    *, key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot], est_tokens: int, est_cost: Decimal,
+    timeout_s: float,
+) -> Ticket:
+    """Admit the request or raise the error naming the limit it hit. One Redis round trip in the common case."""
+    now = datetime.now(UTC)
+    keys = counter_keys(key, request_id, limits, now)
+    slot_ms = int(timeout_s * 1000) + SLOT_MARGIN_MS
+    est_micro = to_micro(est_cost)
+    client = get_async_redis()
+    seeds: dict[str, int] = {}
+    for _attempt in range(3):
+        args = admission_args(key, request_id, limits, est_tokens, est_micro, slot_ms, seeds)
+        if client is None:
+            result = local.admit(keys, args)
+        else:
+            try:
+                result = await _script(client, ADMIT_LUA)(keys=keys, args=args)
+            except (RedisError, OSError) as exc:
+                logger.error("admission_unavailable", error=type(exc).__name__)
+                raise ServiceUnavailableError("Admission is unavailable; try again shortly.", retry_after=1) from exc
+        status = int(result[0])
+        if status == 1:
+            return Ticket(
+                request_id=request_id, tenant_id=key.tenant_id, keys=keys, est_tokens=est_tokens,
+                est_cost_micro=est_micro, rpm_limit=key.rpm_limit,
+                rpm_remaining=int(result[2]) if key.rpm_limit is not None else None,
+                tpm_limit=key.tpm_limit, tpm_remaining=int(result[3]) if key.tpm_limit is not None else None,
+                tpm_reset_ms=int(result[4]), flags=[f for f in _text(result[5]).split(",") if f],
+            )
+        if status == -2:
+            names = [_text(name) for name in result[2:]]
+            seeds.update(await sync_to_async(read_seeds)(key, limits, names, now))
+            continue
+        raise _deny(result, key, limits)
+    raise ServiceUnavailableError("Admission could not seed its counters.", retry_after=1)
+
+
+def settle_keys(ticket_keys: list[str]) -> list[str]:
+    """Keys of the settle script, in its order, from the admission keys."""
+    return [ticket_keys[10], ticket_keys[11], ticket_keys[4], ticket_keys[3], ticket_keys[5], ticket_keys[6],
+            ticket_keys[7], ticket_keys[8], ticket_keys[9]]
+
+
+async def settle(ticket: Ticket, *, tokens: int, cost: Decimal, counted: bool = True) -> None:
+    """Replace the reservation by the actual usage and free the slot (idempotent)."""
+    if ticket.settled:
+        return
+    ticket.settled = True
+    args = [ticket.request_id, int(tokens), to_micro(cost), 1 if counted else 0]
+    keys = settle_keys(ticket.keys)
+    client = get_async_redis()
+    if client is None:
+        local.settle(keys, args)
+        return
+    try:
+        await _script(client, SETTLE_LUA)(keys=keys, args=args)
+    except (RedisError, OSError) as exc:
+        # The reservation stays in Redis; the reconciler settles it from the ledger once its deadline passes.
+        logger.error("settle_failed", request_id=ticket.request_id, error=type(exc).__name__)
+
+
+def settle_sync(keys: list[str], request_id: str, *, tokens: int, cost_micro: int, counted: bool) -> int:
+    """Synchronous settlement used by the reconciler (keys as given by `settle_keys`)."""
+    args = [request_id, tokens, cost_micro, 1 if counted else 0]
+    client = get_redis()
+    if client is None:
+        return local.settle(keys, args)
+    return int(_script(client, SETTLE_LUA)(keys=keys, args=args))
+
+
+def mark_revoked(tenant_id: str, key_id: str) -> None:
+    """Make Redis refuse the key on every worker's next request (called inside the revoking transaction)."""
+    client = get_redis()
+    if client is None:
+        local.flags.add(revoked_key(tenant_id, key_id))
+        return
+    client.set(revoked_key(tenant_id, key_id), "1", ex=400 * 86_400)
+
+
+def set_tenant_suspended(tenant_id: str, suspended: bool) -> None:
+    client = get_redis()
+    name = suspended_key(tenant_id)
+    if client is None:
+        (local.flags.add if suspended else local.flags.discard)(name)
+        return
+    if suspended:
+        client.set(name, "1")
+    else:
+        client.delete(name)
+
+
+# --- In-process twin --------------------------------------------------------------------------------------------
+
+
+class LocalAdmission:
+    """The scripts' semantics on in-memory state, under one lock (single-process deployments and tests)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: dict[str, Any] = {}
+        self.flags: set[str] = set()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.values.clear()
+            self.flags.clear()
+
+    def admit(self, keys: list[str], args: list[Any]) -> list[Any]:
+        with self.lock:
+            return self._admit(keys, args)
+
+    def _admit(self, keys: list[str], a: list[Any]) -> list[Any]:
+        now = int(time.time() * 1000)
+        if keys[0] in self.flags:
+            return [0, "revoked"]
+        if keys[1] in self.flags:
+            return [0, "suspended"]
+        request_id, rpm_limit, tpm_limit, est_tokens, max_parallel, slot_ms = a[0], *map(int, a[1:6])
+        est_cost = int(a[8])
+        metered = [
+            (5, int(a[6]), "block", int(a[18]), est_cost, "budget_day"),
+            (6, int(a[7]), "block", int(a[19]), est_cost, "budget_month"),
+            (7, int(a[9]), a[10], int(a[11]), 1, "api_requests"),
+            (8, int(a[12]), a[13], int(a[14]), est_tokens, "tokens"),
+            (9, int(a[15]), a[16], int(a[17]), est_cost, "spend_usd"),
+        ]
+        current: dict[int, int] = {}
+        missing = []
+        for index, (slot, limit, _action, seed, _amount, name) in enumerate(metered):
+            if limit >= 0:
+                value = self.values.get(keys[slot])
+                if value is not None:
+                    current[index] = value
+                elif seed >= 0:
+                    current[index] = seed
+                else:
+                    missing.append(name)
+        if missing:
+            return [-2, "seed", *missing]
+        log: list[tuple[int, str]] = self.values.setdefault(keys[2], [])
+        log[:] = [(ts, rid) for ts, rid in log if ts > now - 60_000]
+        if rpm_limit >= 0 and len(log) >= rpm_limit:
+            return [0, "rpm", max(log[0][0] + 60_000 - now, 1), rpm_limit]
+        tpm_used = self.values.get(keys[3], 0)
+        window = int(a[22])
+        if tpm_limit >= 0 and tpm_used + est_tokens > tpm_limit:
+            return [0, "tpm", window - now % window, tpm_limit]
+        slots: dict[str, int] = self.values.setdefault(keys[4], {})
+        for rid in [rid for rid, deadline in slots.items() if deadline <= now]:
+            slots.pop(rid)
+        if max_parallel >= 0 and len(slots) >= max_parallel:
+            return [0, "parallel", 1000, max_parallel]
+        throttled = False
+        flags = []
+        for index, (_slot, limit, action, _seed, amount, name) in enumerate(metered):
+            if limit < 0:
+                continue
+            after = current[index] + amount
+            if after > limit:
+                if action == "block":
+                    return [0, name, 0, limit, current[index]]
+                if action == "throttle":
+                    throttled = True
+                elif current[index] <= limit:
+                    flags.append(f"alert:{name}")
+            if current[index] < 0.8 * limit <= after:
+                flags.append(f"soft:{name}")
+        if throttled:
+            rate = float(a[20])
+            tokens, ts = self.values.get(keys[12], (1.0, now))
+            tokens = min(1.0, tokens + (now - ts) * rate / 1000)
+            if tokens < 1:
+                return [0, "throttle", int((1 - tokens) * 1000 / rate) + 1, 0]
+            self.values[keys[12]] = (tokens - 1, now)
+        if rpm_limit >= 0:
+            log.append((now, request_id))
+        if tpm_limit >= 0:
+            self.values[keys[3]] = tpm_used + est_tokens
+        if max_parallel >= 0:
+            slots[request_id] = now + slot_ms
+        charged = []
+        for index, (slot, limit, _action, _seed, amount, name) in enumerate(metered):
+            if limit >= 0:
+                self.values[keys[slot]] = current[index] + amount
+                charged.append(name)
+        self.values[keys[10]] = {"tokens": est_tokens, "cost": est_cost, "charged": charged, "tpm": tpm_limit >= 0}
+        remaining_rpm = rpm_limit - len(log) if rpm_limit >= 0 else -1
+        remaining_tpm = tpm_limit - tpm_used - est_tokens if tpm_limit >= 0 else -1
+        return [1, "ok", remaining_rpm, remaining_tpm, window - now % window, ",".join(flags)]
+
+    def settle(self, keys: list[str], args: list[Any]) -> int:
+        with self.lock:
+            reservation = self.values.pop(keys[0], None)
+            if reservation is None:
+                return 0
+            tokens_delta = int(args[1]) - reservation["tokens"]
+            cost_delta = int(args[2]) - reservation["cost"]
+            deltas = {"budget_day": (4, cost_delta), "budget_month": (5, cost_delta),
+                      "api_requests": (6, int(args[3]) - 1), "tokens": (7, tokens_delta), "spend_usd": (8, cost_delta)}
+            if reservation["tpm"] and keys[3] in self.values:
+                self.values[keys[3]] += tokens_delta
+            for name in reservation["charged"]:
+                slot, delta = deltas[name]
+                if keys[slot] in self.values:
+                    self.values[keys[slot]] += delta
+            self.values.get(keys[2], {}).pop(args[0], None)
+            return 1
+
+
+local = LocalAdmission()
+
+__all__ = ["Ticket", "admit", "asyncio", "local", "settle"]

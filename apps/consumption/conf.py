@@ -1,0 +1,30 @@
+"""Options of the consumption app (`MARKETPLACE_CONSUMPTION`), read at call time."""
+
+from llm_infra_django.conf import AppSettings
+
+consumption_settings = AppSettings(
+    "MARKETPLACE_CONSUMPTION",
+    defaults={
+        # Secret for the HMAC of API keys at rest; empty = derived from SECRET_KEY (changing it invalidates keys).
+        "KEY_HMAC_SECRET": "",
+        "ROTATION_GRACE_HOURS": 24,
+        # Seconds an authenticated key / a resolved route stays in a worker's memory (revocation is immediate anyway).
+        "KEY_CACHE_SECONDS": 10,
+        "ROUTE_CACHE_SECONDS": 5,
+        # Completion tokens reserved when a request names no max_tokens (capped by the model's context length).
+        "DEFAULT_MAX_TOKENS": 1024,
+        # Largest request body the proxy reads.
+        "MAX_BODY_BYTES": 1_048_576,
+        # Seconds after a reservation's deadline before the reconciler settles it from the ledger.
+        "RESERVATION_GRACE_SECONDS": 30,
+        # Raw usage records older than this are pruned (rollups are kept).
+        "RETENTION_DAYS": 90,
+        # Ledger writer: flush when this many records wait, or after this many milliseconds.
+        "LEDGER_BATCH_SIZE": 200,
+        "LEDGER_FLUSH_MS": 2,
+        # Retries of an upstream call that never reached it (connection refused, DNS).
+        "CONNECT_RETRIES": 1,
+        # Optional webhook receiving SLA alerts (POST JSON).
+        "SLA_ALERT_WEBHOOK": None,
+    },
+)

@@ -1,0 +1,229 @@
+"""The usage ledger writer: records are inserted in batches (one multi-row INSERT per flush, idempotent on
+`request_id`), daily rollups and the tenants' durable quota counters are updated in the same transaction, and the
+caller awaits its record's commit before acknowledging the response."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from django.db import connection, transaction
+
+from apps.consumption.conf import consumption_settings
+from apps.consumption.models import LATENCY_BUCKETS_MS, UsageRecord, UsageRollup
+
+logger = structlog.get_logger(__name__)
+
+
+@dataclass
+class Entry:
+    """One usage record to write (fields of `UsageRecord`)."""
+
+    request_id: str
+    tenant_id: str
+    api_key_id: str
+    publisher_id: str
+    service_version_id: str
+    model_id: str
+    endpoint: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    price_snapshot: dict[str, Any]
+    latency_ms: float
+    status_code: int
+    started_at: datetime
+    finished_at: datetime
+    tenant_timezone: str = "UTC"
+    ttft_ms: float | None = None
+    error_code: str = ""
+    estimated: bool = False
+    stream: bool = False
+    quota_periods: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+
+
+COLUMNS = (
+    "request_id", "tenant_id", "api_key_id", "publisher_id", "service_version_id", "model_id", "endpoint",
+    "prompt_tokens", "completion_tokens", "cost", "price_snapshot", "latency_ms", "ttft_ms", "status_code",
+    "error_code", "estimated", "stream", "started_at", "finished_at",
+)
+
+
+def _uuid_param(value: str) -> str:
+    """UUIDs as the database stores them (hex without dashes on SQLite, native on PostgreSQL)."""
+    return value if connection.vendor == "postgresql" else value.replace("-", "")
+
+
+def _row(entry: Entry) -> list[Any]:
+    ops = connection.ops
+    return [
+        entry.request_id, _uuid_param(entry.tenant_id), _uuid_param(entry.api_key_id),
+        _uuid_param(entry.publisher_id), _uuid_param(entry.service_version_id), entry.model_id, entry.endpoint,
+        entry.prompt_tokens, entry.completion_tokens, ops.adapt_decimalfield_value(entry.cost, 20, 10),
+        json.dumps(entry.price_snapshot), entry.latency_ms, entry.ttft_ms, entry.status_code, entry.error_code,
+        entry.estimated, entry.stream, ops.adapt_datetimefield_value(entry.started_at),
+        ops.adapt_datetimefield_value(entry.finished_at),
+    ]
+
+
+def latency_bucket(latency_ms: float) -> int:
+    return bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)
+
+
+def write_entries(entries: list[Entry]) -> set[str]:
+    """Insert records (skipping request ids already written), roll them up, count quota usage. One transaction.
+
+    Returns the request ids that were new.
+    """
+    if not entries:
+        return set()
+    records = UsageRecord._meta.db_table
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(COLUMNS)) + ")"] * len(entries))
+    params = [value for entry in entries for value in _row(entry)]
+    sql = (
+        f"INSERT INTO {records} ({', '.join(COLUMNS)}) VALUES {placeholders} "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            inserted = {row[0] for row in cursor.fetchall()}
+        fresh = [entry for entry in entries if entry.request_id in inserted]
+        _roll_up(fresh)
+        _count_quota_usage(fresh)
+    return inserted
+
+
+def _roll_up(entries: list[Entry]) -> None:
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for entry in entries:
+        day = entry.started_at.astimezone(UTC).date()
+        key = (day, entry.tenant_id, entry.api_key_id, entry.service_version_id)
+        group = groups.setdefault(key, {
+            "publisher_id": entry.publisher_id, "model_id": entry.model_id.split("@", 1)[0], "requests": 0,
+            "errors": 0, "prompt": 0, "completion": 0, "cost": Decimal(0), "latency": 0.0,
+            "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1),
+        })
+        group["requests"] += 1
+        group["errors"] += 1 if entry.status_code >= 400 else 0
+        group["prompt"] += entry.prompt_tokens
+        group["completion"] += entry.completion_tokens
+        group["cost"] += entry.cost
+        group["latency"] += entry.latency_ms
+        group["buckets"][latency_bucket(entry.latency_ms)] += 1
+    for (day, tenant_id, key_id, version_id), group in groups.items():
+        _upsert_rollup(day, tenant_id, key_id, version_id, group)
+
+
+def _upsert_rollup(day: Any, tenant_id: str, key_id: str, version_id: str, group: dict[str, Any]) -> None:
+    """Increment the day's rollup row (rows are locked by the update, so concurrent writers add up)."""
+    filters = {"day": day, "tenant_id": tenant_id, "api_key_id": key_id, "service_version_id": version_id}
+    for _attempt in range(2):
+        row = UsageRollup.objects.select_for_update().filter(**filters).first()
+        if row is not None:
+            row.requests += group["requests"]
+            row.errors += group["errors"]
+            row.prompt_tokens += group["prompt"]
+            row.completion_tokens += group["completion"]
+            row.cost += group["cost"]
+            row.latency_sum_ms += group["latency"]
+            buckets = list(row.latency_buckets) + [0] * (len(group["buckets"]) - len(row.latency_buckets))
+            row.latency_buckets = [a + b for a, b in zip(buckets, group["buckets"], strict=True)]
+            row.save(update_fields=["requests", "errors", "prompt_tokens", "completion_tokens", "cost",
+                                    "latency_sum_ms", "latency_buckets"])
+            return
+        try:
+            with transaction.atomic():
+                UsageRollup.objects.create(
+                    publisher_id=group["publisher_id"], model_id=group["model_id"], requests=group["requests"],
+                    errors=group["errors"], prompt_tokens=group["prompt"], completion_tokens=group["completion"],
+                    cost=group["cost"], latency_sum_ms=group["latency"], latency_buckets=group["buckets"], **filters,
+                )
+            return
+        except Exception as exc:  # a concurrent writer created the row first: update it instead
+            from django.db import IntegrityError
+
+            if not isinstance(exc, IntegrityError):
+                raise
+    raise RuntimeError("could not upsert the usage rollup")
+
+
+def _count_quota_usage(entries: list[Entry]) -> None:
+    """Add what the requests actually used to the tenants' durable quota counters (the Redis counters' source)."""
+    from apps.tenancy import quotas
+    from apps.tenancy.models import Tenant
+
+    totals: dict[tuple[str, str, datetime, datetime], int] = defaultdict(int)
+    for entry in entries:
+        amounts = {"api_requests": 1, "tokens": entry.prompt_tokens + entry.completion_tokens,
+                   "spend_usd": quotas.to_units("spend_usd", entry.cost)}
+        for quota_type, (start, end) in entry.quota_periods.items():
+            if amounts[quota_type]:
+                totals[(entry.tenant_id, quota_type, start, end)] += amounts[quota_type]
+    tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in={key[0] for key in totals})}
+    for (tenant_id, quota_type, start, end), units in totals.items():
+        quotas.persist_usage(tenants[tenant_id], quota_type, start, end, units)
+
+
+class LedgerWriter:
+    """Per event loop: collects entries and flushes them in batches from a background task (group commit)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Entry, asyncio.Future[None]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, entry: Entry) -> None:
+        """Queue the entry and return once it is committed (raises if the database refused the batch)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((entry, future))
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run())
+        if len(self._pending) >= consumption_settings.LEDGER_BATCH_SIZE and self._wakeup is not None:
+            self._wakeup.set()
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        from asgiref.sync import sync_to_async
+
+        while self._pending:
+            assert self._wakeup is not None
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), consumption_settings.LEDGER_FLUSH_MS / 1000)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            batch, self._pending = self._pending[: consumption_settings.LEDGER_BATCH_SIZE * 5], \
+                self._pending[consumption_settings.LEDGER_BATCH_SIZE * 5:]
+            try:
+                await sync_to_async(write_entries, thread_sensitive=True)([entry for entry, _ in batch])
+            except Exception as exc:
+                logger.error("ledger_write_failed", records=len(batch), error=type(exc).__name__)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
+_writers: dict[int, LedgerWriter] = {}
+
+
+def writer() -> LedgerWriter:
+    """The ledger writer of the running event loop."""
+    loop = asyncio.get_running_loop()
+    current = _writers.get(id(loop))
+    if current is None:
+        current = _writers[id(loop)] = LedgerWriter()
+    return current

@@ -1,0 +1,169 @@
+"""Consumption models: API keys, the append-only usage ledger, its daily rollups, and SLA violations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+COST = {"max_digits": 20, "decimal_places": 10}
+# Upper bounds (ms) of the latency histogram kept in rollups; the last bucket is open-ended.
+LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+class Scope(models.TextChoices):
+    CONSUME = "consume", "Call models through the proxy"
+    READ = "read", "Read the management API"
+    PUBLISH = "publish", "Publish services and models"
+    ADMIN = "admin", "Administer the tenant"
+
+
+class ApiKey(models.Model):
+    """A tenant's API key. Only an HMAC of the secret is stored; the secret is shown once, at creation."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="api_keys")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, editable=False)
+    last4 = models.CharField(max_length=4, editable=False)
+    scopes = models.JSONField(default=list)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Model ids; empty = all the tenant may use.")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    max_parallel = models.PositiveIntegerField(null=True, blank=True)
+    budget_day_usd = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    budget_month_usd = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    rotated_from = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rotated_to"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="consumption_key_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display})"
+
+    @property
+    def display(self) -> str:
+        """What the UI shows instead of the secret: prefix and last four characters."""
+        return f"{self.prefix}…{self.last4}"
+
+
+class UsageRecord(models.Model):
+    """One request that reached (or was meant for) an upstream: append-only, unique per request id."""
+
+    id = models.BigAutoField(primary_key=True)
+    request_id = models.CharField(max_length=64, unique=True)
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    publisher = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+",
+                                  db_constraint=False)
+    service_version = models.ForeignKey("publishing.ServiceVersion", on_delete=models.DO_NOTHING,
+                                        related_name="+", db_constraint=False)
+    model_id = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=20)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(**COST, default=0)
+    price_snapshot = models.JSONField(default=dict)
+    latency_ms = models.FloatField(default=0)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=50, blank=True, default="")
+    estimated = models.BooleanField(default=False)
+    stream = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-started_at"], name="consumption_usage_tenant"),
+            models.Index(fields=["service_version", "-started_at"], name="consumption_usage_version"),
+            models.Index(fields=["publisher", "-started_at"], name="consumption_usage_publisher"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model_id} {self.status_code}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise PermissionError("Usage records are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Usage records are append-only; the retention task prunes old ones.")
+
+
+class UsageRollup(models.Model):
+    """Daily totals per (tenant, key, service version), kept incrementally as records are written."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    publisher = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+",
+                                  db_constraint=False)
+    service_version = models.ForeignKey("publishing.ServiceVersion", on_delete=models.DO_NOTHING,
+                                        related_name="+", db_constraint=False)
+    model_id = models.CharField(max_length=200)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(**COST, default=0)
+    latency_sum_ms = models.FloatField(default=0)
+    latency_buckets = models.JSONField(default=list, help_text="Counts per LATENCY_BUCKETS_MS bucket (+ overflow).")
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "tenant", "api_key", "service_version"],
+                                    name="consumption_rollup_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "day"], name="consumption_rollup_tenant"),
+            models.Index(fields=["publisher", "day"], name="consumption_rollup_publisher"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model_id}: {self.requests} requests"
+
+
+class SlaViolation(models.Model):
+    """A breach of a service version's SLA found by the periodic SLA check."""
+
+    class Severity(models.TextChoices):
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    class Metric(models.TextChoices):
+        LATENCY = "latency"
+        ERROR_RATE = "error_rate"
+        AVAILABILITY = "availability"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service_version = models.ForeignKey("publishing.ServiceVersion", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    observed = models.FloatField()
+    threshold = models.FloatField()
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.service_version_id} {self.metric} {self.severity}"

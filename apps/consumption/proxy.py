@@ -1,0 +1,454 @@
+"""The metered proxy pipeline: authenticate, validate, route, admit (one Redis call), call the upstream, settle,
+write the ledger, answer — in OpenAI's shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import structlog
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from apps.consumption import admission, ledger, runtime, upstream
+from apps.consumption.conf import consumption_settings
+from apps.consumption.keys import KeyInfo
+from apps.consumption.models import Scope
+from apps.publishing import echo
+from apps.publishing.selectors import Route
+from apps.tenancy import quotas
+from llm_infra_django.errors import (
+    AppError,
+    ExternalServiceError,
+    InternalError,
+    RateLimitError,
+    ValidationError,
+    openai_error_body,
+)
+
+logger = structlog.get_logger(__name__)
+COST_QUANTUM = Decimal("0.0000000001")
+_background: set[asyncio.Task[Any]] = set()
+
+
+@dataclass
+class Call:
+    """Everything known about one proxied request as it goes through the pipeline."""
+
+    request_id: str
+    kind: str
+    started: float
+    started_at: datetime
+    key: KeyInfo | None = None
+    route: Route | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    include_usage: bool = False
+    prompt_estimate: int = 0
+    completion_estimate: int = 0
+    ticket: admission.Ticket | None = None
+
+
+# --- Validation and estimates ----------------------------------------------------------------------------------
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if len(raw) > consumption_settings.MAX_BODY_BYTES:
+        raise ValidationError(f"The request body is larger than {consumption_settings.MAX_BODY_BYTES} bytes.",
+                              fields={"body": ["Too large."]}, code="request_too_large")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ValidationError("The request body is not valid JSON.", fields={"body": ["Invalid JSON."]},
+                              code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ValidationError("The request body must be a JSON object.", fields={"body": ["Not an object."]})
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValidationError("You must provide a model parameter.", fields={"model": ["Required string."]})
+    return body
+
+
+def _int_field(body: dict[str, Any], name: str, minimum: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(f"'{name}' must be an integer ≥ {minimum}.", fields={name: [f"Integer ≥ {minimum}."]})
+    return value
+
+
+def _prompt_tokens(kind: str, body: dict[str, Any]) -> int:
+    if kind == "chat":
+        return echo.count_chat_prompt_tokens(body.get("messages"))
+    value = body.get("prompt" if kind == "completions" else "input")
+    field_name = "prompt" if kind == "completions" else "input"
+    if isinstance(value, str):
+        return echo.count_tokens(value)
+    if isinstance(value, list) and value:
+        if all(isinstance(item, str) for item in value):
+            return sum(echo.count_tokens(item) for item in value)
+        if all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+            return len(value)
+        if all(isinstance(item, list) and all(isinstance(i, int) for i in item) for item in value):
+            return sum(len(item) for item in value)
+    raise ValidationError(f"'{field_name}' must be a string or a list of strings or token ids.",
+                          fields={field_name: ["String, list of strings, or token ids."]})
+
+
+def estimate(call: Call, route: Route) -> None:
+    """Validate the fields that decide cost and count the prompt; nothing reaches the upstream before this."""
+    body, kind = call.body, call.kind
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ValidationError("'stream' must be a boolean.", fields={"stream": ["Boolean."]})
+    if stream and kind == "embeddings":
+        raise ValidationError("Embeddings cannot be streamed.", fields={"stream": ["Not supported."]})
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ValidationError("'stream_options' must be an object.", fields={"stream_options": ["Object."]})
+    for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not low <= value <= high):
+            raise ValidationError(f"'{name}' must be a number from {low} to {high}.", fields={name: ["Out of range."]})
+    n = _int_field(body, "n", 1) or 1
+    max_tokens = _int_field(body, "max_tokens", 1)
+    if kind == "chat":
+        max_tokens = _int_field(body, "max_completion_tokens", 1) or max_tokens
+    prompt = _prompt_tokens(kind, body)
+    if prompt > route.context_length:
+        raise ValidationError(
+            f"The prompt has {prompt} tokens; this model's context length is {route.context_length}.",
+            fields={"messages" if kind == "chat" else "prompt": ["Too long."]}, code="context_length_exceeded",
+        )
+    if kind == "embeddings":
+        completion = 0
+    elif max_tokens is None:
+        default = echo.COMPLETIONS_DEFAULT_MAX_TOKENS if kind == "completions" else \
+            consumption_settings.DEFAULT_MAX_TOKENS
+        completion = max(1, min(default, route.context_length - prompt))
+    else:
+        completion = max_tokens
+    call.stream = stream
+    call.include_usage = bool(options and options.get("include_usage"))
+    call.prompt_estimate = prompt
+    call.completion_estimate = completion * n
+
+
+def price(route: Route, prompt_tokens: int, completion_tokens: int) -> Decimal:
+    """The cost of a call at the route's prices (Decimal, 10 places)."""
+    cost = Decimal(0)
+    if route.pricing_model == "per_token":
+        cost += Decimal(prompt_tokens) * (route.price_input_per_mtok or 0) / 1_000_000
+        cost += Decimal(completion_tokens) * (route.price_output_per_mtok or 0) / 1_000_000
+    elif route.pricing_model == "per_request":
+        cost += route.price_per_request or Decimal(0)
+    return cost.quantize(COST_QUANTUM)
+
+
+def price_snapshot(route: Route) -> dict[str, Any]:
+    return {
+        "pricing_model": route.pricing_model,
+        "input_per_mtok": str(route.price_input_per_mtok) if route.price_input_per_mtok is not None else None,
+        "output_per_mtok": str(route.price_output_per_mtok) if route.price_output_per_mtok is not None else None,
+        "per_request": str(route.price_per_request) if route.price_per_request is not None else None,
+        "version": route.version,
+    }
+
+
+# --- Responses -------------------------------------------------------------------------------------------------
+
+
+def error_response(error: AppError, request_id: str) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(openai_error_body(error)), status=error.status_code,
+                            content_type="application/json")
+    for name, value in error.headers().items():
+        response[name] = value
+    response["X-Request-ID"] = request_id
+    return response
+
+
+def limit_headers(response: HttpResponse, ticket: admission.Ticket | None) -> None:
+    if ticket is None:
+        return
+    if ticket.rpm_limit is not None:
+        response["X-RateLimit-Limit-Requests"] = str(ticket.rpm_limit)
+        response["X-RateLimit-Remaining-Requests"] = str(max(ticket.rpm_remaining or 0, 0))
+        response["X-RateLimit-Reset-Requests"] = "60s"
+    if ticket.tpm_limit is not None:
+        response["X-RateLimit-Limit-Tokens"] = str(ticket.tpm_limit)
+        response["X-RateLimit-Remaining-Tokens"] = str(max(ticket.tpm_remaining or 0, 0))
+        response["X-RateLimit-Reset-Tokens"] = f"{max(ticket.tpm_reset_ms, 0) / 1000:.3f}s"
+
+
+def upstream_error(exc: upstream.UpstreamStatusError, route: Route) -> AppError:
+    """The client-facing error for an upstream error status: its 4xx passed on, its 5xx as 502."""
+    if exc.status_code < 500:
+        message = "The upstream refused the request."
+        try:
+            detail = orjson.loads(exc.body)
+            message = (detail.get("error") or {}).get("message") or message
+        except (orjson.JSONDecodeError, AttributeError):
+            pass
+        if exc.status_code == 429:
+            return RateLimitError(f"The upstream is rate limiting: {message}", retry_after=1)
+        return AppError(message, status_code=exc.status_code, code="upstream_rejected")
+    return ExternalServiceError(f"The upstream of {route.model_id} failed ({exc.status_code}).",
+                                service=route.model_id)
+
+
+# --- Ledger --------------------------------------------------------------------------------------------------
+
+
+def _quota_periods(call: Call) -> dict[str, tuple[datetime, datetime]]:
+    assert call.key is not None
+    periods = {}
+    for name, snapshot in call.key.quota_limits.items():
+        periods[name] = quotas.period_bounds(snapshot.period, call.key.tenant_timezone, call.started_at)
+    return periods
+
+
+async def record(
+    call: Call, *, status: int, prompt_tokens: int = 0, completion_tokens: int = 0, cost: Decimal | None = None,
+    error_code: str = "", estimated: bool = False, ttft_ms: float | None = None, counted: bool = True,
+) -> Decimal:
+    """Settle the reservation with what was used, then write the usage record (awaited: durable on return)."""
+    assert call.key is not None and call.route is not None
+    cost = price(call.route, prompt_tokens, completion_tokens) if cost is None else cost
+    if call.ticket is not None:
+        await admission.settle(call.ticket, tokens=prompt_tokens + completion_tokens, cost=cost, counted=counted)
+    await ledger.writer().write(ledger.Entry(
+        request_id=call.request_id, tenant_id=call.key.tenant_id, api_key_id=call.key.id,
+        publisher_id=call.route.publisher_id, service_version_id=call.route.version_id,
+        model_id=call.route.model_id if "@" not in call.body.get("model", "") else call.body["model"],
+        endpoint=call.kind, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
+        price_snapshot=price_snapshot(call.route), latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
+        ttft_ms=ttft_ms, status_code=status, error_code=error_code, estimated=estimated, stream=call.stream,
+        started_at=call.started_at, finished_at=datetime.now(UTC), tenant_timezone=call.key.tenant_timezone,
+        quota_periods=_quota_periods(call) if counted else {},
+    ))
+    return cost
+
+
+def _usage_of(body: dict[str, Any]) -> tuple[int, int] | None:
+    usage = body.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        completion = usage.get("completion_tokens")
+        return usage["prompt_tokens"], completion if isinstance(completion, int) else 0
+    return None
+
+
+def _text_of(body: dict[str, Any]) -> str:
+    parts = []
+    for choice in body.get("choices") or []:
+        if isinstance(choice, dict):
+            message = choice.get("message") or choice.get("delta") or {}
+            parts.append(str(message.get("content") or "") if isinstance(message, dict) else "")
+            parts.append(str(choice.get("text") or ""))
+    return "".join(parts)
+
+
+# --- The pipeline --------------------------------------------------------------------------------------------
+
+
+async def handle(request: HttpRequest, kind: str, *, native: bool = False,
+                 body_override: dict[str, Any] | None = None) -> HttpResponse:
+    """Serve one proxied request end to end; every error becomes OpenAI's error shape."""
+    call = Call(
+        request_id=getattr(request, "request_id", None) or uuid.uuid4().hex,
+        kind=kind, started=time.perf_counter(), started_at=datetime.now(UTC),
+    )
+    try:
+        call.key = await runtime.authenticate(request.headers.get("Authorization"))
+        runtime.require_scope(call.key, Scope.CONSUME)
+        call.body = body_override if body_override is not None else parse_body(request.body)
+        call.route = await runtime.resolve_route(call.body["model"], call.key)
+        estimate(call, call.route)
+        await _screen(call)
+        call.ticket = await admission.admit(
+            key=call.key, request_id=call.request_id, limits=call.key.quota_limits,
+            est_tokens=call.prompt_estimate + call.completion_estimate,
+            est_cost=price(call.route, call.prompt_estimate, call.completion_estimate),
+            timeout_s=call.route.sla_timeout_ms / 1000,
+        )
+        _emit_quota_events(call)
+        if call.stream:
+            return await _stream(call)
+        return await _complete(call, native=native)
+    except AppError as error:
+        return error_response(error, call.request_id)
+    except Exception as exc:
+        logger.exception("proxy_failed", request_id=call.request_id, exc_type=type(exc).__name__)
+        if call.ticket is not None and not call.ticket.settled:
+            await admission.settle(call.ticket, tokens=0, cost=Decimal(0), counted=False)
+        return error_response(InternalError(), call.request_id)
+
+
+async def _screen(call: Call) -> None:
+    """Shield scan and Policy Engine decision, when configured (each fails open or closed per its settings)."""
+    from llm_infra_django.upstreams import get_policy_engine_client, get_shield_client
+
+    shield, policy = get_shield_client(), get_policy_engine_client()
+    if not shield.is_configured() and not policy.is_configured():
+        return
+    assert call.key is not None and call.route is not None
+    if policy.is_configured():
+        decision = await policy.aevaluate(
+            "consumption", tenant=call.key.tenant_slug,
+            resource={"model": call.route.model_id, "category": call.route.category},
+            context={"key_id": call.key.id, "endpoint": call.kind},
+        )
+        decision.raise_for_violations()
+    if shield.is_configured() and call.kind == "chat":
+        text = "\n".join(str(m.get("content") or "") for m in call.body.get("messages") or [] if isinstance(m, dict))
+        verdict = await shield.ascan(text, direction="prompt", tenant=call.key.tenant_slug, model=call.route.model_id)
+        if verdict.blocked:
+            from llm_infra_django.errors import PolicyViolationError
+
+            raise PolicyViolationError("The prompt was blocked by the safety scan.",
+                                       violations=[r.__dict__ for r in verdict.reasons])
+
+
+def _emit_quota_events(call: Call) -> None:
+    if not call.ticket or not call.ticket.flags:
+        return
+    from asgiref.sync import sync_to_async
+
+    def fire(flags: list[str], tenant_id: str) -> None:
+        from apps.tenancy.models import Tenant
+        from apps.tenancy.signals import quota_alert, quota_soft_limit_reached
+
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
+        for flag in flags:
+            kind, _, quota = flag.partition(":")
+            signal = quota_soft_limit_reached if kind == "soft" else quota_alert
+            logger.warning(f"quota_{'soft_limit_reached' if kind == 'soft' else 'alert'}", quota=quota)
+            signal.send(sender=Tenant, tenant=tenant, quota_type=quota, limit=None, used=None, period_end=None)
+
+    task = asyncio.get_running_loop().create_task(sync_to_async(fire)(call.ticket.flags, call.ticket.tenant_id))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _complete(call: Call, *, native: bool) -> HttpResponse:
+    assert call.route is not None
+    try:
+        answer = await upstream.call(call.route, call.kind, call.body, call.request_id)
+    except upstream.UpstreamStatusError as exc:
+        error = upstream_error(exc, call.route)
+        await record(call, status=error.status_code, error_code=error.code, counted=False)
+        return error_response(error, call.request_id)
+    except AppError as error:
+        await record(call, status=error.status_code, error_code=error.code, counted=False)
+        return error_response(error, call.request_id)
+    body = answer.body
+    usage = _usage_of(body)
+    estimated = usage is None
+    if usage is None:
+        usage = (call.prompt_estimate, echo.count_tokens(_text_of(body)))
+    cost = await record(call, status=200, prompt_tokens=usage[0], completion_tokens=usage[1], estimated=estimated)
+    latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
+    if native:
+        payload = {"request_id": call.request_id, "response": _text_of(body),
+                   "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                             "total_tokens": usage[0] + usage[1], "estimated": estimated},
+                   "cost": str(cost), "latency_ms": latency_ms}
+    else:
+        body.setdefault("usage", {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                                  "total_tokens": usage[0] + usage[1]})
+        if isinstance(body["usage"], dict):
+            body["usage"]["cost"] = float(cost)
+        payload = body
+    response = HttpResponse(orjson.dumps(payload), content_type="application/json")
+    response["X-Marketplace-Cost"] = str(cost)
+    response["X-Request-ID"] = call.request_id
+    limit_headers(response, call.ticket)
+    return response
+
+
+async def _stream(call: Call) -> HttpResponse:
+    assert call.route is not None
+    try:
+        stream = await upstream.open_stream(call.route, call.kind, call.body, call.request_id)
+    except upstream.UpstreamStatusError as exc:
+        error = upstream_error(exc, call.route)
+        await record(call, status=error.status_code, error_code=error.code, counted=False)
+        return error_response(error, call.request_id)
+    except AppError as error:
+        await record(call, status=error.status_code, error_code=error.code, counted=False)
+        return error_response(error, call.request_id)
+    response = StreamingHttpResponse(_relay(call, stream), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    response["X-Request-ID"] = call.request_id
+    limit_headers(response, call.ticket)
+    return response
+
+
+async def _relay(call: Call, stream: upstream.Stream) -> AsyncIterator[bytes]:
+    """Pass the upstream's events through; read usage from the final chunk (else count the delivered text);
+    whatever ends the stream — its end, an upstream failure, or the client leaving — the delivered part is billed
+    and the upstream request is closed."""
+    delivered: list[str] = []
+    usage: tuple[int, int] | None = None
+    ttft_ms: float | None = None
+    failure: BaseException | None = None
+    completed = False
+    try:
+        async for event in stream.events():
+            data = event[len(b"data: "):].strip() if event.startswith(b"data: ") else b""
+            if data and data != b"[DONE]":
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    chunk = None
+                if isinstance(chunk, dict):
+                    text = _text_of(chunk)
+                    if text:
+                        if ttft_ms is None:
+                            ttft_ms = round((time.perf_counter() - call.started) * 1000, 3)
+                        delivered.append(text)
+                    chunk_usage = _usage_of(chunk)
+                    if chunk_usage is not None:
+                        usage = chunk_usage
+                        if not call.include_usage and not chunk.get("choices"):
+                            continue  # the client did not ask for the usage chunk: bill from it, do not send it
+                        assert call.route is not None
+                        chunk["usage"]["cost"] = float(price(call.route, *chunk_usage))
+                        event = b"data: " + orjson.dumps(chunk) + b"\n\n"
+            elif data == b"[DONE]":
+                completed = True
+            yield event
+        completed = True
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        task = asyncio.ensure_future(_finish_stream(call, stream, delivered, usage, ttft_ms, completed, failure))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+async def _finish_stream(
+    call: Call, stream: upstream.Stream, delivered: list[str], usage: tuple[int, int] | None,
+    ttft_ms: float | None, completed: bool, failure: BaseException | None,
+) -> None:
+    await stream.close(failure if isinstance(failure, Exception) else None)
+    estimated = usage is None
+    if usage is None:
+        usage = (call.prompt_estimate, echo.count_tokens("".join(delivered)))
+    status, error_code = 200, ""
+    if not completed:
+        status, error_code = 499, "client_disconnected" if not isinstance(failure, Exception) else "stream_failed"
+    try:
+        await record(call, status=status, prompt_tokens=usage[0], completion_tokens=usage[1], estimated=estimated,
+                     ttft_ms=ttft_ms, error_code=error_code)
+    except Exception:
+        logger.exception("stream_billing_failed", request_id=call.request_id)

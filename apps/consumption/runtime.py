@@ -1,0 +1,148 @@
+"""The proxy's per-process state: authenticated keys and resolved routes, cached in memory (no SQL on the hot
+path once warm), and the key → tenant → service access check."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from apps.consumption.admission import QuotaSnapshot
+from apps.consumption.conf import consumption_settings
+from apps.consumption.keys import KeyInfo, hash_secret, key_cache, looks_like_key
+from apps.consumption.models import ApiKey, Scope
+from apps.publishing.lifecycle import SERVABLE
+from apps.publishing.selectors import Route, get_route
+from llm_infra_django.errors import AuthenticationError, AuthorizationError, NotFoundError
+
+METERED = ("api_requests", "tokens", "spend_usd")
+
+
+def bearer_secret(authorization: str | None) -> str:
+    """The secret of an `Authorization: Bearer <secret>` header."""
+    if not authorization:
+        raise AuthenticationError("Provide your API key in the Authorization header (Bearer mk_...).",
+                                  code="missing_api_key")
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthenticationError("Use 'Authorization: Bearer <API key>'.", code="invalid_api_key")
+    return secret.strip()
+
+
+def load_key(key_hash: str) -> KeyInfo | None:
+    """The key with this hash, with its tenant's metered limits (a database read on cache misses only)."""
+    from apps.tenancy import quotas
+
+    key = ApiKey.objects.select_related("tenant").filter(key_hash=key_hash).first()
+    if key is None or not hmac.compare_digest(key.key_hash, key_hash):
+        return None
+    limits = quotas.get_limits(key.tenant)
+    snapshots = {}
+    for name in METERED:
+        limit = limits.get(name) or quotas.get_limit(key.tenant, name)
+        snapshots[name] = QuotaSnapshot(limit_units=limit.limit_units, action=limit.action, period=limit.period)
+    if key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return KeyInfo.of(key, snapshots)
+
+
+async def authenticate(authorization: str | None) -> KeyInfo:
+    """The usable key of the request, or 401."""
+    secret = bearer_secret(authorization)
+    if not looks_like_key(secret):
+        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    key_hash = hash_secret(secret)
+    found, info = key_cache.get(key_hash)
+    if not found:
+        info = await sync_to_async(load_key)(key_hash)
+        key_cache.put(key_hash, info)
+    if info is None:
+        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    usable, reason = info.usable()
+    if not usable:
+        raise AuthenticationError(reason, code="invalid_api_key")
+    return info
+
+
+def authenticate_sync(authorization: str | None) -> KeyInfo:
+    """`authenticate` for synchronous callers (the DRF authentication class)."""
+    secret = bearer_secret(authorization)
+    if not looks_like_key(secret):
+        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    key_hash = hash_secret(secret)
+    found, info = key_cache.get(key_hash)
+    if not found:
+        info = load_key(key_hash)
+        key_cache.put(key_hash, info)
+    if info is None:
+        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    usable, reason = info.usable()
+    if not usable:
+        raise AuthenticationError(reason, code="invalid_api_key")
+    return info
+
+
+def require_scope(key: KeyInfo, scope: str) -> None:
+    if scope not in key.scopes and Scope.ADMIN not in key.scopes:
+        raise AuthorizationError(f"This API key lacks the '{scope}' scope.", code="insufficient_scope")
+
+
+class RouteCache:
+    """Routes by model id and access decisions by (tenant, service), each for `ROUTE_CACHE_SECONDS`."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[float, Route | None]] = {}
+        self.access: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def clear(self) -> None:
+        self.routes.clear()
+        self.access.clear()
+
+
+route_cache = RouteCache()
+
+
+def _fresh(entry: tuple[float, Any] | None) -> bool:
+    return entry is not None and time.monotonic() - entry[0] <= consumption_settings.ROUTE_CACHE_SECONDS
+
+
+def _lookup_route(model_id: str) -> Route | None:
+    try:
+        return get_route(model_id)
+    except NotFoundError:
+        return None
+
+
+def _can_use(tenant_id: str, route: Route) -> bool:
+    from apps.tenancy.models import Tenant
+    from apps.tenancy.sharing import can_use
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    return can_use(tenant, "service", route.service_id, owner_id=route.publisher_id)
+
+
+async def resolve_route(model_id: str, key: KeyInfo) -> Route:
+    """The route of `model` for this key: 404 unknown, 403 not allowed for the key or its tenant."""
+    from apps.publishing.selectors import split_model_id
+
+    split_model_id(model_id)  # 400 for a malformed id
+    entry = route_cache.routes.get(model_id)
+    if not _fresh(entry):
+        entry = (time.monotonic(), await sync_to_async(_lookup_route)(model_id))
+        route_cache.routes[model_id] = entry
+    route = entry[1]  # type: ignore[index]
+    if route is None or route.status not in SERVABLE:
+        raise NotFoundError(message=f"The model '{model_id}' does not exist or is not available.")
+    if not key.allows_model(model_id):
+        raise AuthorizationError(f"This API key may not use '{model_id}'.", code="model_not_allowed")
+    access_key = (key.tenant_id, route.service_id)
+    access = route_cache.access.get(access_key)
+    if not _fresh(access):
+        access = (time.monotonic(), await sync_to_async(_can_use)(key.tenant_id, route))
+        route_cache.access[access_key] = access
+    if not access[1]:  # type: ignore[index]
+        raise AuthorizationError(f"Your tenant has no access to '{model_id}'.", code="model_not_allowed")
+    return route

@@ -1,0 +1,212 @@
+"""Calls to upstreams: the built-in echo provider in-process, OpenAI-compatible servers over one pooled
+`httpx.AsyncClient` per event loop, with the SLA timeout, the service version's circuit breaker, and a retry only
+when the request never reached the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from apps.consumption.conf import consumption_settings
+from apps.publishing import echo
+from apps.publishing.crypto import decrypt_secret
+from apps.publishing.selectors import Route
+from llm_infra_django.errors import ExternalServiceError
+from llm_infra_django.errors import TimeoutError as UpstreamTimeout
+from llm_infra_django.resilience.breaker import breaker
+from llm_infra_django.tracing import inject_trace_headers
+
+PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+
+_clients: dict[int, httpx.AsyncClient] = {}
+_secrets: dict[str, tuple[str, str]] = {}
+
+
+class UpstreamStatusError(Exception):
+    """The upstream answered with an error status (5xx count as breaker failures; see `status_code`)."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+        super().__init__(f"upstream answered {status_code}")
+
+
+def client() -> httpx.AsyncClient:
+    """The pooled client of the running event loop."""
+    loop_id = id(asyncio.get_running_loop())
+    current = _clients.get(loop_id)
+    if current is None or current.is_closed:
+        current = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
+            timeout=None,
+            follow_redirects=False,
+        )
+        _clients[loop_id] = current
+    return current
+
+
+def _secret(route: Route) -> str:
+    cached = _secrets.get(route.version_id)
+    if cached is None or cached[0] != route.upstream_secret_encrypted:
+        cached = (route.upstream_secret_encrypted, decrypt_secret(route.upstream_secret_encrypted))
+        _secrets[route.version_id] = cached
+    return cached[1]
+
+
+def headers(route: Route, request_id: str) -> dict[str, str]:
+    result = {"Content-Type": "application/json", "X-Request-ID": request_id}
+    if route.auth_kind != "none":
+        secret = _secret(route)
+        result["Authorization"] = f"Bearer {secret}"
+        if route.auth_kind == "api_key":
+            result["api-key"] = secret
+    return inject_trace_headers(result)
+
+
+def upstream_body(route: Route, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    forwarded = {**body, "model": route.upstream_model or body.get("model")}
+    if stream:
+        forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return forwarded
+
+
+def circuit(route: Route) -> Any:
+    return breaker(f"upstream:{route.version_id}")
+
+
+@dataclass
+class Answer:
+    status_code: int
+    body: dict[str, Any]
+
+
+async def _send(route: Route, kind: str, body: dict[str, Any], request_id: str) -> httpx.Response:
+    url = route.endpoint_url.rstrip("/") + PATHS[kind]
+    payload = orjson.dumps(upstream_body(route, body, stream=False))
+    timeout = httpx.Timeout(route.sla_timeout_ms / 1000)
+    attempts = 1 + max(0, int(consumption_settings.CONNECT_RETRIES))
+    for attempt in range(attempts):
+        try:
+            return await client().post(url, content=payload, headers=headers(route, request_id), timeout=timeout)
+        except httpx.ConnectError:
+            # Nothing reached the upstream: safe to try again.
+            if attempt + 1 >= attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Answer:
+    """A non-streamed call; upstream errors raise `UpstreamStatusError`, transport problems 502/504 errors."""
+    if route.protocol == "echo":
+        return Answer(200, _echo(route, kind, body))
+    try:
+        async with circuit(route).guard():
+            response = await _send(route, kind, body, request_id)
+            if response.status_code >= 500:
+                raise UpstreamStatusError(response.status_code, response.content)
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"The upstream of {route.model_id} did not answer in time.",
+                              service=route.model_id) from exc
+    except httpx.TransportError as exc:
+        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.",
+                                   service=route.model_id) from exc
+    if response.status_code >= 400:
+        raise UpstreamStatusError(response.status_code, response.content)
+    try:
+        parsed = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise ExternalServiceError("The upstream answered something that is not JSON.",
+                                   service=route.model_id) from exc
+    if not isinstance(parsed, dict):
+        raise ExternalServiceError("The upstream answered an unexpected shape.", service=route.model_id)
+    return Answer(response.status_code, parsed)
+
+
+def _echo(route: Route, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    model = body.get("model") or route.model_id
+    if kind == "chat":
+        return echo.chat_completion(body, model=model, context_length=route.context_length)
+    if kind == "completions":
+        return echo.completion(body, model=model, context_length=route.context_length)
+    return echo.embeddings(body, model=model)
+
+
+class Stream:
+    """An open upstream stream: SSE event bytes in `events()`; `close()` cancels the upstream request."""
+
+    def __init__(self, response: httpx.Response | None, echo_chunks: Any = None, guard: Any = None) -> None:
+        self._response = response
+        self._echo = echo_chunks
+        self._guard = guard
+        self.closed = False
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """Whole SSE events (`data: ...\\n\\n`), as the upstream sent them."""
+        if self._echo is not None:
+            for chunk in self._echo:
+                yield echo.sse_event(chunk)
+                await asyncio.sleep(0)
+            yield echo.SSE_DONE
+            return
+        assert self._response is not None
+        buffer = b""
+        async for piece in self._response.aiter_bytes():
+            buffer += piece
+            while b"\n\n" in buffer:
+                event, buffer = buffer.split(b"\n\n", 1)
+                if event.strip():
+                    yield event + b"\n\n"
+        if buffer.strip():
+            yield buffer + b"\n\n"
+
+    async def close(self, exc: BaseException | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._response is not None:
+            await self._response.aclose()
+        if self._guard is not None:
+            await self._guard.__aexit__(type(exc) if exc else None, exc, None)
+
+
+async def open_stream(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Stream:
+    """Start a streamed call; returns once the upstream's headers arrived with a 2xx (errors raise as in `call`)."""
+    if route.protocol == "echo":
+        model = body.get("model") or route.model_id
+        chunks = (echo.stream_chat_completion if kind == "chat" else echo.stream_completion)(
+            body, model=model, context_length=route.context_length
+        )
+        return Stream(None, echo_chunks=chunks)
+    guard = circuit(route).guard()
+    await guard.__aenter__()
+    url = route.endpoint_url.rstrip("/") + PATHS[kind]
+    request = client().build_request(
+        "POST", url, content=orjson.dumps(upstream_body(route, body, stream=True)),
+        headers=headers(route, request_id), timeout=httpx.Timeout(route.sla_timeout_ms / 1000),
+    )
+    try:
+        response = await client().send(request, stream=True)
+    except httpx.TimeoutException as exc:
+        await guard.__aexit__(type(exc), exc, None)
+        raise UpstreamTimeout(f"The upstream of {route.model_id} did not answer in time.",
+                              service=route.model_id) from exc
+    except httpx.TransportError as exc:
+        await guard.__aexit__(type(exc), exc, None)
+        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.",
+                                   service=route.model_id) from exc
+    except BaseException as exc:
+        await guard.__aexit__(type(exc), exc, None)
+        raise
+    if response.status_code >= 400:
+        content = await response.aread()
+        await response.aclose()
+        error = UpstreamStatusError(response.status_code, content)
+        await guard.__aexit__(UpstreamStatusError, error if response.status_code >= 500 else None, None)
+        raise error
+    return Stream(response, guard=guard)
+

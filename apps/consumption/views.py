@@ -1,0 +1,83 @@
+"""The OpenAI-compatible endpoints (`/v1/...`) and the native consume endpoint: thin async views over the proxy."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.consumption import proxy, runtime, selectors
+from apps.consumption.models import Scope
+from llm_infra_django.errors import AppError, ValidationError
+
+
+@csrf_exempt
+@require_POST
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    return await proxy.handle(request, "chat")
+
+
+@csrf_exempt
+@require_POST
+async def completions(request: HttpRequest) -> HttpResponse:
+    return await proxy.handle(request, "completions")
+
+
+@csrf_exempt
+@require_POST
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    return await proxy.handle(request, "embeddings")
+
+
+@require_GET
+async def models(request: HttpRequest) -> HttpResponse:
+    """The models the key may use, as OpenAI's model list (ids `<publisher>/<service>`)."""
+    request_id = getattr(request, "request_id", "")
+    try:
+        key = await runtime.authenticate(request.headers.get("Authorization"))
+        runtime.require_scope(key, Scope.CONSUME)
+        rows = await sync_to_async(selectors.models_for_key)(key)
+    except AppError as error:
+        return proxy.error_response(error, request_id)
+    now = int(time.time())
+    data = [{"id": row["model_id"], "object": "model", "created": row["created"] or now,
+             "owned_by": row["publisher"]} for row in rows]
+    return HttpResponse(orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+@csrf_exempt
+@require_POST
+async def consume(request: HttpRequest, service_id: str) -> HttpResponse:
+    """The native endpoint: `{prompt, max_tokens, temperature, metadata}` → `{request_id, response, usage, cost,
+    latency_ms}` on the service's latest active version."""
+    request_id = getattr(request, "request_id", "")
+    try:
+        body = _native_body(request.body)
+        model_id = await sync_to_async(selectors.model_id_of_service)(service_id)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise ValidationError("'prompt' must be a non-empty string.", fields={"prompt": ["Required string."]})
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValidationError("'metadata' must be an object.", fields={"metadata": ["Object."]})
+        chat = {"model": model_id, "messages": [{"role": "user", "content": prompt}]}
+        for name in ("max_tokens", "temperature"):
+            if body.get(name) is not None:
+                chat[name] = body[name]
+    except AppError as error:
+        return proxy.error_response(error, request_id)
+    return await proxy.handle(request, "chat", native=True, body_override=chat)
+
+
+def _native_body(raw: bytes) -> dict[str, object]:
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise ValidationError("The request body is not valid JSON.", fields={"body": ["Invalid JSON."]}) from None
+    if not isinstance(body, dict):
+        raise ValidationError("The request body must be a JSON object.", fields={"body": ["Not an object."]})
+    return body

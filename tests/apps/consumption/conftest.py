@@ -1,0 +1,87 @@
+"""Fixtures of the consumption tests: a provider with an echo service, a consumer tenant with a key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from apps.consumption import admission
+from apps.consumption.keys import key_cache
+from apps.consumption.runtime import route_cache
+from apps.consumption.services import create_api_key
+from apps.publishing import services as publishing
+from apps.tenancy.models import Role, Tier
+from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
+
+ECHO_DEFINITION: dict[str, Any] = {
+    "name": "Echo Chat",
+    "description": "A deterministic chat model for tests.",
+    "category": "chat",
+    "protocol": "echo",
+    "upstream_model": "echo-1",
+    "pricing_model": "per_token",
+    "price_input_per_mtok": "1000",
+    "price_output_per_mtok": "2000",
+    "data_residency": ["US"],
+    "context_length": 8192,
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    """Per-process caches never carry one test's keys, routes or counters into another."""
+    from django.core.cache import cache
+
+    def reset() -> None:
+        key_cache.forget()
+        route_cache.clear()
+        admission.local.clear()
+        cache.clear()
+
+    reset()
+    yield
+    reset()
+
+
+@pytest.fixture
+def provider(transactional_db):
+    owner = UserFactory(username="provider-owner")
+    tenant = TenantFactory(slug="acme", trusted_publisher=True, tier=Tier.PROFESSIONAL)
+    MembershipFactory(tenant=tenant, user=owner, role=Role.OWNER)
+    tenant.owner = owner
+    return tenant
+
+
+@pytest.fixture
+def echo_service(provider):
+    service, version, _ = publishing.publish_service(
+        publisher=provider, actor=provider.owner, slug="echo", version="1.0.0", values=dict(ECHO_DEFINITION)
+    )
+    version.refresh_from_db()
+    assert version.status == "active", version.status
+    return service
+
+
+@pytest.fixture
+def consumer(transactional_db):
+    owner = UserFactory(username="consumer-owner")
+    tenant = TenantFactory(slug="globex", tier=Tier.PROFESSIONAL)
+    MembershipFactory(tenant=tenant, user=owner, role=Role.OWNER)
+    tenant.owner = owner
+    return tenant
+
+
+@pytest.fixture
+def make_key(consumer):
+    def make(**limits: Any) -> str:
+        _, secret = create_api_key(tenant=consumer, actor=consumer.owner, name="test", **limits)
+        return secret
+
+    return make
+
+
+@pytest.fixture
+def api_key(make_key, echo_service) -> str:
+    return make_key()
