@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import queue
+import time
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,21 @@ PROCESSES = 4
 THREADS = 50
 LIMIT = 37
 PERIOD = 3600  # long enough that nothing refills during the burst
+
+
+def _collect(results: Any, processes: list[Any], deadline: float) -> list[tuple[bool, str | None, float | None]]:
+    """Every process's outcomes; fails fast when a process dies or the deadline passes."""
+    outcomes: list[tuple[bool, str | None, float | None]] = []
+    received = 0
+    while received < len(processes):
+        try:
+            outcomes += results.get(timeout=0.5)
+            received += 1
+        except queue.Empty:
+            crashed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if crashed or time.monotonic() > deadline:
+                pytest.fail(f"workers did not report (exit codes {[p.exitcode for p in processes]})")
+    return outcomes
 
 
 @pytest.mark.redis
@@ -39,10 +57,10 @@ def test_four_processes_of_fifty_threads_admit_exactly_the_limit(
     try:
         for process in processes:
             process.start()
-        outcomes = [outcome for _ in processes for outcome in results.get(timeout=90)]
+        outcomes = _collect(results, processes, deadline=time.monotonic() + 60)
     finally:
         for process in processes:
-            process.join(timeout=10)
+            process.join(timeout=5)
             if process.is_alive():
                 process.kill()
 
