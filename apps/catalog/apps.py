@@ -8,3 +8,19 @@ class CatalogConfig(AppConfig):
     label = "catalog"
     verbose_name = "Model catalog"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from apps.catalog.models import CatalogModel, Dataset
+        from apps.tenancy.models import Tenant
+        from apps.tenancy.sharing import register_resource_type
+
+        def model_owner(resource_id: str) -> Tenant | None:
+            found = CatalogModel.objects.select_related("owner").filter(sharing_id=resource_id).first()
+            return found.owner if found else None
+
+        def dataset_owner(resource_id: str) -> Tenant | None:
+            found = Dataset.objects.select_related("owner").filter(sharing_id=resource_id).first()
+            return found.owner if found else None
+
+        register_resource_type("model", model_owner)
+        register_resource_type("dataset", dataset_owner)
