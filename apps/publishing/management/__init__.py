@@ -1,0 +1,1 @@
+"""Management commands and their helpers for the publishing app."""
