@@ -85,7 +85,7 @@ def _number(value: Decimal) -> str:
     return f"{Decimal(value).normalize():f}"
 
 
-def _gauge(row: dict[str, Any]) -> dict[str, Any]:
+def _gauge(row: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
     unlimited = row["limit"] < 0
     percentage = row["percentage"]
     return {
@@ -101,13 +101,15 @@ def _gauge(row: dict[str, Any]) -> dict[str, Any]:
         "soft_limit_reached": bool(row["soft_limit_reached"]),
         "over_limit": percentage is not None and percentage >= 100,
         "resets_at": row["resets_at"].isoformat() if row["resets_at"] else None,
+        "resets_label": row["resets_at"].astimezone(tz).strftime("%Y-%m-%d %H:%M") if row["resets_at"] else "",
     }
 
 
 def dashboard_data(tenant: Tenant, *, days: int = DEFAULT_DAYS, today: date | None = None) -> dict[str, Any]:
     """Everything the dashboard shows for one tenant, JSON-safe: per-day and per-service series over the last
     `days` days (tenant-local dates), totals, and one gauge per quota with the soft-limit line."""
-    today = today or timezone.now().astimezone(ZoneInfo(tenant.timezone or "UTC")).date()
+    tz = ZoneInfo(tenant.timezone or "UTC")
+    today = today or timezone.now().astimezone(tz).date()
     first = today - timedelta(days=days - 1)
     source, rows = _daily_usage(tenant, first, today)
     day_list = [first + timedelta(days=offset) for offset in range(days)]
@@ -143,6 +145,6 @@ def dashboard_data(tenant: Tenant, *, days: int = DEFAULT_DAYS, today: date | No
             "spend": f"{total_spend:.2f}",
             "tokens": sum(tokens.values()),
         },
-        "gauges": [_gauge(row) for row in quota_status(tenant)],
+        "gauges": [_gauge(row, tz) for row in quota_status(tenant)],
         "soft_limit_percent": float(tenancy_settings.SOFT_LIMIT_RATIO) * 100,
     }
