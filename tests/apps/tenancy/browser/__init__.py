@@ -1,0 +1,1 @@
+"""Real-browser tests of the tenancy admin (headless Chromium through Selenium)."""
