@@ -22,8 +22,10 @@ setup: $(STAMP)
 migrate: setup
 	$(PY) manage.py migrate --noinput
 
-## Set everything up and serve the suite on http://$(HOST):$(PORT) (SQLite, local memory cache, eager tasks).
+## Set everything up, seed the demo data (idempotent) and serve the suite on http://$(HOST):$(PORT) (SQLite, local
+## memory cache, eager tasks).
 run: migrate
+	$(PY) manage.py seed_demo --site-url http://$(HOST):$(PORT)
 	$(PY) -m uvicorn marketplace.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools \
 		--no-access-log --lifespan off
 
