@@ -13,3 +13,8 @@ WHITENOISE_AUTOREFRESH = True
 # Each pytest-xdist worker gets its own key space on the shared Redis.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
 CACHES["default"]["KEY_PREFIX"] = f"{CACHE_KEY_PREFIX}-test-{_worker}"
+
+# A file-backed SQLite test database (when SQLite is used) so that server processes started by tests share it.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{_worker}.sqlite3")}  # noqa: F405
+    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405

@@ -4,7 +4,6 @@ same semantics is used (limits are then per process, which suits a single develo
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -120,8 +119,13 @@ def _period_ttl(limits: dict[str, QuotaSnapshot]) -> int:
 
 
 def admission_args(
-    key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot], est_tokens: int, est_cost_micro: int,
-    slot_ms: int, seeds: dict[str, int],
+    key: KeyInfo,
+    request_id: str,
+    limits: dict[str, QuotaSnapshot],
+    est_tokens: int,
+    est_cost_micro: int,
+    slot_ms: int,
+    seeds: dict[str, int],
 ) -> list[Any]:
     def quota(name: str) -> list[Any]:
         snapshot = limits[name]
@@ -129,10 +133,23 @@ def admission_args(
 
     rate = quotas_throttle_rate()
     return [
-        request_id, _limit(key.rpm_limit), _limit(key.tpm_limit), est_tokens, _limit(key.max_parallel), slot_ms,
-        _limit(key.budget_day_usd, micro=True), _limit(key.budget_month_usd, micro=True), est_cost_micro,
-        *quota("api_requests"), *quota("tokens"), *quota("spend_usd"),
-        seeds.get("budget_day", -1), seeds.get("budget_month", -1), rate, _period_ttl(limits), TPM_WINDOW_MS,
+        request_id,
+        _limit(key.rpm_limit),
+        _limit(key.tpm_limit),
+        est_tokens,
+        _limit(key.max_parallel),
+        slot_ms,
+        _limit(key.budget_day_usd, micro=True),
+        _limit(key.budget_month_usd, micro=True),
+        est_cost_micro,
+        *quota("api_requests"),
+        *quota("tokens"),
+        *quota("spend_usd"),
+        seeds.get("budget_day", -1),
+        seeds.get("budget_month", -1),
+        rate,
+        _period_ttl(limits),
+        TPM_WINDOW_MS,
     ]
 
 
@@ -154,16 +171,25 @@ def _deny(result: list[Any], key: KeyInfo, limits: dict[str, QuotaSnapshot]) -> 
         return AuthenticationError("The tenant of this API key is suspended.", code="tenant_suspended")
     retry_ms = int(result[2]) if len(result) > 2 else 1000
     if reason in ("rpm", "tpm", "parallel", "throttle"):
-        labels = {"rpm": "requests per minute", "tpm": "tokens per minute", "parallel": "parallel requests",
-                  "throttle": "throttled quota"}
-        return RateLimitError(f"Rate limit reached for {labels[reason]}.", retry_after=max(retry_ms, 1) / 1000,
-                              code=f"rate_limit_{reason}")
+        labels = {
+            "rpm": "requests per minute",
+            "tpm": "tokens per minute",
+            "parallel": "parallel requests",
+            "throttle": "throttled quota",
+        }
+        return RateLimitError(
+            f"Rate limit reached for {labels[reason]}.",
+            retry_after=max(retry_ms, 1) / 1000,
+            code=f"rate_limit_{reason}",
+        )
     limit, used = int(result[3]), int(result[4])
     micro = reason in ("budget_day", "budget_month", "spend_usd")
     scale = MICRO if micro else Decimal(1)
     return QuotaExceededError(
         f"{'Budget' if reason.startswith('budget') else 'Quota'} '{reason}' exhausted.",
-        quota=reason, limit=Decimal(limit) / scale, used=Decimal(used) / scale,
+        quota=reason,
+        limit=Decimal(limit) / scale,
+        used=Decimal(used) / scale,
     )
 
 
@@ -208,7 +234,12 @@ def _script(client: Any, source: str) -> Any:
 
 
 async def admit(
-    *, key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot], est_tokens: int, est_cost: Decimal,
+    *,
+    key: KeyInfo,
+    request_id: str,
+    limits: dict[str, QuotaSnapshot],
+    est_tokens: int,
+    est_cost: Decimal,
     timeout_s: float,
 ) -> Ticket:
     """Admit the request or raise the error naming the limit it hit. One Redis round trip in the common case."""
@@ -231,11 +262,17 @@ async def admit(
         status = int(result[0])
         if status == 1:
             return Ticket(
-                request_id=request_id, tenant_id=key.tenant_id, keys=keys, est_tokens=est_tokens,
-                est_cost_micro=est_micro, rpm_limit=key.rpm_limit,
+                request_id=request_id,
+                tenant_id=key.tenant_id,
+                keys=keys,
+                est_tokens=est_tokens,
+                est_cost_micro=est_micro,
+                rpm_limit=key.rpm_limit,
                 rpm_remaining=int(result[2]) if key.rpm_limit is not None else None,
-                tpm_limit=key.tpm_limit, tpm_remaining=int(result[3]) if key.tpm_limit is not None else None,
-                tpm_reset_ms=int(result[4]), flags=[f for f in _text(result[5]).split(",") if f],
+                tpm_limit=key.tpm_limit,
+                tpm_remaining=int(result[3]) if key.tpm_limit is not None else None,
+                tpm_reset_ms=int(result[4]),
+                flags=[f for f in _text(result[5]).split(",") if f],
             )
         if status == -2:
             names = [_text(name) for name in result[2:]]
@@ -247,8 +284,17 @@ async def admit(
 
 def settle_keys(ticket_keys: list[str]) -> list[str]:
     """Keys of the settle script, in its order, from the admission keys."""
-    return [ticket_keys[10], ticket_keys[11], ticket_keys[4], ticket_keys[3], ticket_keys[5], ticket_keys[6],
-            ticket_keys[7], ticket_keys[8], ticket_keys[9]]
+    return [
+        ticket_keys[10],
+        ticket_keys[11],
+        ticket_keys[4],
+        ticket_keys[3],
+        ticket_keys[5],
+        ticket_keys[6],
+        ticket_keys[7],
+        ticket_keys[8],
+        ticket_keys[9],
+    ]
 
 
 async def settle(ticket: Ticket, *, tokens: int, cost: Decimal, counted: bool = True) -> None:
@@ -285,6 +331,18 @@ def mark_revoked(tenant_id: str, key_id: str) -> None:
         local.flags.add(revoked_key(tenant_id, key_id))
         return
     client.set(revoked_key(tenant_id, key_id), "1", ex=400 * 86_400)
+
+
+async def is_revoked(key: KeyInfo) -> bool:
+    """Whether Redis (or this process) holds the key's revocation flag: checked by endpoints that skip admission."""
+    name = revoked_key(key.tenant_id, key.id)
+    client = get_async_redis()
+    if client is None:
+        return name in local.flags
+    try:
+        return bool(await client.exists(name))
+    except (RedisError, OSError):
+        return False
 
 
 def set_tenant_suspended(tenant_id: str, suspended: bool) -> None:
@@ -405,8 +463,13 @@ class LocalAdmission:
                 return 0
             tokens_delta = int(args[1]) - reservation["tokens"]
             cost_delta = int(args[2]) - reservation["cost"]
-            deltas = {"budget_day": (4, cost_delta), "budget_month": (5, cost_delta),
-                      "api_requests": (6, int(args[3]) - 1), "tokens": (7, tokens_delta), "spend_usd": (8, cost_delta)}
+            deltas = {
+                "budget_day": (4, cost_delta),
+                "budget_month": (5, cost_delta),
+                "api_requests": (6, int(args[3]) - 1),
+                "tokens": (7, tokens_delta),
+                "spend_usd": (8, cost_delta),
+            }
             if reservation["tpm"] and keys[3] in self.values:
                 self.values[keys[3]] += tokens_delta
             for name in reservation["charged"]:
@@ -418,5 +481,3 @@ class LocalAdmission:
 
 
 local = LocalAdmission()
-
-__all__ = ["Ticket", "admit", "asyncio", "local", "settle"]

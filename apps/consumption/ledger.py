@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextvars
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -50,9 +51,25 @@ class Entry:
 
 
 COLUMNS = (
-    "request_id", "tenant_id", "api_key_id", "publisher_id", "service_version_id", "model_id", "endpoint",
-    "prompt_tokens", "completion_tokens", "cost", "price_snapshot", "latency_ms", "ttft_ms", "status_code",
-    "error_code", "estimated", "stream", "started_at", "finished_at",
+    "request_id",
+    "tenant_id",
+    "api_key_id",
+    "publisher_id",
+    "service_version_id",
+    "model_id",
+    "endpoint",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "price_snapshot",
+    "latency_ms",
+    "ttft_ms",
+    "status_code",
+    "error_code",
+    "estimated",
+    "stream",
+    "started_at",
+    "finished_at",
 )
 
 
@@ -64,11 +81,24 @@ def _uuid_param(value: str) -> str:
 def _row(entry: Entry) -> list[Any]:
     ops = connection.ops
     return [
-        entry.request_id, _uuid_param(entry.tenant_id), _uuid_param(entry.api_key_id),
-        _uuid_param(entry.publisher_id), _uuid_param(entry.service_version_id), entry.model_id, entry.endpoint,
-        entry.prompt_tokens, entry.completion_tokens, ops.adapt_decimalfield_value(entry.cost, 20, 10),
-        json.dumps(entry.price_snapshot), entry.latency_ms, entry.ttft_ms, entry.status_code, entry.error_code,
-        entry.estimated, entry.stream, ops.adapt_datetimefield_value(entry.started_at),
+        entry.request_id,
+        _uuid_param(entry.tenant_id),
+        _uuid_param(entry.api_key_id),
+        _uuid_param(entry.publisher_id),
+        _uuid_param(entry.service_version_id),
+        entry.model_id,
+        entry.endpoint,
+        entry.prompt_tokens,
+        entry.completion_tokens,
+        ops.adapt_decimalfield_value(entry.cost, 20, 10),
+        json.dumps(entry.price_snapshot),
+        entry.latency_ms,
+        entry.ttft_ms,
+        entry.status_code,
+        entry.error_code,
+        entry.estimated,
+        entry.stream,
+        ops.adapt_datetimefield_value(entry.started_at),
         ops.adapt_datetimefield_value(entry.finished_at),
     ]
 
@@ -106,11 +136,20 @@ def _roll_up(entries: list[Entry]) -> None:
     for entry in entries:
         day = entry.started_at.astimezone(UTC).date()
         key = (day, entry.tenant_id, entry.api_key_id, entry.service_version_id)
-        group = groups.setdefault(key, {
-            "publisher_id": entry.publisher_id, "model_id": entry.model_id.split("@", 1)[0], "requests": 0,
-            "errors": 0, "prompt": 0, "completion": 0, "cost": Decimal(0), "latency": 0.0,
-            "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1),
-        })
+        group = groups.setdefault(
+            key,
+            {
+                "publisher_id": entry.publisher_id,
+                "model_id": entry.model_id.split("@", 1)[0],
+                "requests": 0,
+                "errors": 0,
+                "prompt": 0,
+                "completion": 0,
+                "cost": Decimal(0),
+                "latency": 0.0,
+                "buckets": [0] * (len(LATENCY_BUCKETS_MS) + 1),
+            },
+        )
         group["requests"] += 1
         group["errors"] += 1 if entry.status_code >= 400 else 0
         group["prompt"] += entry.prompt_tokens
@@ -136,15 +175,31 @@ def _upsert_rollup(day: Any, tenant_id: str, key_id: str, version_id: str, group
             row.latency_sum_ms += group["latency"]
             buckets = list(row.latency_buckets) + [0] * (len(group["buckets"]) - len(row.latency_buckets))
             row.latency_buckets = [a + b for a, b in zip(buckets, group["buckets"], strict=True)]
-            row.save(update_fields=["requests", "errors", "prompt_tokens", "completion_tokens", "cost",
-                                    "latency_sum_ms", "latency_buckets"])
+            row.save(
+                update_fields=[
+                    "requests",
+                    "errors",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "cost",
+                    "latency_sum_ms",
+                    "latency_buckets",
+                ]
+            )
             return
         try:
             with transaction.atomic():
                 UsageRollup.objects.create(
-                    publisher_id=group["publisher_id"], model_id=group["model_id"], requests=group["requests"],
-                    errors=group["errors"], prompt_tokens=group["prompt"], completion_tokens=group["completion"],
-                    cost=group["cost"], latency_sum_ms=group["latency"], latency_buckets=group["buckets"], **filters,
+                    publisher_id=group["publisher_id"],
+                    model_id=group["model_id"],
+                    requests=group["requests"],
+                    errors=group["errors"],
+                    prompt_tokens=group["prompt"],
+                    completion_tokens=group["completion"],
+                    cost=group["cost"],
+                    latency_sum_ms=group["latency"],
+                    latency_buckets=group["buckets"],
+                    **filters,
                 )
             return
         except Exception as exc:  # a concurrent writer created the row first: update it instead
@@ -162,8 +217,11 @@ def _count_quota_usage(entries: list[Entry]) -> None:
 
     totals: dict[tuple[str, str, datetime, datetime], int] = defaultdict(int)
     for entry in entries:
-        amounts = {"api_requests": 1, "tokens": entry.prompt_tokens + entry.completion_tokens,
-                   "spend_usd": quotas.to_units("spend_usd", entry.cost)}
+        amounts = {
+            "api_requests": 1,
+            "tokens": entry.prompt_tokens + entry.completion_tokens,
+            "spend_usd": quotas.to_units("spend_usd", entry.cost),
+        }
         for quota_type, (start, end) in entry.quota_periods.items():
             if amounts[quota_type]:
                 totals[(entry.tenant_id, quota_type, start, end)] += amounts[quota_type]
@@ -187,7 +245,9 @@ class LedgerWriter:
         self._pending.append((entry, future))
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
-            self._task = loop.create_task(self._run())
+            # A fresh context: the flusher outlives the request that started it, and must not use that request's
+            # thread executor (asgiref ties `sync_to_async` to the request's context).
+            self._task = loop.create_task(self._run(), context=contextvars.Context())
         if len(self._pending) >= consumption_settings.LEDGER_BATCH_SIZE and self._wakeup is not None:
             self._wakeup.set()
         await asyncio.shield(future)
@@ -202,8 +262,10 @@ class LedgerWriter:
             except TimeoutError:
                 pass
             self._wakeup.clear()
-            batch, self._pending = self._pending[: consumption_settings.LEDGER_BATCH_SIZE * 5], \
-                self._pending[consumption_settings.LEDGER_BATCH_SIZE * 5:]
+            batch, self._pending = (
+                self._pending[: consumption_settings.LEDGER_BATCH_SIZE * 5],
+                self._pending[consumption_settings.LEDGER_BATCH_SIZE * 5 :],
+            )
             try:
                 await sync_to_async(write_entries, thread_sensitive=True)([entry for entry, _ in batch])
             except Exception as exc:

@@ -67,10 +67,10 @@ class UsageRecord(models.Model):
     request_id = models.CharField(max_length=64, unique=True)
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
     api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
-    publisher = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+",
-                                  db_constraint=False)
-    service_version = models.ForeignKey("publishing.ServiceVersion", on_delete=models.DO_NOTHING,
-                                        related_name="+", db_constraint=False)
+    publisher = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    service_version = models.ForeignKey(
+        "publishing.ServiceVersion", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     model_id = models.CharField(max_length=200)
     endpoint = models.CharField(max_length=20)
     prompt_tokens = models.PositiveIntegerField(default=0)
@@ -112,10 +112,10 @@ class UsageRollup(models.Model):
     day = models.DateField()
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
     api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
-    publisher = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+",
-                                  db_constraint=False)
-    service_version = models.ForeignKey("publishing.ServiceVersion", on_delete=models.DO_NOTHING,
-                                        related_name="+", db_constraint=False)
+    publisher = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    service_version = models.ForeignKey(
+        "publishing.ServiceVersion", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     model_id = models.CharField(max_length=200)
     requests = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)
@@ -128,8 +128,9 @@ class UsageRollup(models.Model):
     class Meta:
         ordering = ["-day"]
         constraints = [
-            models.UniqueConstraint(fields=["day", "tenant", "api_key", "service_version"],
-                                    name="consumption_rollup_unique"),
+            models.UniqueConstraint(
+                fields=["day", "tenant", "api_key", "service_version"], name="consumption_rollup_unique"
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant", "day"], name="consumption_rollup_tenant"),

@@ -4,6 +4,7 @@ write the ledger, answer — in OpenAI's shapes."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -55,18 +56,30 @@ class Call:
     ticket: admission.Ticket | None = None
 
 
+def spawn(coroutine: Any) -> None:
+    """Run work that outlives the request in a fresh context (not tied to the request's thread executor), keeping a
+    reference so it is not garbage-collected before it ends."""
+    task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 # --- Validation and estimates ----------------------------------------------------------------------------------
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     if len(raw) > consumption_settings.MAX_BODY_BYTES:
-        raise ValidationError(f"The request body is larger than {consumption_settings.MAX_BODY_BYTES} bytes.",
-                              fields={"body": ["Too large."]}, code="request_too_large")
+        raise ValidationError(
+            f"The request body is larger than {consumption_settings.MAX_BODY_BYTES} bytes.",
+            fields={"body": ["Too large."]},
+            code="request_too_large",
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ValidationError("The request body is not valid JSON.", fields={"body": ["Invalid JSON."]},
-                              code="invalid_json") from None
+        raise ValidationError(
+            "The request body is not valid JSON.", fields={"body": ["Invalid JSON."]}, code="invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise ValidationError("The request body must be a JSON object.", fields={"body": ["Not an object."]})
     model = body.get("model")
@@ -98,8 +111,10 @@ def _prompt_tokens(kind: str, body: dict[str, Any]) -> int:
             return len(value)
         if all(isinstance(item, list) and all(isinstance(i, int) for i in item) for item in value):
             return sum(len(item) for item in value)
-    raise ValidationError(f"'{field_name}' must be a string or a list of strings or token ids.",
-                          fields={field_name: ["String, list of strings, or token ids."]})
+    raise ValidationError(
+        f"'{field_name}' must be a string or a list of strings or token ids.",
+        fields={field_name: ["String, list of strings, or token ids."]},
+    )
 
 
 def estimate(call: Call, route: Route) -> None:
@@ -115,8 +130,9 @@ def estimate(call: Call, route: Route) -> None:
         raise ValidationError("'stream_options' must be an object.", fields={"stream_options": ["Object."]})
     for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not low <= value <= high):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high
+        ):
             raise ValidationError(f"'{name}' must be a number from {low} to {high}.", fields={name: ["Out of range."]})
     n = _int_field(body, "n", 1) or 1
     max_tokens = _int_field(body, "max_tokens", 1)
@@ -126,13 +142,15 @@ def estimate(call: Call, route: Route) -> None:
     if prompt > route.context_length:
         raise ValidationError(
             f"The prompt has {prompt} tokens; this model's context length is {route.context_length}.",
-            fields={"messages" if kind == "chat" else "prompt": ["Too long."]}, code="context_length_exceeded",
+            fields={"messages" if kind == "chat" else "prompt": ["Too long."]},
+            code="context_length_exceeded",
         )
     if kind == "embeddings":
         completion = 0
     elif max_tokens is None:
-        default = echo.COMPLETIONS_DEFAULT_MAX_TOKENS if kind == "completions" else \
-            consumption_settings.DEFAULT_MAX_TOKENS
+        default = (
+            echo.COMPLETIONS_DEFAULT_MAX_TOKENS if kind == "completions" else consumption_settings.DEFAULT_MAX_TOKENS
+        )
         completion = max(1, min(default, route.context_length - prompt))
     else:
         completion = max_tokens
@@ -167,8 +185,9 @@ def price_snapshot(route: Route) -> dict[str, Any]:
 
 
 def error_response(error: AppError, request_id: str) -> HttpResponse:
-    response = HttpResponse(orjson.dumps(openai_error_body(error)), status=error.status_code,
-                            content_type="application/json")
+    response = HttpResponse(
+        orjson.dumps(openai_error_body(error)), status=error.status_code, content_type="application/json"
+    )
     for name, value in error.headers().items():
         response[name] = value
     response["X-Request-ID"] = request_id
@@ -200,8 +219,7 @@ def upstream_error(exc: upstream.UpstreamStatusError, route: Route) -> AppError:
         if exc.status_code == 429:
             return RateLimitError(f"The upstream is rate limiting: {message}", retry_after=1)
         return AppError(message, status_code=exc.status_code, code="upstream_rejected")
-    return ExternalServiceError(f"The upstream of {route.model_id} failed ({exc.status_code}).",
-                                service=route.model_id)
+    return ExternalServiceError(f"The upstream of {route.model_id} failed ({exc.status_code}).", service=route.model_id)
 
 
 # --- Ledger --------------------------------------------------------------------------------------------------
@@ -216,24 +234,47 @@ def _quota_periods(call: Call) -> dict[str, tuple[datetime, datetime]]:
 
 
 async def record(
-    call: Call, *, status: int, prompt_tokens: int = 0, completion_tokens: int = 0, cost: Decimal | None = None,
-    error_code: str = "", estimated: bool = False, ttft_ms: float | None = None, counted: bool = True,
+    call: Call,
+    *,
+    status: int,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    cost: Decimal | None = None,
+    error_code: str = "",
+    estimated: bool = False,
+    ttft_ms: float | None = None,
+    counted: bool = True,
 ) -> Decimal:
     """Settle the reservation with what was used, then write the usage record (awaited: durable on return)."""
     assert call.key is not None and call.route is not None
     cost = price(call.route, prompt_tokens, completion_tokens) if cost is None else cost
     if call.ticket is not None:
         await admission.settle(call.ticket, tokens=prompt_tokens + completion_tokens, cost=cost, counted=counted)
-    await ledger.writer().write(ledger.Entry(
-        request_id=call.request_id, tenant_id=call.key.tenant_id, api_key_id=call.key.id,
-        publisher_id=call.route.publisher_id, service_version_id=call.route.version_id,
-        model_id=call.route.model_id if "@" not in call.body.get("model", "") else call.body["model"],
-        endpoint=call.kind, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
-        price_snapshot=price_snapshot(call.route), latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
-        ttft_ms=ttft_ms, status_code=status, error_code=error_code, estimated=estimated, stream=call.stream,
-        started_at=call.started_at, finished_at=datetime.now(UTC), tenant_timezone=call.key.tenant_timezone,
-        quota_periods=_quota_periods(call) if counted else {},
-    ))
+    await ledger.writer().write(
+        ledger.Entry(
+            request_id=call.request_id,
+            tenant_id=call.key.tenant_id,
+            api_key_id=call.key.id,
+            publisher_id=call.route.publisher_id,
+            service_version_id=call.route.version_id,
+            model_id=call.route.model_id if "@" not in call.body.get("model", "") else call.body["model"],
+            endpoint=call.kind,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            price_snapshot=price_snapshot(call.route),
+            latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
+            ttft_ms=ttft_ms,
+            status_code=status,
+            error_code=error_code,
+            estimated=estimated,
+            stream=call.stream,
+            started_at=call.started_at,
+            finished_at=datetime.now(UTC),
+            tenant_timezone=call.key.tenant_timezone,
+            quota_periods=_quota_periods(call) if counted else {},
+        )
+    )
     return cost
 
 
@@ -258,12 +299,15 @@ def _text_of(body: dict[str, Any]) -> str:
 # --- The pipeline --------------------------------------------------------------------------------------------
 
 
-async def handle(request: HttpRequest, kind: str, *, native: bool = False,
-                 body_override: dict[str, Any] | None = None) -> HttpResponse:
+async def handle(
+    request: HttpRequest, kind: str, *, native: bool = False, body_override: dict[str, Any] | None = None
+) -> HttpResponse:
     """Serve one proxied request end to end; every error becomes OpenAI's error shape."""
     call = Call(
         request_id=getattr(request, "request_id", None) or uuid.uuid4().hex,
-        kind=kind, started=time.perf_counter(), started_at=datetime.now(UTC),
+        kind=kind,
+        started=time.perf_counter(),
+        started_at=datetime.now(UTC),
     )
     try:
         call.key = await runtime.authenticate(request.headers.get("Authorization"))
@@ -273,7 +317,9 @@ async def handle(request: HttpRequest, kind: str, *, native: bool = False,
         estimate(call, call.route)
         await _screen(call)
         call.ticket = await admission.admit(
-            key=call.key, request_id=call.request_id, limits=call.key.quota_limits,
+            key=call.key,
+            request_id=call.request_id,
+            limits=call.key.quota_limits,
             est_tokens=call.prompt_estimate + call.completion_estimate,
             est_cost=price(call.route, call.prompt_estimate, call.completion_estimate),
             timeout_s=call.route.sla_timeout_ms / 1000,
@@ -301,7 +347,8 @@ async def _screen(call: Call) -> None:
     assert call.key is not None and call.route is not None
     if policy.is_configured():
         decision = await policy.aevaluate(
-            "consumption", tenant=call.key.tenant_slug,
+            "consumption",
+            tenant=call.key.tenant_slug,
             resource={"model": call.route.model_id, "category": call.route.category},
             context={"key_id": call.key.id, "endpoint": call.kind},
         )
@@ -312,8 +359,9 @@ async def _screen(call: Call) -> None:
         if verdict.blocked:
             from llm_infra_django.errors import PolicyViolationError
 
-            raise PolicyViolationError("The prompt was blocked by the safety scan.",
-                                       violations=[r.__dict__ for r in verdict.reasons])
+            raise PolicyViolationError(
+                "The prompt was blocked by the safety scan.", violations=[r.__dict__ for r in verdict.reasons]
+            )
 
 
 def _emit_quota_events(call: Call) -> None:
@@ -332,9 +380,7 @@ def _emit_quota_events(call: Call) -> None:
             logger.warning(f"quota_{'soft_limit_reached' if kind == 'soft' else 'alert'}", quota=quota)
             signal.send(sender=Tenant, tenant=tenant, quota_type=quota, limit=None, used=None, period_end=None)
 
-    task = asyncio.get_running_loop().create_task(sync_to_async(fire)(call.ticket.flags, call.ticket.tenant_id))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    spawn(sync_to_async(fire)(call.ticket.flags, call.ticket.tenant_id))
 
 
 async def _complete(call: Call, *, native: bool) -> HttpResponse:
@@ -356,13 +402,22 @@ async def _complete(call: Call, *, native: bool) -> HttpResponse:
     cost = await record(call, status=200, prompt_tokens=usage[0], completion_tokens=usage[1], estimated=estimated)
     latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
     if native:
-        payload = {"request_id": call.request_id, "response": _text_of(body),
-                   "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                             "total_tokens": usage[0] + usage[1], "estimated": estimated},
-                   "cost": str(cost), "latency_ms": latency_ms}
+        payload = {
+            "request_id": call.request_id,
+            "response": _text_of(body),
+            "usage": {
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "total_tokens": usage[0] + usage[1],
+                "estimated": estimated,
+            },
+            "cost": str(cost),
+            "latency_ms": latency_ms,
+        }
     else:
-        body.setdefault("usage", {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                                  "total_tokens": usage[0] + usage[1]})
+        body.setdefault(
+            "usage", {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[0] + usage[1]}
+        )
         if isinstance(body["usage"], dict):
             body["usage"]["cost"] = float(cost)
         payload = body
@@ -403,7 +458,7 @@ async def _relay(call: Call, stream: upstream.Stream) -> AsyncIterator[bytes]:
     completed = False
     try:
         async for event in stream.events():
-            data = event[len(b"data: "):].strip() if event.startswith(b"data: ") else b""
+            data = event[len(b"data: ") :].strip() if event.startswith(b"data: ") else b""
             if data and data != b"[DONE]":
                 try:
                     chunk = orjson.loads(data)
@@ -431,14 +486,17 @@ async def _relay(call: Call, stream: upstream.Stream) -> AsyncIterator[bytes]:
         failure = exc
         raise
     finally:
-        task = asyncio.ensure_future(_finish_stream(call, stream, delivered, usage, ttft_ms, completed, failure))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        spawn(_finish_stream(call, stream, delivered, usage, ttft_ms, completed, failure))
 
 
 async def _finish_stream(
-    call: Call, stream: upstream.Stream, delivered: list[str], usage: tuple[int, int] | None,
-    ttft_ms: float | None, completed: bool, failure: BaseException | None,
+    call: Call,
+    stream: upstream.Stream,
+    delivered: list[str],
+    usage: tuple[int, int] | None,
+    ttft_ms: float | None,
+    completed: bool,
+    failure: BaseException | None,
 ) -> None:
     await stream.close(failure if isinstance(failure, Exception) else None)
     estimated = usage is None
@@ -448,7 +506,14 @@ async def _finish_stream(
     if not completed:
         status, error_code = 499, "client_disconnected" if not isinstance(failure, Exception) else "stream_failed"
     try:
-        await record(call, status=status, prompt_tokens=usage[0], completion_tokens=usage[1], estimated=estimated,
-                     ttft_ms=ttft_ms, error_code=error_code)
+        await record(
+            call,
+            status=status,
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
+            estimated=estimated,
+            ttft_ms=ttft_ms,
+            error_code=error_code,
+        )
     except Exception:
         logger.exception("stream_billing_failed", request_id=call.request_id)

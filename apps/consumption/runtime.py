@@ -24,8 +24,9 @@ METERED = ("api_requests", "tokens", "spend_usd")
 def bearer_secret(authorization: str | None) -> str:
     """The secret of an `Authorization: Bearer <secret>` header."""
     if not authorization:
-        raise AuthenticationError("Provide your API key in the Authorization header (Bearer mk_...).",
-                                  code="missing_api_key")
+        raise AuthenticationError(
+            "Provide your API key in the Authorization header (Bearer mk_...).", code="missing_api_key"
+        )
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationError("Use 'Authorization: Bearer <API key>'.", code="invalid_api_key")

@@ -47,8 +47,9 @@ def models_for_key(key: KeyInfo) -> list[dict[str, Any]]:
         if not can_use(tenant, "service", str(version.service_id), owner_id=version.service.publisher_id):
             continue
         created = version.published_at or version.created_at
-        rows.append({"model_id": model_id, "publisher": version.service.publisher.slug,
-                     "created": int(created.timestamp())})
+        rows.append(
+            {"model_id": model_id, "publisher": version.service.publisher.slug, "created": int(created.timestamp())}
+        )
     return rows
 
 

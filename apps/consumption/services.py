@@ -53,8 +53,13 @@ def _clean(
         errors["expires_at"] = ["The expiry must be in the future."]
     if errors:
         raise ValidationError(fields=errors)
-    return {"name": name.strip(), "scopes": sorted(set(scopes)), "allowed_models": list(allowed_models),
-            "expires_at": expires_at, **cleaned}
+    return {
+        "name": name.strip(),
+        "scopes": sorted(set(scopes)),
+        "allowed_models": list(allowed_models),
+        "expires_at": expires_at,
+        **cleaned,
+    }
 
 
 @transaction.atomic
@@ -74,8 +79,9 @@ def create_api_key(
     unknown = set(limits) - set(LIMIT_FIELDS)
     if unknown:
         raise ValidationError(fields={name_: ["Unknown field."] for name_ in sorted(unknown)})
-    values = _clean(name=name, scopes=list(scopes), allowed_models=list(allowed_models), limits=limits,
-                    expires_at=expires_at)
+    values = _clean(
+        name=name, scopes=list(scopes), allowed_models=list(allowed_models), limits=limits, expires_at=expires_at
+    )
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if not locked.is_operational:
         raise ConflictError(f"Tenant '{locked.slug}' is {locked.status}: it cannot create keys.")
@@ -96,8 +102,9 @@ def create_api_key(
 
 def _public(key: ApiKey) -> dict[str, Any]:
     """The audit view of a key (never the hash)."""
-    data = snapshot(key, ["name", "prefix", "last4", "scopes", "allowed_models", *LIMIT_FIELDS, "expires_at",
-                          "revoked_at"])
+    data = snapshot(
+        key, ["name", "prefix", "last4", "scopes", "allowed_models", *LIMIT_FIELDS, "expires_at", "revoked_at"]
+    )
     return data
 
 
@@ -111,8 +118,9 @@ def revoke_api_key(*, key: ApiKey, actor: Any) -> ApiKey:
         raise ConflictError("This API key is already revoked.")
     locked.revoked_at = timezone.now()
     locked.save(update_fields=["revoked_at"])
-    record_audit(action="api_key_revoked", tenant=locked.tenant, actor=actor, obj=locked,
-                 after={"revoked_at": locked.revoked_at})
+    record_audit(
+        action="api_key_revoked", tenant=locked.tenant, actor=actor, obj=locked, after={"revoked_at": locked.revoked_at}
+    )
     admission.mark_revoked(str(locked.tenant_id), str(locked.pk))
     transaction.on_commit(lambda: key_cache.forget(str(locked.pk)))
     return locked
@@ -132,14 +140,26 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
     grace_end = timezone.now() + timedelta(hours=hours)
     secret = generate_secret()
     new = ApiKey.objects.create(
-        tenant=old.tenant, created_by=actor if getattr(actor, "is_authenticated", False) else None,
-        key_hash=hash_secret(secret), prefix=secret[:7], last4=secret[-4:], name=old.name, scopes=old.scopes,
-        allowed_models=old.allowed_models, expires_at=old.expires_at, rotated_from=old,
+        tenant=old.tenant,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        key_hash=hash_secret(secret),
+        prefix=secret[:7],
+        last4=secret[-4:],
+        name=old.name,
+        scopes=old.scopes,
+        allowed_models=old.allowed_models,
+        expires_at=old.expires_at,
+        rotated_from=old,
         **{f: getattr(old, f) for f in LIMIT_FIELDS},
     )
     old.expires_at = min(grace_end, old.expires_at) if old.expires_at else grace_end
     old.save(update_fields=["expires_at"])
-    record_audit(action="api_key_rotated", tenant=old.tenant, actor=actor, obj=old,
-                 after={"successor": str(new.pk), "old_key_expires_at": old.expires_at})
+    record_audit(
+        action="api_key_rotated",
+        tenant=old.tenant,
+        actor=actor,
+        obj=old,
+        after={"successor": str(new.pk), "old_key_expires_at": old.expires_at},
+    )
     transaction.on_commit(lambda: key_cache.forget(str(old.pk)))
     return new, secret

@@ -110,18 +110,17 @@ async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -
             if response.status_code >= 500:
                 raise UpstreamStatusError(response.status_code, response.content)
     except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"The upstream of {route.model_id} did not answer in time.",
-                              service=route.model_id) from exc
+        raise UpstreamTimeout(
+            f"The upstream of {route.model_id} did not answer in time.", service=route.model_id
+        ) from exc
     except httpx.TransportError as exc:
-        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.",
-                                   service=route.model_id) from exc
+        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.", service=route.model_id) from exc
     if response.status_code >= 400:
         raise UpstreamStatusError(response.status_code, response.content)
     try:
         parsed = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
-        raise ExternalServiceError("The upstream answered something that is not JSON.",
-                                   service=route.model_id) from exc
+        raise ExternalServiceError("The upstream answered something that is not JSON.", service=route.model_id) from exc
     if not isinstance(parsed, dict):
         raise ExternalServiceError("The upstream answered an unexpected shape.", service=route.model_id)
     return Answer(response.status_code, parsed)
@@ -186,19 +185,22 @@ async def open_stream(route: Route, kind: str, body: dict[str, Any], request_id:
     await guard.__aenter__()
     url = route.endpoint_url.rstrip("/") + PATHS[kind]
     request = client().build_request(
-        "POST", url, content=orjson.dumps(upstream_body(route, body, stream=True)),
-        headers=headers(route, request_id), timeout=httpx.Timeout(route.sla_timeout_ms / 1000),
+        "POST",
+        url,
+        content=orjson.dumps(upstream_body(route, body, stream=True)),
+        headers=headers(route, request_id),
+        timeout=httpx.Timeout(route.sla_timeout_ms / 1000),
     )
     try:
         response = await client().send(request, stream=True)
     except httpx.TimeoutException as exc:
         await guard.__aexit__(type(exc), exc, None)
-        raise UpstreamTimeout(f"The upstream of {route.model_id} did not answer in time.",
-                              service=route.model_id) from exc
+        raise UpstreamTimeout(
+            f"The upstream of {route.model_id} did not answer in time.", service=route.model_id
+        ) from exc
     except httpx.TransportError as exc:
         await guard.__aexit__(type(exc), exc, None)
-        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.",
-                                   service=route.model_id) from exc
+        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.", service=route.model_id) from exc
     except BaseException as exc:
         await guard.__aexit__(type(exc), exc, None)
         raise
@@ -209,4 +211,3 @@ async def open_stream(route: Route, kind: str, body: dict[str, Any], request_id:
         await guard.__aexit__(UpstreamStatusError, error if response.status_code >= 500 else None, None)
         raise error
     return Stream(response, guard=guard)
-

@@ -10,9 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.consumption import proxy, runtime, selectors
+from apps.consumption import admission, proxy, runtime, selectors
 from apps.consumption.models import Scope
-from llm_infra_django.errors import AppError, ValidationError
+from llm_infra_django.errors import AppError, AuthenticationError, ValidationError
 
 
 @csrf_exempt
@@ -39,13 +39,17 @@ async def models(request: HttpRequest) -> HttpResponse:
     request_id = getattr(request, "request_id", "")
     try:
         key = await runtime.authenticate(request.headers.get("Authorization"))
+        if await admission.is_revoked(key):
+            raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
         runtime.require_scope(key, Scope.CONSUME)
         rows = await sync_to_async(selectors.models_for_key)(key)
     except AppError as error:
         return proxy.error_response(error, request_id)
     now = int(time.time())
-    data = [{"id": row["model_id"], "object": "model", "created": row["created"] or now,
-             "owned_by": row["publisher"]} for row in rows]
+    data = [
+        {"id": row["model_id"], "object": "model", "created": row["created"] or now, "owned_by": row["publisher"]}
+        for row in rows
+    ]
     return HttpResponse(orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
 

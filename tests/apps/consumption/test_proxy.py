@@ -33,8 +33,12 @@ def auth(secret: str) -> dict[str, str]:
 
 async def post(path: str, body: object, secret: str | None, **headers: str):
     extra = auth(secret) if secret else {}
-    return await AsyncClient().post(path, json.dumps(body) if not isinstance(body, bytes) else body,
-                                    content_type="application/json", headers={**extra, **headers})
+    return await AsyncClient().post(
+        path,
+        json.dumps(body) if not isinstance(body, bytes) else body,
+        content_type="application/json",
+        headers={**extra, **headers},
+    )
 
 
 async def test_chat_completion_is_answered_billed_and_recorded(api_key: str) -> None:
@@ -62,8 +66,7 @@ async def test_chat_completion_is_answered_billed_and_recorded(api_key: str) -> 
 
 
 async def test_completions_and_embeddings(api_key: str) -> None:
-    completion = await post("/v1/completions", {"model": "acme/echo", "prompt": "Say this", "max_tokens": 3},
-                            api_key)
+    completion = await post("/v1/completions", {"model": "acme/echo", "prompt": "Say this", "max_tokens": 3}, api_key)
     assert completion.status_code == 200, completion.content
     assert completion.json()["object"] == "text_completion"
     embedding = await post("/v1/embeddings", {"model": "acme/echo", "input": ["a b", "c"]}, api_key)
@@ -129,15 +132,16 @@ async def test_rate_limit_headers_and_429(make_key, echo_service) -> None:
 
 async def test_budget_exhausted_is_402(make_key, echo_service) -> None:
     secret = await sync_to_async(make_key)(budget_day_usd="0.05")
-    statuses = [(await post("/v1/chat/completions", {**CHAT, "max_tokens": 8}, secret)).status_code
-                for _ in range(5)]
+    statuses = [(await post("/v1/chat/completions", {**CHAT, "max_tokens": 8}, secret)).status_code for _ in range(5)]
     assert statuses.count(200) >= 1 and statuses[-1] == 402
 
 
 async def test_streaming_relays_events_and_bills_from_the_usage_chunk(api_key: str) -> None:
-    response = await post("/v1/chat/completions",
-                          {**CHAT, "max_tokens": 4, "stream": True, "stream_options": {"include_usage": True}},
-                          api_key)
+    response = await post(
+        "/v1/chat/completions",
+        {**CHAT, "max_tokens": 4, "stream": True, "stream_options": {"include_usage": True}},
+        api_key,
+    )
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/event-stream")
     raw = b"".join([chunk async for chunk in response.streaming_content])

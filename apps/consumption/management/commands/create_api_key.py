@@ -63,12 +63,17 @@ class Command(BaseCommand):
         days = options["expires_in_days"]
         try:
             key, secret = create_api_key(
-                tenant=tenant, actor=actor, name=options["name"],
+                tenant=tenant,
+                actor=actor,
+                name=options["name"],
                 scopes=[s.strip() for s in options["scopes"].split(",") if s.strip()],
                 allowed_models=[m.strip() for m in options["models"].split(",") if m.strip()],
                 expires_at=timezone.now() + timedelta(days=days) if days else None,
-                rpm_limit=options["rpm"], tpm_limit=options["tpm"], max_parallel=options["max_parallel"],
-                budget_day_usd=options["budget_day"], budget_month_usd=options["budget_month"],
+                rpm_limit=options["rpm"],
+                tpm_limit=options["tpm"],
+                max_parallel=options["max_parallel"],
+                budget_day_usd=options["budget_day"],
+                budget_month_usd=options["budget_month"],
             )
         except AppError as error:
             raise CommandError(f"{error.message} {error.details or ''}".strip()) from None

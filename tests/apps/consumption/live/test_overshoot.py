@@ -1,0 +1,106 @@
+"""Zero overshoot on real Redis with two server processes and 64 concurrent clients."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+
+from apps.consumption.models import UsageRecord
+from apps.publishing import echo
+from apps.publishing import services as publishing
+from apps.tenancy import services as tenancy
+from tests.apps.consumption.conftest import ECHO_DEFINITION
+from tests.apps.tenancy.factories import UserFactory
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
+
+LONG_TEXT = " ".join(f"word{i}" for i in range(40))
+MESSAGES = [{"role": "user", "content": LONG_TEXT}]
+CLIENTS = 64
+
+
+async def _fire(urls: list[str], secret: str, total: int, body: dict) -> list[int]:
+    """`total` requests from CLIENTS concurrent clients, alternating between the servers."""
+    limits = httpx.Limits(max_connections=CLIENTS)
+    statuses: list[int] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(total):
+        queue.put_nowait(index)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                index = queue.get_nowait()
+                response = await client.post(
+                    f"{urls[index % len(urls)]}/v1/chat/completions",
+                    json=body,
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
+                statuses.append(response.status_code)
+
+        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+    return statuses
+
+
+def fire(urls: list[str], secret: str, total: int, body: dict) -> list[int]:
+    return async_to_sync(_fire)(urls, secret, total, body)
+
+
+def test_key_rpm_admits_exactly_n(start_servers, make_key, echo_service) -> None:
+    urls = start_servers(2)
+    secret = make_key(rpm_limit=30)
+    statuses = fire(urls, secret, 120, {"model": "acme/echo", "messages": MESSAGES, "max_tokens": 1})
+    assert statuses.count(200) == 30
+    assert statuses.count(429) == 90
+
+
+def test_budget_is_never_exceeded_and_admits_floor_of_budget_over_cost(start_servers, make_key, echo_service) -> None:
+    # given requests whose estimate equals their actual cost (the echo reply is longer than max_tokens)
+    prompt = echo.count_chat_prompt_tokens(MESSAGES)
+    cost = Decimal(prompt) * 1000 / 10**6 + Decimal(5) * 2000 / 10**6
+    budget = cost * Decimal("10.5")
+    urls = start_servers(2)
+    secret = make_key(budget_day_usd=str(budget))
+
+    # when 64 clients spend it from two processes
+    statuses = fire(urls, secret, 80, {"model": "acme/echo", "messages": MESSAGES, "max_tokens": 5})
+
+    # then exactly floor(B / cost) succeed and the ledger bills no more than B
+    assert statuses.count(200) == 10
+    assert statuses.count(402) == 70
+    billed = sum(record.cost for record in UsageRecord.objects.all())
+    assert billed == cost * 10 <= budget
+
+
+def test_tenant_request_quota_admits_exactly_q(start_servers, make_key, echo_service, consumer) -> None:
+    staff = UserFactory(username="ops", is_staff=True, is_superuser=True)
+    tenancy.set_quota_override(tenant=consumer, quota_type="api_requests", limit=25, action="block", actor=staff)
+    urls = start_servers(2)
+    secret = make_key()
+    statuses = fire(urls, secret, 100, {"model": "acme/echo", "messages": MESSAGES, "max_tokens": 1})
+    assert statuses.count(200) == 25
+    assert statuses.count(402) == 75
+    assert UsageRecord.objects.count() == 25
+
+
+def test_parallel_limit_holds_at_the_upstream(start_servers, make_key, provider, upstream) -> None:
+    behaviour, url = upstream
+    behaviour.delay = 0.2
+    publishing.publish_service(
+        publisher=provider,
+        actor=provider.owner,
+        slug="slow",
+        version="1.0.0",
+        values={**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m"},
+    )
+    urls = start_servers(2)
+    secret = make_key(max_parallel=3)
+    statuses = fire(urls, secret, 96, {"model": "acme/slow", "messages": MESSAGES, "max_tokens": 1})
+    assert behaviour.max_in_flight <= 3
+    assert statuses.count(200) >= 3
+    assert set(statuses) <= {200, 429}
+    assert behaviour.requests == statuses.count(200)
