@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import contextvars
 import json
 from collections import defaultdict
@@ -117,10 +118,9 @@ def write_entries(entries: list[Entry]) -> set[str]:
     records = UsageRecord._meta.db_table
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(COLUMNS)) + ")"] * len(entries))
     params = [value for entry in entries for value in _row(entry)]
-    sql = (
-        f"INSERT INTO {records} ({', '.join(COLUMNS)}) VALUES {placeholders} "
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
-    )
+    # Table and column names are ours; every value is a parameter.
+    sql = f"INSERT INTO {records} ({', '.join(COLUMNS)}) VALUES {placeholders} "  # noqa: S608
+    sql += "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -257,10 +257,8 @@ class LedgerWriter:
 
         while self._pending:
             assert self._wakeup is not None
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), consumption_settings.LEDGER_FLUSH_MS / 1000)
-            except TimeoutError:
-                pass
             self._wakeup.clear()
             batch, self._pending = (
                 self._pending[: consumption_settings.LEDGER_BATCH_SIZE * 5],

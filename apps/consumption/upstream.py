@@ -43,7 +43,7 @@ def client() -> httpx.AsyncClient:
     if current is None or current.is_closed:
         current = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
-            timeout=None,
+            timeout=30.0,  # each call passes the route's SLA timeout
             follow_redirects=False,
         )
         _clients[loop_id] = current
