@@ -148,9 +148,9 @@ def _stop_sequences(body: Mapping[str, Any], errors: _Errors) -> list[str]:
     return [s for s in sequences if s]
 
 
-def _sampling(body: Mapping[str, Any], errors: _Errors, *, streaming: bool) -> tuple[int | None, int, bool]:
+def _sampling(body: Mapping[str, Any], errors: _Errors, *, streaming: bool, chat: bool) -> tuple[int | None, int, bool]:
     """The parameters chat and completions share: (max tokens, n, include_usage). Sampling knobs are validated and
-    have no effect: the echo provider is deterministic."""
+    have no effect: the echo provider is deterministic. `max_completion_tokens` (chat only) wins over `max_tokens`."""
     _number(body, "temperature", errors, 0, 2)
     _number(body, "top_p", errors, 0, 1)
     _number(body, "presence_penalty", errors, -2, 2)
@@ -158,7 +158,7 @@ def _sampling(body: Mapping[str, Any], errors: _Errors, *, streaming: bool) -> t
     _integer(body, "seed", errors, minimum=-(2**63), maximum=2**63 - 1)
     _string(body, "user", errors)
     max_tokens = _integer(body, "max_tokens", errors, minimum=1)
-    if body.get("max_completion_tokens") is not None:
+    if chat and body.get("max_completion_tokens") is not None:
         max_tokens = _integer(body, "max_completion_tokens", errors, minimum=1)
     n = _integer(body, "n", errors, minimum=1, maximum=MAX_CHOICES) or 1
     stream = _boolean(body, "stream", errors)
@@ -337,7 +337,7 @@ def _plan_chat(body: Any, *, streaming: bool, context_length: int | None) -> _Pl
     body = _require_object(body)
     errors = _Errors()
     prompt_tokens, source = _read_messages(body.get("messages"), errors)
-    max_tokens, n, include_usage = _sampling(body, errors, streaming=streaming)
+    max_tokens, n, include_usage = _sampling(body, errors, streaming=streaming, chat=True)
     stop = _stop_sequences(body, errors)
     _plain_text_only(body, errors)
     if body.get("logprobs") or body.get("top_logprobs"):
@@ -452,7 +452,7 @@ def _plan_completion(body: Any, *, streaming: bool, context_length: int | None) 
     body = _require_object(body)
     errors = _Errors()
     prompts = _read_prompts(body.get("prompt"), errors)
-    max_tokens, n, include_usage = _sampling(body, errors, streaming=streaming)
+    max_tokens, n, include_usage = _sampling(body, errors, streaming=streaming, chat=False)
     stop = _stop_sequences(body, errors)
     if body.get("echo"):
         errors.add("echo", "The echo provider does not repeat the prompt (echo=true is not supported).")
@@ -461,7 +461,7 @@ def _plan_completion(body: Any, *, streaming: bool, context_length: int | None) 
     if body.get("suffix"):
         errors.add("suffix", "The echo provider does not support suffixes.")
     errors.raise_any()
-    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+    if body.get("max_tokens") is None:
         max_tokens = COMPLETIONS_DEFAULT_MAX_TOKENS
     choices: list[Generation] = []
     prompt_tokens = 0

@@ -505,3 +505,8 @@ def test_the_openai_sdk_parses_chat_streams_embeddings_and_errors() -> None:
     with pytest.raises(openai.BadRequestError) as excinfo:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], max_tokens=0)
     assert excinfo.value.param == "max_tokens"
+
+
+def test_max_completion_tokens_is_a_chat_field_only() -> None:
+    response = echo.completion({"prompt": "a b c", "max_completion_tokens": 1}, model=MODEL)
+    assert response["choices"][0]["text"] == "Echo: a b c"  # ignored: the legacy API has max_tokens only
