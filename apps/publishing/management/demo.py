@@ -15,7 +15,7 @@ from apps.publishing.pipeline import STEP_FUNCTIONS, StepFailed
 from apps.tenancy import services as tenancy_services
 from apps.tenancy import sharing
 from apps.tenancy.audit import record_audit
-from apps.tenancy.models import Role, Tenant, Tier, Visibility
+from apps.tenancy.models import Role, Tenant, Visibility
 from apps.tenancy.selectors import get_role, list_policies_for_tenant, list_tenants_for_user
 
 ADMIN_USERNAME = "admin"
@@ -23,6 +23,8 @@ PROVIDER_USERNAME = "provider"
 CONSUMER_USERNAME = "consumer"
 PROVIDER_SLUG = "demo-provider"
 CONSUMER_SLUG = "demo-consumer"
+PROVIDER_TIER = "professional"  # tenancy's Tier values
+CONSUMER_TIER = "starter"
 ECHO_SLUG = "echo"
 LOCAL_SLUG = "local-llm"
 DEFAULT_UPSTREAM_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible API
@@ -226,7 +228,7 @@ def ensure_service(
         )
         action = f"published {model_id}@{FIRST_VERSION}"
     else:
-        version = selectors.latest_version(service, include_retired=True)  # type: ignore[assignment]
+        version = selectors.latest_version(service, include_retired=True)
         endpoint = (values.get("endpoint_url", ""), values.get("upstream_model", ""))
         changed = version is not None and (version.endpoint_url, version.upstream_model) != endpoint
         retry = (
@@ -291,9 +293,11 @@ def seed(
     provider_user = ensure_user(result, PROVIDER_USERNAME, user_password)
     consumer_user = ensure_user(result, CONSUMER_USERNAME, user_password)
     provider = ensure_tenant(
-        result, slug=PROVIDER_SLUG, name="Demo Provider", tier=Tier.PROFESSIONAL, owner=provider_user, admin=admin
+        result, slug=PROVIDER_SLUG, name="Demo Provider", tier=PROVIDER_TIER, owner=provider_user, admin=admin
     )
-    ensure_tenant(result, slug=CONSUMER_SLUG, name="Demo Consumer", tier=Tier.STARTER, owner=consumer_user, admin=admin)
+    ensure_tenant(
+        result, slug=CONSUMER_SLUG, name="Demo Consumer", tier=CONSUMER_TIER, owner=consumer_user, admin=admin
+    )
     provider = trust_publisher(result, provider, admin)
     for slug, values in (
         (ECHO_SLUG, echo_definition()),
