@@ -161,7 +161,8 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
     def get_queryset(self) -> QuerySet[Tenant]:
         if getattr(self, "swagger_fake_view", False):
             return Tenant.objects.none()
-        return selectors.list_tenants_for_user(self.request.user)
+        # The selector aggregates (member counts), and Django drops Meta.ordering from GROUP BY queries.
+        return selectors.list_tenants_for_user(self.request.user).order_by("slug")
 
     @extend_schema(
         tags=["tenants"],
