@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("apps.consumption.urls")),
     path("api/v1/", include("apps.tenancy.api.urls")),
     path("api/v1/", include("apps.publishing.api.urls")),
+    path("api/v1/", include("apps.consumption.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("graphql", csrf_exempt(GraphQLView.as_view(graphiql=False)), name="graphql"),

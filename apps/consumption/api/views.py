@@ -1,0 +1,482 @@
+"""Views of the consumption REST API: thin adapters over the key services, the usage summaries and quota status."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from apps.consumption import services, usage
+from apps.consumption.api import serializers
+from apps.consumption.api.filters import UsageRecordFilter
+from apps.consumption.api.pagination import KeyPagination, UsageCursorPagination
+from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key_of
+from apps.consumption.keys import KeyInfo
+from apps.consumption.models import ApiKey, UsageRecord
+from apps.consumption.selectors import key_spend_micro
+from apps.tenancy import quotas
+from apps.tenancy.api.serializers import ErrorEnvelopeSerializer
+from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.models import Tenant
+from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember
+from llm_infra_django.errors import NotFoundError, ValidationError
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid input: `error.details.fields` names each offending field or query parameter.",
+    401: "Not authenticated, or the API key is unknown, expired or revoked.",
+    402: "The tenant's API key quota is exhausted.",
+    403: "The caller's role, its API key's scopes or its X-Tenant header do not allow this.",
+    404: "Nothing of the caller's tenant has this id (other tenants' objects are never revealed).",
+    409: "Conflicts with the key's state (already revoked, already rotated).",
+}
+
+TENANT_HEADER_PARAMETER = OpenApiParameter(
+    TENANT_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Session callers in several tenants: the slug of the tenant to act for (members only). API keys "
+    "always act for their own tenant.",
+)
+AS_PARAMETER = OpenApiParameter(
+    "as",
+    OpenApiTypes.STR,
+    enum=list(serializers.PERSPECTIVES),
+    description="`consumer` (default): what your tenant used. `provider`: what others used of the services your "
+    "tenant publishes.",
+)
+MICRO = Decimal(1_000_000)
+
+KEY_EXAMPLE: dict[str, Any] = {
+    "id": "0b7f2c1e-8a43-4f51-9a0e-3c2d1b0a9f87",
+    "name": "backend",
+    "display": "mk_4Fq…Zx9k",
+    "prefix": "mk_4Fq9",
+    "last4": "Zx9k",
+    "status": "active",
+    "scopes": ["consume", "read"],
+    "allowed_models": ["acme/echo"],
+    "rpm_limit": 600,
+    "tpm_limit": None,
+    "max_parallel": 8,
+    "budget_day_usd": "25",
+    "budget_month_usd": None,
+    "expires_at": None,
+    "revoked_at": None,
+    "last_used_at": "2026-03-31T09:12:44Z",
+    "created_at": "2026-03-01T10:00:00Z",
+    "created_by": "alice",
+    "rotated_from": None,
+    "rotated_to": None,
+}
+SECRET_EXAMPLE = "mk_4Fq9Lr2bV7mXk1pQ8sT3wY6zA0cE5gH9jN2uR4Zx9k"
+SUMMARY_EXAMPLE: dict[str, Any] = {
+    "tenant": "globex",
+    "as": "consumer",
+    "days": 2,
+    "first_day": "2026-03-30",
+    "last_day": "2026-03-31",
+    "totals": {
+        "requests": 3,
+        "errors": 1,
+        "error_rate": 0.333333,
+        "prompt_tokens": 30,
+        "completion_tokens": 12,
+        "total_tokens": 42,
+        "cost": "0.000054",
+        "avg_latency_ms": 180.5,
+        "p95_latency_ms": 500.0,
+    },
+    "per_day": [
+        {
+            "day": "2026-03-30",
+            "requests": 0,
+            "errors": 0,
+            "error_rate": 0.0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "cost": "0",
+            "avg_latency_ms": None,
+            "p95_latency_ms": None,
+        },
+        {
+            "day": "2026-03-31",
+            "requests": 3,
+            "errors": 1,
+            "error_rate": 0.333333,
+            "prompt_tokens": 30,
+            "completion_tokens": 12,
+            "total_tokens": 42,
+            "cost": "0.000054",
+            "avg_latency_ms": 180.5,
+            "p95_latency_ms": 500.0,
+        },
+    ],
+    "per_service": [
+        {
+            "service": "acme/echo",
+            "requests": 3,
+            "errors": 1,
+            "error_rate": 0.333333,
+            "prompt_tokens": 30,
+            "completion_tokens": 12,
+            "total_tokens": 42,
+            "cost": "0.000054",
+            "avg_latency_ms": 180.5,
+            "p95_latency_ms": 500.0,
+        },
+    ],
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Documented error responses (the one error envelope) of an operation."""
+    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+def actor_for(request: Request) -> Any:
+    """Who a service call acts as: the session user; for an API key, its creator's stand-in (so the creator's role
+    in the tenant is the ceiling and the audit log names them), or None for a key without an active creator (its
+    scopes, checked by the permissions, are then its whole authority)."""
+    if api_key_of(request) is None:
+        return request.user
+    return request.user if isinstance(request.user, get_user_model()) else None
+
+
+def parse_as(request: Request) -> bool:
+    """Whether the caller asks for the provider view (`?as=provider`)."""
+    value = request.query_params.get("as", "consumer")
+    if value not in serializers.PERSPECTIVES:
+        raise ValidationError(fields={"as": [f"One of: {', '.join(serializers.PERSPECTIVES)}."]})
+    return value == "provider"
+
+
+class ConsumptionViewSet(viewsets.GenericViewSet):
+    """Base of the consumption views: the caller's tenant (from its key, X-Tenant or single membership)."""
+
+    metadata_class = None
+    permission_classes: list[type[BasePermission]] = [HasReadScope, IsTenantMember]
+
+    def get_tenant(self) -> Tenant:
+        tenant = resolve_tenant(self.request, required=True)
+        assert tenant is not None  # required=True raises instead
+        return tenant
+
+    def check_permissions(self, request: Request) -> None:
+        # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
+        if request.headers.get(TENANT_HEADER, "").strip():
+            resolve_tenant(request)
+        super().check_permissions(request)
+
+    def validated(self, serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
+        serializer = serializer_class(data=data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def output(self, instance: Any, serializer_class: type[BaseSerializer], **kwargs: Any) -> Any:
+        return serializer_class(instance, context=self.get_serializer_context(), **kwargs).data
+
+
+# --- API keys ------------------------------------------------------------------------------------------------
+
+
+class ApiKeyViewSet(ConsumptionViewSet):
+    """The tenant's API keys: metadata only; the secret appears once, in the create and rotate responses."""
+
+    serializer_class = serializers.ApiKeySerializer
+    pagination_class = KeyPagination
+    permission_classes = [HasAdminScope, IsTenantAdmin]
+
+    def get_queryset(self) -> QuerySet[ApiKey]:
+        if getattr(self, "swagger_fake_view", False):
+            return ApiKey.objects.none()
+        queryset = ApiKey.objects.filter(tenant=self.get_tenant()).select_related("created_by", "rotated_to")
+        wanted = self.request.query_params.get("status")
+        if wanted is None:
+            return queryset
+        now = timezone.now()
+        if wanted == serializers.ApiKeyStatus.REVOKED:
+            return queryset.filter(revoked_at__isnull=False)
+        if wanted == serializers.ApiKeyStatus.EXPIRED:
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if wanted == serializers.ApiKeyStatus.ACTIVE:
+            return queryset.filter(revoked_at__isnull=True).exclude(expires_at__lte=now)
+        raise ValidationError(fields={"status": [f"One of: {', '.join(serializers.ApiKeyStatus.CHOICES)}."]})
+
+    def get_key(self, pk: UUID) -> ApiKey:
+        """A key of the caller's tenant; any other id (another tenant's key included) is a 404."""
+        key = ApiKey.objects.filter(tenant=self.get_tenant(), pk=pk).select_related("created_by", "rotated_to").first()
+        if key is None:
+            raise NotFoundError("API key", str(pk))
+        return key
+
+    def created(self, key: ApiKey, secret: str, serializer_class: type[BaseSerializer], **extra: Any) -> Response:
+        key.secret = secret  # type: ignore[attr-defined]
+        for name, value in extra.items():
+            setattr(key, name, value)
+        response = Response(self.output(key, serializer_class), status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @extend_schema(
+        tags=["api keys"],
+        summary="List the tenant's API keys",
+        description="Tenant admins (or a key with the `admin` scope): key metadata, newest first. Keys are shown as "
+        "prefix … last 4; secrets and their hashes never appear.",
+        parameters=[
+            TENANT_HEADER_PARAMETER,
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(serializers.ApiKeyStatus.CHOICES)),
+        ],
+        responses={
+            200: OpenApiResponse(
+                serializers.ApiKeySerializer(many=True),
+                examples=[OpenApiExample("A key", value=[KEY_EXAMPLE], response_only=True)],
+            ),
+            **errors(400, 401, 403),
+        },
+    )
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.output(page, serializers.ApiKeySerializer, many=True))
+
+    @extend_schema(
+        tags=["api keys"],
+        summary="Create an API key",
+        description="Tenant admins. Answers the key **with its secret — the only time it is shown**; only a keyed "
+        "hash is stored. Counts against the tenant's `api_keys` quota (402 when exhausted under BLOCK).",
+        parameters=[TENANT_HEADER_PARAMETER],
+        request=serializers.ApiKeyCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "A consume key with limits",
+                value={
+                    "name": "backend",
+                    "scopes": ["consume", "read"],
+                    "allowed_models": ["acme/echo"],
+                    "rpm_limit": 600,
+                    "max_parallel": 8,
+                    "budget_day_usd": "25",
+                },
+                request_only=True,
+            )
+        ],
+        responses={
+            201: OpenApiResponse(
+                serializers.ApiKeyCreatedSerializer,
+                examples=[
+                    OpenApiExample("Created", value={**KEY_EXAMPLE, "secret": SECRET_EXAMPLE}, response_only=True)
+                ],
+            ),
+            **errors(400, 401, 402, 403, 409),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        data = self.validated(serializers.ApiKeyCreateSerializer, request.data)
+        key, secret = services.create_api_key(tenant=self.get_tenant(), actor=actor_for(request), **data)
+        return self.created(key, secret, serializers.ApiKeyCreatedSerializer)
+
+    @extend_schema(
+        tags=["api keys"],
+        summary="Show an API key",
+        parameters=[TENANT_HEADER_PARAMETER],
+        responses={
+            200: OpenApiResponse(
+                serializers.ApiKeySerializer,
+                examples=[OpenApiExample("A key", value=KEY_EXAMPLE, response_only=True)],
+            ),
+            **errors(401, 403, 404),
+        },
+    )
+    def retrieve(self, request: Request, pk: UUID) -> Response:
+        return Response(self.output(self.get_key(pk), serializers.ApiKeySerializer))
+
+    @extend_schema(
+        tags=["api keys"],
+        summary="Rotate an API key",
+        description="Tenant admins. Creates a successor with the same settings and a new secret (**shown in this "
+        "response only**); the old secret keeps working for `grace_hours` (default 24), then expires.",
+        parameters=[TENANT_HEADER_PARAMETER],
+        request=serializers.ApiKeyRotateSerializer,
+        examples=[OpenApiExample("One hour of grace", value={"grace_hours": 1}, request_only=True)],
+        responses={
+            201: OpenApiResponse(
+                serializers.ApiKeyRotatedSerializer,
+                examples=[
+                    OpenApiExample(
+                        "Rotated",
+                        value={
+                            **KEY_EXAMPLE,
+                            "secret": SECRET_EXAMPLE,
+                            "rotated_from": KEY_EXAMPLE["id"],
+                            "previous_key": {"id": KEY_EXAMPLE["id"], "expires_at": "2026-04-01T10:00:00Z"},
+                        },
+                        response_only=True,
+                    )
+                ],
+            ),
+            **errors(400, 401, 403, 404, 409),
+        },
+    )
+    def rotate(self, request: Request, pk: UUID) -> Response:
+        key = self.get_key(pk)
+        data = self.validated(serializers.ApiKeyRotateSerializer, request.data or {})
+        new, secret = services.rotate_api_key(key=key, actor=actor_for(request), grace_hours=data.get("grace_hours"))
+        old = ApiKey.objects.get(pk=key.pk)
+        return self.created(
+            new, secret, serializers.ApiKeyRotatedSerializer, previous_key={"id": old.pk, "expires_at": old.expires_at}
+        )
+
+    @extend_schema(
+        tags=["api keys"],
+        summary="Revoke an API key",
+        description="Tenant admins. Takes effect at once on every worker (the proxy and this API check a shared "
+        "revocation flag); 409 when already revoked.",
+        parameters=[TENANT_HEADER_PARAMETER],
+        request=None,
+        responses={200: serializers.ApiKeySerializer, **errors(401, 403, 404, 409)},
+    )
+    def revoke(self, request: Request, pk: UUID) -> Response:
+        key = services.revoke_api_key(key=self.get_key(pk), actor=actor_for(request))
+        return Response(self.output(key, serializers.ApiKeySerializer))
+
+
+# --- Usage ---------------------------------------------------------------------------------------------------
+
+
+class UsageViewSet(ConsumptionViewSet):
+    """The usage ledger of the caller's tenant (or, as a provider, of its services) and summaries from rollups."""
+
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = UsageRecordFilter
+    pagination_class = UsageCursorPagination
+    serializer_class = serializers.UsageRecordSerializer
+
+    def get_queryset(self) -> QuerySet[UsageRecord]:
+        if getattr(self, "swagger_fake_view", False):
+            return UsageRecord.objects.none()
+        return usage.list_usage_records(self.get_tenant(), as_provider=parse_as(self.request))
+
+    @extend_schema(
+        tags=["usage"],
+        summary="List usage records",
+        description="Tenant members (or a key with `read`): one row per request that reached an upstream, failures "
+        "included, newest first, cursor-paginated (`next`/`previous` links; `limit` up to 100). With "
+        "`as=provider`: requests to the services your tenant publishes, naming the consumer tenant instead of "
+        "its key.",
+        parameters=[TENANT_HEADER_PARAMETER, AS_PARAMETER],
+        responses={200: serializers.UsageRecordSerializer(many=True), **errors(400, 401, 403)},
+    )
+    def list(self, request: Request) -> Response:
+        as_provider = parse_as(request)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        serializer_class = (
+            serializers.ProviderUsageRecordSerializer if as_provider else serializers.UsageRecordSerializer
+        )
+        return self.get_paginated_response(self.output(page, serializer_class, many=True))
+
+    @extend_schema(
+        tags=["usage"],
+        summary="Usage summary over N days",
+        description="Tenant members (or a key with `read`): requests, errors and error rate, tokens, cost, average "
+        "and p95 latency — in total, per UTC day and per service — over the last `days` days (default 30, at "
+        "most 366). Computed from the daily rollups only, never from raw records. With `as=provider`: usage of "
+        "your services by others, with your revenue (the services' sharing policy's provider share, 100 % "
+        "without a policy).",
+        filters=False,
+        parameters=[
+            TENANT_HEADER_PARAMETER,
+            AS_PARAMETER,
+            OpenApiParameter("days", OpenApiTypes.INT, description="1-366, default 30."),
+            OpenApiParameter("key", OpenApiTypes.UUID, description="Only this API key of your tenant."),
+            OpenApiParameter("model", OpenApiTypes.STR, description="Only this model id (`publisher/service`)."),
+        ],
+        responses={
+            200: OpenApiResponse(
+                serializers.UsageSummarySerializer,
+                examples=[OpenApiExample("Two days", value=SUMMARY_EXAMPLE, response_only=True)],
+            ),
+            **errors(400, 401, 403),
+        },
+    )
+    def summary(self, request: Request) -> Response:
+        as_provider = parse_as(request)
+        query = self.validated(serializers.SummaryQuerySerializer, request.query_params)
+        data = usage.summarize_usage(
+            self.get_tenant(),
+            days=query["days"],
+            as_provider=as_provider,
+            api_key_id=query.get("key"),
+            model_id=query.get("model"),
+        )
+        return Response(self.output(data, serializers.UsageSummarySerializer))
+
+
+# --- Quota ---------------------------------------------------------------------------------------------------
+
+
+def _budget(limit: Decimal | None, spent_micro: int, period_start: date) -> dict[str, Any]:
+    spent = Decimal(spent_micro) / MICRO
+    return {
+        "limit": limit,
+        "spent": spent,
+        "remaining": None if limit is None else max(limit - spent, Decimal(0)),
+        "period_start": period_start,
+    }
+
+
+def key_quota(key: KeyInfo) -> dict[str, Any]:
+    """The calling key's limits and what it spent today and this month (UTC, from the rollups)."""
+    today = timezone.now().date()
+    month_start = today.replace(day=1)
+    stored = ApiKey.objects.filter(pk=key.id).values_list("prefix", "last4").first()
+    display = f"{stored[0]}…{stored[1]}" if stored else ""
+    return {
+        "id": key.id,
+        "display": display,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "max_parallel": key.max_parallel,
+        "budget_day": _budget(key.budget_day_usd, key_spend_micro(key.id, day=today), today),
+        "budget_month": _budget(
+            key.budget_month_usd, key_spend_micro(key.id, month=(today.year, today.month)), month_start
+        ),
+    }
+
+
+class QuotaViewSet(ConsumptionViewSet):
+    """Quota status of the caller's tenant, and of the calling key."""
+
+    serializer_class = serializers.QuotaReportSerializer
+
+    @extend_schema(
+        tags=["usage"],
+        summary="Quota status",
+        description="Tenant members (or a key with `read`): every quota of the tenant (limit, period, action, "
+        "usage, remaining, reset time); when called with an API key, also that key's rate limits and its spend "
+        "against its daily and monthly budgets.",
+        parameters=[TENANT_HEADER_PARAMETER],
+        responses={200: serializers.QuotaReportSerializer, **errors(401, 403)},
+    )
+    def retrieve(self, request: Request) -> Response:
+        tenant = self.get_tenant()
+        key = api_key_of(request)
+        data = {
+            "tenant": tenant.slug,
+            "timezone": tenant.timezone,
+            "quotas": quotas.quota_status(tenant),
+            "key": key_quota(key) if key is not None else None,
+        }
+        return Response(self.output(data, serializers.QuotaReportSerializer))
