@@ -11,7 +11,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -27,7 +27,7 @@ from apps.tenancy.permissions import (
     IsTenantMember,
     IsTenantOwner,
 )
-from llm_infra_django.errors import NotFoundError
+from llm_infra_django.errors import AuthorizationError, NotFoundError
 
 _ERROR_DESCRIPTIONS = {
     400: "Invalid input: `error.details.fields` names each offending field.",
@@ -64,6 +64,26 @@ def _tenant_for_staff(slug: str) -> Tenant:
     return tenant
 
 
+def api_key_of(request: Request) -> Any | None:
+    """The API key that authenticated the request, if any (known by its tenant: tenancy does not import the app
+    that issues keys, as `permissions.has_role` does not)."""
+    auth = getattr(request, "auth", None)
+    return auth if getattr(auth, "tenant_id", None) is not None else None
+
+
+class ApiKeyScope(BasePermission):
+    """API keys act for their own tenant only; here they read with any management scope and write only with the
+    `admin` scope. Session requests pass (their tenant roles decide)."""
+
+    message = "This API key lacks the 'admin' scope."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        key = api_key_of(request)
+        if key is None or request.method in SAFE_METHODS:
+            return True
+        return "admin" in (getattr(key, "scopes", None) or ())
+
+
 class TenantVisible(BasePermission):
     """Resolve the view's tenant first, so that a tenant the caller cannot see is a 404 before any role check."""
 
@@ -85,7 +105,7 @@ class TenancyViewSet(viewsets.GenericViewSet):
 
     def get_permissions(self) -> list[BasePermission]:
         classes = self.permissions_by_action.get(self.action or "", self.default_permissions)
-        return [permission() for permission in classes]
+        return [ApiKeyScope(), *(permission() for permission in classes)]
 
     def check_permissions(self, request: Request) -> None:
         # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
@@ -119,7 +139,11 @@ class TenantFromURLMixin:
         tenant: Tenant | None = getattr(self, "_tenant", None)
         if tenant is None:
             slug = self.kwargs["slug"]
-            if self.action in self.staff_actions and services.is_platform_staff(self.request.user):
+            if api_key_of(self.request) is not None:
+                tenant = resolve_tenant(self.request)
+                if tenant is None or tenant.slug != slug:
+                    raise NotFoundError("Tenant", slug)
+            elif self.action in self.staff_actions and services.is_platform_staff(self.request.user):
                 tenant = _tenant_for_staff(slug)
             else:
                 tenant = selectors.get_tenant_for_user(self.request.user, slug)
@@ -161,13 +185,16 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
     def get_queryset(self) -> QuerySet[Tenant]:
         if getattr(self, "swagger_fake_view", False):
             return Tenant.objects.none()
+        key = api_key_of(self.request)
+        if key is not None:
+            return Tenant.objects.filter(pk=key.tenant_id)
         # The selector aggregates (member counts), and Django drops Meta.ordering from GROUP BY queries.
         return selectors.list_tenants_for_user(self.request.user).order_by("slug")
 
     @extend_schema(
         tags=["tenants"],
         summary="List the caller's tenants",
-        description="Tenants the caller is a member of (platform superusers: all tenants).",
+        description="Tenants the caller is a member of (platform superusers: all tenants; an API key: its own).",
         responses={200: serializers.TenantSerializer, **errors(400, 401, 403)},
     )
     def list(self, request: Request) -> Response:
@@ -181,6 +208,8 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={201: serializers.TenantSerializer, **errors(400, 401, 403, 409)},
     )
     def create(self, request: Request) -> Response:
+        if api_key_of(request) is not None:
+            raise AuthorizationError("Create tenants from a user session, not with an API key.")
         data = self.validated(serializers.TenantCreateSerializer)
         tenant = services.create_tenant(
             owner=request.user,
