@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("apps.consumption.urls")),
     path("api/v1/", include("apps.tenancy.api.urls")),
+    path("api/v1/", include("apps.catalog.api.urls")),
     path("api/v1/", include("apps.publishing.api.urls")),
     path("api/v1/", include("apps.consumption.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

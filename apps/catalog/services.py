@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.catalog import lineage, selectors
 from apps.catalog.compliance import license_allows_commercial_use
@@ -319,10 +320,15 @@ def create_model(*, owner: Tenant, actor: Any, slug: str, values: Mapping[str, A
 
 @transaction.atomic
 def update_model(*, model: CatalogModel, actor: Any, values: Mapping[str, Any]) -> CatalogModel:
-    """Change a model's description, classification, license or visibility (its sharing policy follows)."""
+    """Change a model's description, classification, license, visibility (its sharing policy follows) and status
+    (through its state machine), all or nothing."""
     _require_admin(model.owner, actor)
+    values = dict(values)
+    status = values.pop("status", None)
     collector = ErrorCollector()
     cleaned = _clean(values, MODEL_RULES, collector)
+    if status is not None:
+        collector.check("status", lambda: clean_choice(status, "status", ModelStatus.values))
     collector.raise_if_any()
     locked = CatalogModel.objects.select_for_update().select_related("owner").get(pk=model.pk)
     before = snapshot(locked)
@@ -330,11 +336,26 @@ def update_model(*, model: CatalogModel, actor: Any, values: Mapping[str, Any]) 
         _commercial_default(cleaned)
     for name, value in cleaned.items():
         setattr(locked, name, value)
+    if status is not None:
+        _transition_model(locked, status)
     locked.save()
     if "visibility" in cleaned:
         _sync_policy_visibility(locked, actor)
     _audit("catalog_model_updated", locked.owner, actor, locked, before=before, after=snapshot(locked))
     return locked
+
+
+def _transition_model(model: CatalogModel, status: str) -> None:
+    """draft → evaluating → published → deprecated → archived; publishing needs a ready version; archived is
+    final."""
+    if status == model.status:
+        return
+    allowed = MODEL_TRANSITIONS[model.status]
+    if status not in allowed:
+        raise InvalidTransitionError(kind="model", current=model.status, target=status, allowed=allowed)
+    if status == ModelStatus.PUBLISHED and not model.versions.filter(status=VersionStatus.READY).exists():
+        raise BusinessRuleError("Publish a model once one of its versions is ready.")
+    model.status = status
 
 
 def _sync_policy_visibility(model: CatalogModel, actor: Any) -> None:
@@ -343,25 +364,9 @@ def _sync_policy_visibility(model: CatalogModel, actor: Any) -> None:
         sharing.update_policy(policy=policy, actor=actor, visibility=model.visibility)
 
 
-@transaction.atomic
 def change_model_status(*, model: CatalogModel, actor: Any, status: str) -> CatalogModel:
-    """Move a model through draft → evaluating → published → deprecated → archived (publishing needs a ready
-    version; archived is final)."""
-    _require_admin(model.owner, actor)
-    clean_choice(status, "status", ModelStatus.values)
-    locked = CatalogModel.objects.select_for_update().select_related("owner").get(pk=model.pk)
-    if status == locked.status:
-        return locked
-    allowed = MODEL_TRANSITIONS[locked.status]
-    if status not in allowed:
-        raise InvalidTransitionError(kind="model", current=locked.status, target=status, allowed=allowed)
-    if status == ModelStatus.PUBLISHED and not locked.versions.filter(status=VersionStatus.READY).exists():
-        raise BusinessRuleError("Publish a model once one of its versions is ready.")
-    before = {"status": locked.status}
-    locked.status = status
-    locked.save(update_fields=["status"])
-    _audit("catalog_model_status_changed", locked.owner, actor, locked, before=before, after={"status": status})
-    return locked
+    """Move a model to another status (see `_transition_model`)."""
+    return update_model(model=model, actor=actor, values={"status": status})
 
 
 # --- Versions ------------------------------------------------------------------------------------------------
@@ -580,6 +585,11 @@ def _clean_training(values: Mapping[str, Any], collector: ErrorCollector) -> dic
 def _datetime_rule(value: Any, path: str) -> datetime | None:
     if value is None:
         return None
+    if isinstance(value, str):
+        try:
+            value = parse_datetime(value.strip())
+        except ValueError:
+            value = None
     if not isinstance(value, datetime) or timezone.is_naive(value):
         raise fail(path, "A date and time with a time zone (ISO 8601).")
     return value
