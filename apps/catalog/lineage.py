@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 from django.db import connection
@@ -313,6 +314,32 @@ PADDING = 20
 KIND_ORDER = {kind: index for index, kind in enumerate(NodeKind.values)}
 
 
+def _reduce_crossings(by_layer: dict[int, list[LineageNode]], pairs: list[tuple[int, int]], sweeps: int = 2) -> None:
+    """Barycenter heuristic: order each layer by the mean position of its neighbours in the layer sweep's previous
+    layers (down, then up), which removes most edge crossings of small graphs."""
+    neighbours: dict[int, list[int]] = defaultdict(list)
+    for source, target in pairs:
+        neighbours[source].append(target)
+        neighbours[target].append(source)
+    levels = sorted(by_layer)
+    for _ in range(sweeps):
+        for order in (levels, list(reversed(levels))):
+            position: dict[int, float] = {}
+            for level in order:
+                row = by_layer[level]
+                current = {n.id: index for index, n in enumerate(row)}
+
+                def key(
+                    n: LineageNode, current: dict[int, int] = current, position: dict[int, float] = position
+                ) -> Any:
+                    placed = [position[m] for m in neighbours[n.id] if m in position]
+                    return (sum(placed) / len(placed) if placed else current[n.id], current[n.id])
+
+                row.sort(key=key)
+                for index, n in enumerate(row):
+                    position[n.id] = index - (len(row) - 1) / 2
+
+
 @dataclass
 class Placed:
     """A node's place in the drawing: its layer (0 = top, the oldest ancestors), order in the layer, and x/y of its
@@ -326,9 +353,28 @@ class Placed:
 
 @dataclass
 class Layout:
+    """Boxes of the nodes, the bends of edges spanning several layers (from the derived end), and the size."""
+
     places: dict[int, Placed] = field(default_factory=dict)
+    routes: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     width: int = 0
     height: int = 0
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    """Where an edge crosses a layer it does not stop in."""
+
+    id: int
+    kind: str = "~"
+    label: str = ""
+
+
+PLACEHOLDER_WIDTH = 16
+
+
+def _width(item: Any) -> int:
+    return PLACEHOLDER_WIDTH if isinstance(item, _Placeholder) else NODE_WIDTH
 
 
 def layout(nodes: Sequence[LineageNode], edges: Sequence[LineageEdge]) -> Layout:
@@ -369,21 +415,53 @@ def layout(nodes: Sequence[LineageNode], edges: Sequence[LineageEdge]) -> Layout
     for version, evaluation in evaluations:
         if not targets_of[evaluation]:
             layer[evaluation] = max(layer.get(evaluation, 0), layer[version] + 1)
-    by_layer: dict[int, list[LineageNode]] = defaultdict(list)
+    by_layer: dict[int, list[Any]] = defaultdict(list)
     for n in nodes:
         by_layer[layer[n.id]].append(n)
-    widest = max((len(row) for row in by_layer.values()), default=0)
-    width = PADDING * 2 + max(widest, 1) * NODE_WIDTH + max(widest - 1, 0) * GAP_X
-    result = Layout(width=width, height=PADDING * 2 + (max(by_layer, default=0) + 1) * (NODE_HEIGHT + GAP_Y) - GAP_Y)
-    for level, row in by_layer.items():
+    # An edge spanning several layers passes through a placeholder in each layer between its ends, so that it is
+    # drawn around the boxes in those layers instead of through them.
+    chains: dict[int, tuple[list[int], bool]] = {}
+    pairs: list[tuple[int, int]] = []
+    for e in edges:
+        if e.source_id not in known or e.target_id not in known:
+            continue
+        low, high = layer[e.source_id], layer[e.target_id]
+        step = -1 if high < low else 1
+        chain = []
+        for level in range(low + step, high, step):
+            placeholder = _Placeholder(-(len(layer) + 1))
+            layer[placeholder.id] = level
+            by_layer[level].append(placeholder)
+            chain.append(placeholder.id)
+        chains[e.pk] = (chain, high < low)
+        hops = [e.source_id, *chain, e.target_id]
+        pairs += list(pairwise(hops))
+    for row in by_layer.values():
         row.sort(key=lambda n: (KIND_ORDER.get(n.kind, 99), n.label, n.id))
-        row_width = len(row) * NODE_WIDTH + (len(row) - 1) * GAP_X
-        left = (width - row_width) // 2
-        for order, n in enumerate(row):
-            result.places[n.id] = Placed(
-                layer=level,
-                order=order,
-                x=left + order * (NODE_WIDTH + GAP_X),
-                y=PADDING + level * (NODE_HEIGHT + GAP_Y),
-            )
+    _reduce_crossings(by_layer, pairs)
+
+    def row_width(row: list[Any]) -> int:
+        return sum(_width(n) for n in row) + max(len(row) - 1, 0) * GAP_X
+
+    width = PADDING * 2 + max((row_width(row) for row in by_layer.values()), default=NODE_WIDTH)
+    result = Layout(width=width, height=PADDING * 2 + (max(by_layer, default=0) + 1) * (NODE_HEIGHT + GAP_Y) - GAP_Y)
+    centres: dict[int, int] = {}
+    for level, row in by_layer.items():
+        left = (width - row_width(row)) // 2
+        order = 0
+        for item in row:
+            y = PADDING + level * (NODE_HEIGHT + GAP_Y)
+            if isinstance(item, _Placeholder):
+                centres[item.id] = left + _width(item) // 2
+            else:
+                result.places[item.id] = Placed(layer=level, order=order, x=left, y=y)
+                order += 1
+            left += _width(item) + GAP_X
+    for edge_id, (chain, upward) in chains.items():
+        points: list[tuple[int, int]] = []
+        for placeholder in chain:
+            top = PADDING + layer[placeholder] * (NODE_HEIGHT + GAP_Y)
+            entry, exit_ = (top + NODE_HEIGHT, top) if upward else (top, top + NODE_HEIGHT)
+            points += [(centres[placeholder], entry), (centres[placeholder], exit_)]
+        result.routes[edge_id] = points
     return result

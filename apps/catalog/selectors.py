@@ -336,8 +336,13 @@ def node_payload(node: LineageNode, place: lineage.Placed | None, start_ids: set
     }
 
 
-def edge_payload(edge: LineageEdge, uids: dict[int, str]) -> dict[str, Any]:
-    return {"source": uids[edge.source_id], "target": uids[edge.target_id], "type": edge.edge_type}
+def edge_payload(edge: LineageEdge, uids: dict[int, str], drawing: lineage.Layout) -> dict[str, Any]:
+    return {
+        "source": uids[edge.source_id],
+        "target": uids[edge.target_id],
+        "type": edge.edge_type,
+        "points": [list(point) for point in drawing.routes.get(edge.pk, [])],
+    }
 
 
 def model_lineage(model: CatalogModel, *, depth: int, version: str | None = None) -> dict[str, Any]:
@@ -356,7 +361,7 @@ def model_lineage(model: CatalogModel, *, depth: int, version: str | None = None
         "width": drawing.width,
         "height": drawing.height,
         "nodes": [node_payload(n, drawing.places.get(n.id), start_ids) for n in sub.nodes],
-        "edges": [edge_payload(e, uids) for e in sub.edges],
+        "edges": [edge_payload(e, uids, drawing) for e in sub.edges],
         "subgraph": sub,
         "layout": drawing,
     }

@@ -470,6 +470,11 @@ class LineageEdgeSerializer(serializers.Serializer):
     source = serializers.UUIDField(help_text="The derived node.")
     target = serializers.UUIDField(help_text="What it derives from.")
     type = inline_choice(choices=EdgeType.choices)
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        required=False,
+        help_text="Bends [x, y] of the drawn edge, from the derived node, for edges crossing layers (else empty).",
+    )
 
 
 class LineageSerializer(serializers.Serializer):

@@ -322,6 +322,10 @@ def test_model_lineage_is_ready_to_draw(acme: Tenant, alice: Any, make_model: An
     assert by_label["Raw"]["layer"] < by_label["Clean"]["layer"] < by_label["sft-1"]["layer"]
     assert by_label["sft-1"]["layer"] < by_label["acme--support-llama@1.0.0"]["layer"] < by_label["mmlu"]["layer"]
     assert by_label["acme--support-llama@1.0.0"]["relation"] == "self"
+    # an edge crossing layers bends around them: two points per layer crossed
+    to_base = next(e for e in drawn["edges"] if e["target"] == by_label["meta-llama/Llama-3-8B"]["id"])
+    crossed = by_label["acme--support-llama@1.0.0"]["layer"] - by_label["meta-llama/Llama-3-8B"]["layer"] - 1
+    assert len(to_base["points"]) == 2 * crossed > 0
     assert by_label["Raw"] == {**by_label["Raw"], "relation": "ancestor", "depth": 3}
 
     # and a smaller depth cuts the far ancestors
