@@ -158,6 +158,14 @@ GRAPHENE = {"SCHEMA": "marketplace.schema.schema"}
 
 CELERY_BEAT_SCHEDULE = {
     "tenancy-expire-grants": {"task": "tenancy.expire_grants", "schedule": 300.0},
+    "catalog-recover-evaluations": {"task": "catalog.recover_evaluations", "schedule": 300.0},
+}
+
+# Model catalog: an external evaluator runs benchmarks when configured (unset: results are only submitted).
+MARKETPLACE_CATALOG = {
+    "EVALUATOR_URL": env.str("CATALOG_EVALUATOR_URL", default="") or None,
+    "EVALUATOR_TIMEOUT_MS": env.int("CATALOG_EVALUATOR_TIMEOUT_MS", default=30_000),
+    "EVALUATOR_API_KEY": env.str("CATALOG_EVALUATOR_API_KEY", default="") or None,
 }
 
 LLM_INFRA = {

@@ -12,6 +12,10 @@ catalog_settings = AppSettings(
         "EVALUATOR_MAX_ATTEMPTS": 3,
         # Sent as `Authorization: Bearer …` when set.
         "EVALUATOR_API_KEY": None,
+        # The periodic recovery (`catalog.recover_evaluations`): pending evaluations older than this are queued
+        # again (a lost message), running ones older than the timeout fail (a killed worker).
+        "EVALUATION_REQUEUE_AFTER_S": 600,
+        "EVALUATION_TIMEOUT_S": 3600,
         # Lineage walks: depth when the caller gives none, and the largest depth accepted.
         "LINEAGE_DEFAULT_DEPTH": 5,
         "LINEAGE_MAX_DEPTH": 50,

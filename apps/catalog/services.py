@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -1009,3 +1010,57 @@ def run_evaluation(*, evaluation_id: str) -> str:
             after=snapshot(locked),
         )
     return locked.status
+
+
+def recover_evaluations(*, now: datetime | None = None) -> dict[str, int]:
+    """Periodic repair of evaluator runs: a pending evaluation whose task was lost is queued again (or failed when
+    no evaluator is configured any more); a running one past the timeout (its worker died) fails with the reason.
+    Returns how many of each."""
+    from apps.catalog.evaluator import is_configured
+    from apps.catalog.tasks import run_evaluation_task
+
+    now = now or timezone.now()
+    requeue_before = now - timedelta(seconds=float(catalog_settings.EVALUATION_REQUEUE_AFTER_S))
+    timeout_before = now - timedelta(seconds=float(catalog_settings.EVALUATION_TIMEOUT_S))
+    counts = {"requeued": 0, "failed": 0}
+    stale = Evaluation.objects.filter(
+        Q(status=EvaluationStatus.PENDING, updated_at__lte=requeue_before)
+        | Q(status=EvaluationStatus.RUNNING, updated_at__lte=timeout_before)
+    ).values_list("pk", flat=True)
+    for evaluation_id in list(stale):
+        with transaction.atomic():
+            evaluation = (
+                Evaluation.objects.select_for_update()
+                .select_related("model_version__model__owner")
+                .filter(pk=evaluation_id)
+                .first()
+            )
+            if evaluation is None:
+                continue
+            if evaluation.status == EvaluationStatus.PENDING and evaluation.updated_at <= requeue_before:
+                if is_configured():
+                    evaluation.save(update_fields=["updated_at"])
+                    transaction.on_commit(lambda pk=str(evaluation.pk): run_evaluation_task.delay(pk))
+                    counts["requeued"] += 1
+                    continue
+                reason = "No evaluator is configured any more; the run was abandoned."
+            elif evaluation.status == EvaluationStatus.RUNNING and evaluation.updated_at <= timeout_before:
+                timeout = catalog_settings.EVALUATION_TIMEOUT_S
+                reason = f"No result from the evaluator within {timeout} s; the run was abandoned."
+            else:
+                continue
+            before = snapshot(evaluation)
+            evaluation.status, evaluation.score, evaluation.error = EvaluationStatus.FAILED, None, reason
+            evaluation.completed_at = now
+            evaluation.save()
+            recompute_quality(evaluation.model_version)
+            record_audit(
+                action="catalog_evaluation_failed",
+                tenant=evaluation.model_version.model.owner,
+                actor=None,
+                obj=evaluation,
+                before=before,
+                after=snapshot(evaluation),
+            )
+            counts["failed"] += 1
+    return counts

@@ -239,3 +239,39 @@ def test_without_an_evaluator_runs_cannot_be_asked_for(acme: Tenant, alice: Any,
         format="json",
     )
     assert_error(response, 400, "validation_error", field="run")
+
+
+def test_lost_and_stuck_evaluator_runs_are_recovered(
+    acme: Tenant, alice: Any, published: Any, evaluator_server: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given two runs asked for long ago: one never picked up, one whose worker died while running
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.catalog import services
+
+    published()
+    with override_settings(MARKETPLACE_CATALOG={"EVALUATOR_URL": evaluator_server.url}):
+        with django_capture_on_commit_callbacks(execute=False):
+            for benchmark in ("mmlu", "hellaswag"):
+                client_for(alice).post(
+                    f"{API}/evaluations/",
+                    {"model": "acme--support-llama", "version": "1.0.0", "benchmark": benchmark, "run": True},
+                    format="json",
+                )
+        Evaluation.objects.filter(benchmark="hellaswag").update(status=EvaluationStatus.RUNNING)
+        Evaluation.objects.update(updated_at=timezone.now() - timedelta(hours=2))
+
+        # when the periodic recovery runs (and the task it queued after commit is run here)
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            counts = services.recover_evaluations()
+        tasks.run_evaluation_task(str(Evaluation.objects.get(benchmark="mmlu").pk))
+
+    # then the lost one was queued again and completed, the stuck one failed
+    assert counts == {"requeued": 1, "failed": 1}
+    assert len(callbacks) == 1
+    assert Evaluation.objects.get(benchmark="mmlu").status == EvaluationStatus.COMPLETED
+    stuck = Evaluation.objects.get(benchmark="hellaswag")
+    assert stuck.status == EvaluationStatus.FAILED and "abandoned" in stuck.error and stuck.score is None
+    assert services.recover_evaluations() == {"requeued": 0, "failed": 0}
