@@ -398,3 +398,25 @@ def test_an_edge_is_refused_exactly_when_it_would_close_a_cycle(attempts: list[t
             assert refused is None
             accepted.add((source, target))
     assert lineage.find_cycle(range(8), accepted) == []
+
+
+def test_the_validate_lineage_command_reports_and_fails_on_problems(
+    acme: Tenant, alice: Any, make_model: Any, make_version: Any
+) -> None:
+    # given a healthy graph
+    import io
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    version = make_version(make_model(base_model_name="base"), "1.0.0")
+    out = io.StringIO()
+    call_command("validate_lineage", "--json", stdout=out)
+    assert json.loads(out.getvalue())["ok"] is True
+
+    # when its version row disappears behind the services' back
+    version.delete()
+
+    # then
+    with pytest.raises(CommandError, match="acme"):
+        call_command("validate_lineage", "--tenant", "acme", stdout=io.StringIO())
