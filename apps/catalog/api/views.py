@@ -197,7 +197,7 @@ class CatalogModelViewSet(CatalogViewSet):
         queryset = selectors.search_models(self.viewer(), self.query(serializers.ModelSearchSerializer).filters())
         rows = self.paginate_queryset(queryset)
         data = self.output(rows, serializers.CatalogModelSerializer, many=True)
-        return self.paginator.get_paginated_response(data, selectors.model_facets(queryset))  # type: ignore[union-attr]
+        return self.paginator.get_paginated_response(data, selectors.model_facets(queryset))
 
     @extend_schema(
         tags=["models"],
@@ -344,9 +344,9 @@ class CatalogModelViewSet(CatalogViewSet):
         edge = services.add_lineage_edge(
             owner=model.owner,
             actor=request.user,
-            source=data.get("source"),  # type: ignore[arg-type]
-            target=data.get("target"),  # type: ignore[arg-type]
-            edge_type=data.get("type"),  # type: ignore[arg-type]
+            source=data.get("source"),
+            target=data.get("target"),
+            edge_type=data.get("type"),
         )
         payload = {"source": edge.source.uid, "target": edge.target.uid, "type": edge.edge_type}
         return Response(self.output(payload, serializers.LineageEdgeSerializer), status=status.HTTP_201_CREATED)
