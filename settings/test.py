@@ -16,5 +16,8 @@ CACHES["default"]["KEY_PREFIX"] = f"{CACHE_KEY_PREFIX}-test-{_worker}"
 
 # A file-backed SQLite test database (when SQLite is used) so that server processes started by tests share it.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{_worker}.sqlite3")}  # noqa: F405
+    # Named per process: two test sessions in one checkout must never share (and corrupt) a database file.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(BASE_DIR / "var" / f"test-{_worker}-{os.getpid()}.sqlite3")  # noqa: F405
+    }
     (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
