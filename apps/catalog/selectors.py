@@ -314,7 +314,43 @@ def version_nodes(model: CatalogModel, versions: Sequence[ModelVersion] | None =
     return list(LineageNode.objects.filter(graph__owner_id=model.owner_id, kind=NodeKind.MODEL_VERSION, ref__in=ids))
 
 
-def node_payload(node: LineageNode, place: lineage.Placed | None, start_ids: set[int]) -> dict[str, Any]:
+HIDDEN_LABEL = "(not visible to you)"
+
+
+def hidden_nodes(viewer: Viewer, owner_id: Any, nodes: Sequence[LineageNode]) -> set[int]:
+    """Nodes of the owner's graph the viewer may not see the object of: versions and evaluations of models it may
+    not see, datasets it may not see, and every training run (internal to the owner). They stay in the picture as
+    anonymous nodes, so the graph keeps its shape without revealing names. At most three queries."""
+    if viewer.everything or (viewer.tenant is not None and viewer.tenant.pk == owner_id):
+        return set()
+    refs: dict[str, list[str]] = {}
+    for node in nodes:
+        refs.setdefault(node.kind, []).append(node.ref)
+    models = visible_models(viewer)
+    shown: set[str] = set()
+    if refs.get(NodeKind.MODEL_VERSION):
+        ids = [r for r in refs[NodeKind.MODEL_VERSION] if _is_uuid(r)]
+        shown |= {
+            str(pk) for pk in ModelVersion.objects.filter(pk__in=ids, model__in=models).values_list("pk", flat=True)
+        }
+    if refs.get(NodeKind.EVALUATION):
+        ids = [r for r in refs[NodeKind.EVALUATION] if _is_uuid(r)]
+        shown |= {
+            str(pk)
+            for pk in Evaluation.objects.filter(pk__in=ids, model_version__model__in=models).values_list(
+                "pk", flat=True
+            )
+        }
+    if refs.get(NodeKind.DATASET):
+        shown |= set(
+            visible_datasets(viewer).filter(sharing_id__in=refs[NodeKind.DATASET]).values_list("sharing_id", flat=True)
+        )
+    return {n.id for n in nodes if n.kind != NodeKind.BASE_MODEL and n.ref not in shown}
+
+
+def node_payload(
+    node: LineageNode, place: lineage.Placed | None, start_ids: set[int], hidden: bool = False
+) -> dict[str, Any]:
     up, down = getattr(node, "up_depth", None), getattr(node, "down_depth", None)
     if node.id in start_ids:
         relation, depth = "self", 0
@@ -325,8 +361,8 @@ def node_payload(node: LineageNode, place: lineage.Placed | None, start_ids: set
     return {
         "id": str(node.uid),
         "kind": node.kind,
-        "label": node.label,
-        "ref": node.ref,
+        "label": HIDDEN_LABEL if hidden else node.label,
+        "ref": "" if hidden else node.ref,
         "relation": relation,
         "depth": depth,
         "layer": place.layer if place else 0,
@@ -345,12 +381,19 @@ def edge_payload(edge: LineageEdge, uids: dict[int, str], drawing: lineage.Layou
     }
 
 
-def model_lineage(model: CatalogModel, *, depth: int, version: str | None = None) -> dict[str, Any]:
+def model_lineage(
+    model: CatalogModel, *, depth: int, version: str | None = None, viewer: Viewer | None = None
+) -> dict[str, Any]:
     """Ancestors and descendants of the model's versions (or one version) within `depth`, laid out for drawing:
-    a fixed number of queries whatever the depth."""
+    a fixed number of queries whatever the depth. Nodes the viewer may not see are anonymised (`hidden_nodes`);
+    without a viewer, everything is shown (the owner's admin pages)."""
     versions = [get_version(model, version)] if version else list(model.versions.all())
     starts = version_nodes(model, versions)
     sub = lineage.subgraph([n.id for n in starts], "both", depth)
+    hidden = hidden_nodes(viewer, model.owner_id, sub.nodes) if viewer is not None else set()
+    for node in sub.nodes:
+        if node.id in hidden:
+            node.label = HIDDEN_LABEL
     drawing = lineage.layout(sub.nodes, sub.edges)
     start_ids = set(sub.start_ids)
     uids = {n.id: str(n.uid) for n in sub.nodes}
@@ -360,7 +403,7 @@ def model_lineage(model: CatalogModel, *, depth: int, version: str | None = None
         "depth": depth,
         "width": drawing.width,
         "height": drawing.height,
-        "nodes": [node_payload(n, drawing.places.get(n.id), start_ids) for n in sub.nodes],
+        "nodes": [node_payload(n, drawing.places.get(n.id), start_ids, n.id in hidden) for n in sub.nodes],
         "edges": [edge_payload(e, uids, drawing) for e in sub.edges],
         "subgraph": sub,
         "layout": drawing,
@@ -456,9 +499,21 @@ def model_datasets(model: CatalogModel) -> list[Dataset]:
     return list(Dataset.objects.filter(owner_id=model.owner_id, sharing_id__in=list(refs)).select_related("owner"))
 
 
-def model_compliance(model: CatalogModel) -> ComplianceReport:
+def model_compliance(model: CatalogModel, viewer: Viewer | None = None) -> ComplianceReport:
+    """The compliance report of a model over the datasets of its lineage. Datasets the viewer may not see are
+    named "private dataset 1", "private dataset 2"... (their findings stay); without a viewer all are named."""
     datasets = model_datasets(model)
-    return check_compliance(model, [(d.handle, d) for d in datasets], model.handle)
+    shown: set[str] = {d.sharing_id for d in datasets}
+    if viewer is not None and not viewer.everything and (viewer.tenant is None or viewer.tenant.pk != model.owner_id):
+        shown = set(visible_datasets(viewer).filter(sharing_id__in=list(shown)).values_list("sharing_id", flat=True))
+    labelled, hidden = [], 0
+    for dataset in datasets:
+        if dataset.sharing_id in shown:
+            labelled.append((dataset.handle, dataset))
+        else:
+            hidden += 1
+            labelled.append((f"private dataset {hidden}", dataset))
+    return check_compliance(model, labelled, model.handle)
 
 
 # --- Leaderboard and comparison ------------------------------------------------------------------------------

@@ -265,6 +265,8 @@ def _node(graph: LineageGraph, kind: str, ref: str, label: str) -> LineageNode:
 
 def _connect(graph: LineageGraph, source: LineageNode, target: LineageNode, edge_type: str) -> LineageEdge:
     """Add an edge to a graph the caller has locked: kinds checked, duplicates and cycles refused."""
+    if not source.graph_id == target.graph_id == graph.pk:
+        raise ValueError("Both ends of a lineage edge belong to the graph it is added to.")
     reason = lineage.edge_rule_error(edge_type, source.kind, target.kind)
     if reason:
         raise ValidationError(fields={"type": [reason]})

@@ -326,7 +326,7 @@ class CatalogModelViewSet(CatalogViewSet):
         version = params.get("version")
         if version:
             _version_in_body(model, version)
-        drawn = selectors.model_lineage(model, depth=depth, version=version)
+        drawn = selectors.model_lineage(model, depth=depth, version=version, viewer=self.viewer())
         return Response(self.output(drawn, serializers.LineageSerializer))
 
     @extend_schema(
@@ -378,7 +378,7 @@ class CatalogModelViewSet(CatalogViewSet):
         responses={200: serializers.ModelComplianceSerializer, **errors(403, 404)},
     )
     def compliance(self, request: Request, slug: str) -> Response:
-        report = selectors.model_compliance(self.model(slug))
+        report = selectors.model_compliance(self.model(slug), self.viewer())
         return Response(self.output(report.as_dict(), serializers.ModelComplianceSerializer))
 
 

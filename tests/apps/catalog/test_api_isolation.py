@@ -180,3 +180,40 @@ def test_making_a_model_private_keeps_its_sharing_policy_in_step(world: dict, al
     assert response.status_code == 200
     assert sharing.SharingPolicy.objects.get(resource_id=world["models"]["tenant"].sharing_id).visibility == "private"
     assert "m-tenant" not in visible_to(client_for(world["carol"]))
+
+
+def test_the_lineage_of_a_visible_model_does_not_reveal_private_neighbours(world: dict, alice: Any, bob: Any) -> None:
+    # given the private model derived from the public one, which was trained on a private dataset through a run
+    acme = world["models"]["public"].owner
+    services.add_lineage_edge(
+        owner=acme,
+        actor=alice,
+        source={"kind": "model_version", "ref": "acme--m-private@1.0.0"},
+        target={"kind": "model_version", "ref": "acme--m-public@1.0.0"},
+        edge_type="derived_from",
+    )
+    services.create_dataset(owner=acme, actor=alice, slug="secret-data", values={"name": "Secret customer data"})
+    services.create_training_run(
+        owner=acme,
+        actor=alice,
+        values={"name": "secret-run"},
+        datasets=["acme--secret-data"],
+        model_version="acme--m-public@1.0.0",
+    )
+
+    # when
+    seen_by_bob = client_for(bob).get(f"{API}/models/acme--m-public/lineage/").json()
+    seen_by_alice = client_for(alice).get(f"{API}/models/acme--m-public/lineage/").json()
+    compliance = client_for(bob).get(f"{API}/models/acme--m-public/compliance/").json()
+
+    # then bob sees the shape of the graph, not the names of what is private
+    labels = {n["label"] for n in seen_by_bob["nodes"]}
+    assert "acme--m-public@1.0.0" in labels
+    assert not {"acme--m-private@1.0.0", "Secret customer data", "secret-run"} & labels
+    assert sum(n["label"] == "(not visible to you)" for n in seen_by_bob["nodes"]) == 3
+    assert len(seen_by_bob["edges"]) == len(seen_by_alice["edges"])
+    assert {"acme--m-private@1.0.0", "Secret customer data", "secret-run"} <= {
+        n["label"] for n in seen_by_alice["nodes"]
+    }
+    assert compliance["datasets"] == ["private dataset 1"]
+    assert "Secret" not in str(compliance)

@@ -35,7 +35,7 @@ def edge(source: tuple[str, str], target: tuple[str, str], kind: str) -> dict[st
 
 def test_the_owner_records_edges_and_reads_the_graph(acme: Tenant, alice: Any, bob: Any, model: Any) -> None:
     # given
-    services.create_dataset(owner=acme, actor=alice, slug="tickets", values={"name": "Tickets"})
+    services.create_dataset(owner=acme, actor=alice, slug="tickets", values={"name": "Tickets", "visibility": "public"})
     client = client_for(alice)
 
     # when
