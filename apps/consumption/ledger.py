@@ -10,13 +10,14 @@ import contextlib
 import contextvars
 import json
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from apps.consumption.conf import consumption_settings
 from apps.consumption.models import LATENCY_BUCKETS_MS, UsageRecord, UsageRollup
@@ -230,6 +231,20 @@ def _count_quota_usage(entries: list[Entry]) -> None:
         quotas.persist_usage(tenants[tenant_id], quota_type, start, end, units)
 
 
+# One thread owns the ledger's database connection: writes are serialized (each flush is one batch anyway) and
+# never wait for a request's thread (a request's sync thread may itself be waiting for this very write).
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+
+
+def write_with_reconnect(entries: list[Entry]) -> set[str]:
+    """`write_entries`, retried once on a fresh connection when the old one broke (e.g. the database restarted)."""
+    try:
+        return write_entries(entries)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return write_entries(entries)
+
+
 class LedgerWriter:
     """Per event loop: collects entries and flushes them in batches from a background task (group commit)."""
 
@@ -253,8 +268,7 @@ class LedgerWriter:
         await asyncio.shield(future)
 
     async def _run(self) -> None:
-        from asgiref.sync import sync_to_async
-
+        loop = asyncio.get_running_loop()
         while self._pending:
             assert self._wakeup is not None
             with contextlib.suppress(TimeoutError):
@@ -265,7 +279,7 @@ class LedgerWriter:
                 self._pending[consumption_settings.LEDGER_BATCH_SIZE * 5 :],
             )
             try:
-                await sync_to_async(write_entries, thread_sensitive=True)([entry for entry, _ in batch])
+                await loop.run_in_executor(_executor, write_with_reconnect, [entry for entry, _ in batch])
             except Exception as exc:
                 logger.error("ledger_write_failed", records=len(batch), error=type(exc).__name__)
                 for _, future in batch:

@@ -380,7 +380,7 @@ def _emit_quota_events(call: Call) -> None:
             logger.warning(f"quota_{'soft_limit_reached' if kind == 'soft' else 'alert'}", quota=quota)
             signal.send(sender=Tenant, tenant=tenant, quota_type=quota, limit=None, used=None, period_end=None)
 
-    spawn(sync_to_async(fire)(call.ticket.flags, call.ticket.tenant_id))
+    spawn(sync_to_async(fire, thread_sensitive=False)(call.ticket.flags, call.ticket.tenant_id))
 
 
 async def _complete(call: Call, *, native: bool) -> HttpResponse:
