@@ -10,13 +10,14 @@ from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils.functional import empty
 
 from llm_infra_django.conf import infra_settings
 from llm_infra_django.logging import log_response
 from llm_infra_django.metrics import observe_request
-from llm_infra_django.responses import error_response, unhandled_error
+from llm_infra_django.responses import error_response, unhandled_error, wants_html
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -138,6 +139,8 @@ class ErrorEnvelopeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         return self.get_response(request)
 
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase:
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        if isinstance(exception, (Http404, PermissionDenied)) and wants_html(request):
+            return None  # Django's handler404/handler403 render the page a browser expects
         response = error_response(exception, request)
         return response if response is not None else unhandled_error(exception, request)

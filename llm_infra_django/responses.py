@@ -13,6 +13,12 @@ from llm_infra_django.logging import get_request_id
 logger = structlog.get_logger("llm_infra.errors")
 
 
+def wants_html(request: HttpRequest) -> bool:
+    """Whether the client is a browser asking for a page rather than an API client asking for JSON."""
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
 def request_id_of(request: HttpRequest | None) -> str | None:
     return getattr(request, "request_id", None) or get_request_id()
 

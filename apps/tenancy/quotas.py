@@ -378,7 +378,7 @@ def enforce_count(tenant: Tenant, quota_type: str, *, current: int, adding: int 
     if limit.unlimited or current + adding <= limit.limit:
         return
     if limit.action == QuotaAction.BLOCK:
-        raise QuotaExceededError(quota=quota_type, limit=limit.limit, used=current)
+        raise QuotaExceededError(quota=str(quota_type), limit=limit.limit.normalize(), used=current)
     logger.warning("quota_alert", tenant=tenant.slug, quota=quota_type)
     quota_alert.send(
         sender=Tenant,

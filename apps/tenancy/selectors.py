@@ -31,7 +31,7 @@ def get_role(tenant: Tenant, user: Any) -> str | None:
 
 def list_tenants_for_user(user: Any) -> QuerySet[Tenant]:
     """Tenants the user belongs to (all of them for superusers), with member counts."""
-    queryset = Tenant.objects.annotate(member_count=Count("memberships", distinct=True))
+    queryset = Tenant.objects.annotate(member_count=Count("memberships", distinct=True)).order_by("slug")
     if getattr(user, "is_superuser", False):
         return queryset
     return queryset.filter(memberships__user=user)

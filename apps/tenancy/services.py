@@ -112,7 +112,13 @@ def require_role(tenant: Tenant, actor: Any, minimum: str) -> None:
 
 def _changed(tenant: Tenant) -> None:
     quotas.invalidate_limits(tenant)
-    transaction.on_commit(lambda: tenant_changed.send(sender=Tenant, tenant=tenant))
+
+    def after_commit() -> None:
+        # Again after commit: another process may have cached the old limits while this transaction ran.
+        quotas.invalidate_limits(tenant)
+        tenant_changed.send(sender=Tenant, tenant=tenant)
+
+    transaction.on_commit(after_commit)
 
 
 # --- Tenants ------------------------------------------------------------------------------------------------
@@ -129,8 +135,11 @@ def create_tenant(
     timezone_name: str = "UTC",
     currency: str = "USD",
     trial_days: int | None = None,
+    actor: Any | None = None,
 ) -> Tenant:
-    """Create a tenant in trial (or active when there are no trial days) with `owner` as its owner."""
+    """Create a tenant in trial (or active when there are no trial days) with `owner` as its owner.
+
+    `actor` (default: the owner) is who the audit log names, e.g. a platform admin creating it for someone."""
     validate_slug(slug)
     profile = _validate_profile({"name": name, "region": region, "timezone": timezone_name, "currency": currency})
     tier = _validate_tier(tier or tenancy_settings.DEFAULT_TIER)
@@ -247,6 +256,29 @@ def deactivate_tenant(*, tenant: Tenant, actor: Any) -> Tenant:
     return _transition(tenant, TenantStatus.DEACTIVATED, actor, "tenant_deactivated")
 
 
+@transaction.atomic
+def set_trusted_publisher(*, tenant: Tenant, trusted: bool, actor: Any) -> Tenant:
+    """Platform staff let a publisher's services go live without manual approval (or withdraw that trust)."""
+    if not is_platform_staff(actor) and actor is not None:
+        raise AuthorizationError("Only platform staff can trust a publisher.")
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.trusted_publisher == trusted:
+        return tenant
+    before = {"trusted_publisher": tenant.trusted_publisher}
+    tenant.trusted_publisher = trusted
+    tenant.save(update_fields=["trusted_publisher", "updated_at"])
+    record_audit(
+        action="tenant_trusted_publisher_changed",
+        tenant=tenant,
+        actor=actor,
+        obj=tenant,
+        before=before,
+        after={"trusted_publisher": trusted},
+    )
+    _changed(tenant)
+    return tenant
+
+
 # --- Members ------------------------------------------------------------------------------------------------
 
 
@@ -322,10 +354,12 @@ def find_user(*, username: str | None = None, email: str | None = None) -> Any:
             raise NotFoundError("User", username)
         return user
     if email:
-        user = user_model.objects.filter(email__iexact=email).first()
-        if user is None:
+        users = list(user_model.objects.filter(email__iexact=email)[:2])
+        if not users:
             raise NotFoundError("User", email)
-        return user
+        if len(users) > 1:
+            raise ValidationError(fields={"email": ["Several users have this email; name the user by username."]})
+        return users[0]
     raise ValidationError(fields={"username": ["Give a username or an email."]})
 
 

@@ -144,12 +144,17 @@ def create_policy(
     resource_type: str,
     resource_id: str,
     actor: Any,
+    owner: Tenant | None = None,
     allowed_tenants: Iterable[str] = (),
     blocked_tenants: Iterable[str] = (),
     **values: Any,
 ) -> SharingPolicy:
-    """Share a resource the actor's tenant owns."""
-    owner = _owner_of(resource_type, resource_id)
+    """Share a resource the actor's tenant owns (`owner`: the tenant acting; another tenant's resource is a 404,
+    so its existence is not revealed)."""
+    resource_owner = _owner_of(resource_type, resource_id)
+    if owner is not None and resource_owner.pk != owner.pk:
+        raise NotFoundError(resource_type.capitalize(), resource_id)
+    owner = resource_owner
     require_role(owner, actor, Role.ADMIN)
     unknown = set(values) - set(POLICY_FIELDS)
     if unknown:
@@ -265,6 +270,8 @@ def request_access(*, policy: SharingPolicy, consumer: Tenant, actor: Any, messa
     if consumer.pk == policy.owner_id:
         raise ValidationError(fields={"consumer": ["The owner already has access to its own resources."]})
     found = violations(policy, consumer)
+    if any(v["rule"] in ("visibility", "blocked") for v in found):
+        raise NotFoundError("Sharing policy", policy.pk)  # what the consumer may not see does not exist for it
     if found:
         raise PolicyViolationError("The sharing policy does not allow this tenant.", violations=found)
     if active_grants(policy).filter(consumer=consumer).exists():

@@ -159,25 +159,13 @@ def ensure_tenant(result: SeedResult, *, slug: str, name: str, tier: str, owner:
     return tenant
 
 
-@transaction.atomic
 def trust_publisher(result: SeedResult, tenant: Tenant, actor: Any) -> Tenant:
-    """Mark the tenant a trusted publisher (its public services go live without manual approval), with an audit
-    entry. Tenancy has no service for this flag yet; this is the one write seed_demo does itself."""
-    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
-    if locked.trusted_publisher:
-        return locked
-    locked.trusted_publisher = True
-    locked.save(update_fields=["trusted_publisher", "updated_at"])
-    record_audit(
-        action="tenant_trusted_publisher_changed",
-        tenant=locked,
-        actor=actor,
-        obj=locked,
-        before={"trusted_publisher": False},
-        after={"trusted_publisher": True},
-    )
-    result.changes.append(f"made {locked.slug} a trusted publisher")
-    return locked
+    """Make the tenant a trusted publisher (its public services go live without manual approval)."""
+    if tenant.trusted_publisher:
+        return tenant
+    tenant = tenancy_services.set_trusted_publisher(tenant=tenant, trusted=True, actor=actor)
+    result.changes.append(f"made {tenant.slug} a trusted publisher")
+    return tenant
 
 
 # --- Services -----------------------------------------------------------------------------------------------

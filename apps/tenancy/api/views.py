@@ -536,7 +536,7 @@ class SharingPolicyViewSet(TenantFromContextMixin, TenancyViewSet):
     )
     def create(self, request: Request) -> Response:
         values = self.validated(serializers.SharingPolicyCreateSerializer)
-        policy = sharing.create_policy(actor=request.user, **values)
+        policy = sharing.create_policy(actor=request.user, owner=self.get_tenant(), **values)
         return Response(self.output(policy), status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -287,13 +287,12 @@ def test_members_below_admin_cannot_ask_for_access(world: World) -> None:
     assert not AccessRequest.objects.filter(consumer=world.globex).exists()
 
 
-def test_a_private_policy_refuses_requests_with_the_violations(world: World) -> None:
+def test_a_private_policy_is_not_found_for_other_tenants(world: World) -> None:
     # when
     response = client_for(world.bob).post(REQUESTS, {"policy": str(world.private_policy.pk)}, format="json")
 
-    # then
-    body = assert_error(response, 403, "policy_violation")
-    assert [v["rule"] for v in body["error"]["details"]["violations"]] == ["visibility"]
+    # then its existence is not revealed
+    assert_error(response, 404, "not_found")
 
 
 def test_a_second_pending_request_conflicts(world: World) -> None:

@@ -109,11 +109,8 @@ def test_consumer_admin_only_and_not_the_owner(provider, owner, consumer) -> Non
 @pytest.mark.parametrize(
     ("values", "rule"),
     [
-        ({"visibility": Visibility.PRIVATE}, "visibility"),
-        ({"visibility": Visibility.TENANT}, "visibility"),
         ({"tier_minimum": Tier.PROFESSIONAL}, "tier_minimum"),
         ({"regions": ["us"]}, "region"),
-        ({"blocked_tenants": ["globex"]}, "blocked"),
         ({"expires_at": timezone.now() - timedelta(days=1)}, "expired"),
     ],
 )
@@ -122,6 +119,18 @@ def test_conditions_refuse_with_the_violated_rule(provider, owner, consumer, val
     with pytest.raises(PolicyViolationError) as caught:
         sharing.request_access(policy=policy, consumer=consumer, actor=consumer.admin)
     assert rule in [v["rule"] for v in caught.value.details["violations"]]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"visibility": Visibility.PRIVATE}, {"visibility": Visibility.TENANT}, {"blocked_tenants": ["globex"]}],
+)
+def test_what_a_consumer_may_not_see_is_not_found(provider, owner, consumer, values) -> None:
+    from llm_infra_django.errors import NotFoundError
+
+    policy = make_policy(owner, **values)
+    with pytest.raises(NotFoundError):
+        sharing.request_access(policy=policy, consumer=consumer, actor=consumer.admin)
 
 
 def test_tenant_visibility_admits_listed_tenants(provider, owner, consumer) -> None:
