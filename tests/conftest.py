@@ -84,3 +84,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _tier_defaults(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush every table, data migrations' rows included: put the tier table back."""
+    if not {"db", "transactional_db"} & set(request.fixturenames) and not request.node.get_closest_marker(
+        "django_db"
+    ):
+        return
+    from django.apps import apps
+
+    if not apps.is_installed("apps.tenancy"):
+        return
+    request.getfixturevalue("transactional_db" if _wants_transaction(request) else "db")
+    import importlib
+
+    from apps.tenancy.models import TierQuota
+
+    if not TierQuota.objects.exists():
+        migration = importlib.import_module("apps.tenancy.migrations.0002_tier_defaults")
+        migration.load(apps, None)
+
+
+def _wants_transaction(request: pytest.FixtureRequest) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
