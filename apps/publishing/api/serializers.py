@@ -114,8 +114,7 @@ class PlainDecimalField(serializers.DecimalField):
         if value is None:
             return None
         number = value if isinstance(value, Decimal) else Decimal(str(value))
-        text = format(number.normalize(), "f")
-        return text
+        return format(number.normalize(), "f")
 
 
 def price_field(source: str, help_text: str) -> StrictDecimalField:

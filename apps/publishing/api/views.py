@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from django.db.models import Prefetch
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
@@ -155,7 +156,7 @@ class ServiceViewSet(viewsets.ViewSet):
         data = serializers.PublishResultSerializer(
             {"service": version.service, "version": version, "validation_run": run}, context=self.context()
         ).data
-        location = f"/api/v1/services/{version.service_id}/status/?version={version.version}"
+        location = f"{reverse('publishing:service-status', args=[version.service_id])}?version={version.version}"
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
     def lifecycle(
