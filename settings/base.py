@@ -39,7 +39,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "llm_infra_django.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "marketplace.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -49,6 +49,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "llm_infra_django.middleware.ErrorEnvelopeMiddleware",
 ]
+
+# The proxy's /v1/ paths are served by a lean handler (marketplace/asgi.py) with only this middleware.
+PROXY_MIDDLEWARE = ["llm_infra_django.middleware.RequestContextMiddleware"]
 
 ROOT_URLCONF = "marketplace.urls"
 WSGI_APPLICATION = "marketplace.wsgi.application"
@@ -159,6 +162,9 @@ GRAPHENE = {"SCHEMA": "marketplace.schema.schema"}
 CELERY_BEAT_SCHEDULE = {
     "tenancy-expire-grants": {"task": "tenancy.expire_grants", "schedule": 300.0},
     "catalog-recover-evaluations": {"task": "catalog.recover_evaluations", "schedule": 300.0},
+    "consumption-check-sla": {"task": "consumption.check_sla", "schedule": 300.0},
+    "consumption-reconcile-reservations": {"task": "consumption.reconcile_reservations", "schedule": 60.0},
+    "consumption-prune-usage-records": {"task": "consumption.prune_usage_records", "schedule": 86_400.0},
 }
 
 # Model catalog: an external evaluator runs benchmarks when configured (unset: results are only submitted).

@@ -5,6 +5,7 @@ when the request never reached the upstream."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -100,15 +101,38 @@ async def _send(route: Route, kind: str, body: dict[str, Any], request_id: str) 
     raise AssertionError("unreachable")
 
 
+# Service versions whose circuit was seen closed in the last second (per process): their successful calls skip the
+# breaker's two Redis round trips. Failures always go through the breaker, and at least one call per second per
+# process takes the full path (so successes still reset the failure streak and an opened circuit is seen within 1 s).
+FAST_PATH_SECONDS = 1.0
+_closed_at: dict[str, float] = {}
+
+
+async def _guarded_send(route: Route, kind: str, body: dict[str, Any], request_id: str) -> httpx.Response:
+    if time.monotonic() - _closed_at.get(route.version_id, -FAST_PATH_SECONDS) < FAST_PATH_SECONDS:
+        try:
+            response = await _send(route, kind, body, request_id)
+            if response.status_code >= 500:
+                raise UpstreamStatusError(response.status_code, response.content)
+            return response
+        except (UpstreamStatusError, httpx.TransportError) as exc:
+            _closed_at.pop(route.version_id, None)
+            async with circuit(route).guard():  # record the failure (or learn that the circuit opened meanwhile)
+                raise exc from None
+    async with circuit(route).guard():
+        response = await _send(route, kind, body, request_id)
+        if response.status_code >= 500:
+            raise UpstreamStatusError(response.status_code, response.content)
+    _closed_at[route.version_id] = time.monotonic()
+    return response
+
+
 async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Answer:
     """A non-streamed call; upstream errors raise `UpstreamStatusError`, transport problems 502/504 errors."""
     if route.protocol == "echo":
         return Answer(200, _echo(route, kind, body))
     try:
-        async with circuit(route).guard():
-            response = await _send(route, kind, body, request_id)
-            if response.status_code >= 500:
-                raise UpstreamStatusError(response.status_code, response.content)
+        response = await _guarded_send(route, kind, body, request_id)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(
             f"The upstream of {route.model_id} did not answer in time.", service=route.model_id

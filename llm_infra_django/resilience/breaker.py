@@ -357,7 +357,7 @@ class CircuitBreaker:
         client = get_redis()
         if client is not None:
             try:
-                raw = client.register_script(_ACQUIRE_LUA)(keys=self._keys, args=self._acquire_args(config, token))
+                raw = _script(client, _ACQUIRE_LUA)(keys=self._keys, args=self._acquire_args(config, token))
                 admission = self._parse_admission(raw)
             except _REDIS_ERRORS as exc:
                 self._redis_failed("acquire", exc)
@@ -369,9 +369,7 @@ class CircuitBreaker:
         client = None if permit.local else get_redis()
         if client is not None:
             try:
-                raw = client.register_script(_RECORD_LUA)(
-                    keys=self._keys, args=self._record_args(config, outcome, permit)
-                )
+                raw = _script(client, _RECORD_LUA)(keys=self._keys, args=self._record_args(config, outcome, permit))
                 recorded = self._parse_recorded(raw)
             except _REDIS_ERRORS as redis_exc:
                 self._redis_failed("record", redis_exc)
@@ -383,7 +381,7 @@ class CircuitBreaker:
         client = get_async_redis()
         if client is not None:
             try:
-                script = client.register_script(_ACQUIRE_LUA)
+                script = _script(client, _ACQUIRE_LUA)
                 admission = self._parse_admission(await script(keys=self._keys, args=self._acquire_args(config, token)))
             except _REDIS_ERRORS as exc:
                 self._redis_failed("acquire", exc)
@@ -395,7 +393,7 @@ class CircuitBreaker:
         client = None if permit.local else get_async_redis()
         if client is not None:
             try:
-                script = client.register_script(_RECORD_LUA)
+                script = _script(client, _RECORD_LUA)
                 recorded = self._parse_recorded(
                     await script(keys=self._keys, args=self._record_args(config, outcome, permit))
                 )
@@ -517,6 +515,18 @@ class _Guard:
     ) -> None:
         if self._permit is not None:
             await self._owner._afinish(self._permit, exc)
+
+
+_scripts: dict[tuple[int, str], Any] = {}
+
+
+def _script(client: Any, source: str) -> Any:
+    """The client's registered script for `source`, made once (EVALSHA with the SHA computed once)."""
+    key = (id(client), source)
+    script = _scripts.get(key)
+    if script is None:
+        script = _scripts[key] = client.register_script(source)
+    return script
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,63 @@
+"""ASGI helpers: a Django handler with its own (short) middleware list, and routing by path prefix.
+
+Hot paths (e.g. an API gateway under `/v1/`) need not pay for sessions, CSRF, messages and the like: serve them
+with `LeanASGIHandler(["llm_infra_django.middleware.RequestContextMiddleware"])` and route the prefix to it.
+Every middleware of a lean handler must be async-capable, so requests never hop to a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.utils.module_loading import import_string
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class LeanASGIHandler(ASGIHandler):
+    """Django's ASGI handler with the given middleware instead of `settings.MIDDLEWARE`."""
+
+    def __init__(self, middleware: Sequence[str]) -> None:
+        self.middleware_paths = list(middleware)
+        super().__init__()
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        handler = convert_exception_to_response(self._get_response_async if is_async else self._get_response)
+        for path in reversed(self.middleware_paths):
+            middleware = import_string(path)
+            if not getattr(middleware, "async_capable", False):
+                raise ImproperlyConfigured(f"{path} is not async-capable; a lean handler takes async middleware only.")
+            instance = middleware(handler)
+            if hasattr(instance, "process_view"):
+                self._view_middleware.insert(0, self.adapt_method_mode(is_async, instance.process_view))
+            if hasattr(instance, "process_template_response"):
+                self._template_response_middleware.append(
+                    self.adapt_method_mode(is_async, instance.process_template_response)
+                )
+            if hasattr(instance, "process_exception"):
+                self._exception_middleware.append(self.adapt_method_mode(False, instance.process_exception))
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
+
+
+def route_by_prefix(routes: Sequence[tuple[str, ASGIApp]], default: ASGIApp) -> ASGIApp:
+    """An ASGI app sending HTTP requests whose path starts with a prefix to that prefix's app."""
+
+    async def application(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            for prefix, app in routes:
+                if path.startswith(prefix):
+                    await app(scope, receive, send)
+                    return
+        await default(scope, receive, send)
+
+    return application
