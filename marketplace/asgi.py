@@ -5,7 +5,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
-from llm_infra_django.tracing import configure_tracing  # noqa: E402
+from llm_infra_django.tracing import configure_tracing
 
 configure_tracing()
 
