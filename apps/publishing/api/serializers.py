@@ -150,12 +150,16 @@ HTTP_URL = URLValidator(schemes=["http", "https"], message="An http(s) URL.")
 
 
 class CapabilitySerializer(StrictSerializer):
+    """A capability of the service: a name, what it does, its parameters."""
+
     name = StrictCharField(max_length=100)
     description = StrictCharField(max_length=1000, required=False, allow_blank=True)
     parameters = serializers.DictField(required=False, help_text="JSON object describing the parameters.")
 
 
 class AuthInputSerializer(StrictSerializer):
+    """How the marketplace authenticates to the upstream; the secret is write-only and stored encrypted."""
+
     kind = serializers.ChoiceField(
         source="auth_kind", choices=AuthKind.choices, required=False, help_text="How the marketplace authenticates."
     )
@@ -171,6 +175,8 @@ class AuthInputSerializer(StrictSerializer):
 
 
 class EndpointInputSerializer(StrictSerializer):
+    """Where and how the marketplace calls the service."""
+
     url = StrictCharField(
         source="endpoint_url",
         required=False,
@@ -187,6 +193,8 @@ class EndpointInputSerializer(StrictSerializer):
 
 
 class PricingInputSerializer(StrictSerializer):
+    """Prices as decimal strings (USD unless `currency` says otherwise)."""
+
     model = serializers.ChoiceField(source="pricing_model", choices=PricingModel.choices)
     input_per_mtok = price_field("price_input_per_mtok", "Price of 1M input tokens.")
     output_per_mtok = price_field("price_output_per_mtok", "Price of 1M output tokens.")
@@ -196,6 +204,8 @@ class PricingInputSerializer(StrictSerializer):
 
 
 class SlaInputSerializer(StrictSerializer):
+    """The service level the publisher promises."""
+
     availability = StrictDecimalField(
         source="sla_availability", max_digits=6, decimal_places=3, min_value=0, max_value=100, required=False
     )
@@ -205,6 +215,8 @@ class SlaInputSerializer(StrictSerializer):
 
 
 class ComplianceInputSerializer(StrictSerializer):
+    """Compliance level, certifications and where data is processed."""
+
     level = serializers.ChoiceField(source="compliance_level", choices=ComplianceLevel.choices, required=False)
     certifications = serializers.ListField(child=StrictCharField(max_length=100), max_length=50, required=False)
     data_residency = serializers.ListField(
@@ -240,12 +252,16 @@ class ServiceDefinitionSerializer(StrictSerializer):
 
 
 class ServicePublishSerializer(ServiceDefinitionSerializer):
+    """A new service: its slug and the definition of its first version."""
+
     slug = StrictCharField(
         max_length=63, help_text="2-63 lower-case letters, digits and hyphens, unique per publisher."
     )
 
 
 class DryRunSerializer(ServiceDefinitionSerializer):
+    """A definition to validate without saving anything."""
+
     slug = StrictCharField(max_length=63, required=False, help_text="Accepted and ignored (same body as publish).")
     service = serializers.UUIDField(
         required=False, help_text="Validate as a new version of this service (checks that the version increases)."
@@ -253,20 +269,28 @@ class DryRunSerializer(ServiceDefinitionSerializer):
 
 
 class VersionActionSerializer(StrictSerializer):
+    """A lifecycle action on one version of the service."""
+
     version = StrictCharField(
         max_length=32, required=False, help_text="Version to act on; default: the latest version that is not retired."
     )
 
 
 class VersionApproveSerializer(VersionActionSerializer):
+    """Approve a version waiting for approval."""
+
     notes = StrictCharField(max_length=1000, required=False, allow_blank=True)
 
 
 class VersionRejectSerializer(VersionActionSerializer):
+    """Reject a version waiting for approval."""
+
     notes = StrictCharField(max_length=1000, help_text="Why the version is rejected (shown to the publisher).")
 
 
 class VersionSuspendSerializer(VersionActionSerializer):
+    """Suspend an active version."""
+
     reason = StrictCharField(max_length=500, help_text="Why the version is taken off the air.")
 
 
@@ -286,6 +310,8 @@ class CsvListField(serializers.ListField):
 
 
 class DiscoveryQuerySerializer(StrictSerializer):
+    """Query string of the discovery list (unknown parameters are refused)."""
+
     search = serializers.CharField(
         required=False,
         allow_blank=True,

@@ -91,8 +91,9 @@ class ServiceViewSet(viewsets.ViewSet):
         cached: discovery.Viewer | None = getattr(self, "_viewer", None)
         if cached is None:
             consumer = resolve_tenant(self.request)
+            # A tenant's API key acts for its tenant only, whatever its creator's other memberships.
             key_tenant = getattr(self.request.auth, "tenant_id", None)
-            own = [key_tenant] if key_tenant is not None else None
+            own = [UUID(str(key_tenant))] if key_tenant is not None else None
             cached = discovery.viewer_of(consumer, self.request.user, own_tenant_ids=own)
             self._viewer = cached
         return cached

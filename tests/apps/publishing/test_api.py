@@ -360,3 +360,30 @@ def test_discovery_query_string(carol: APIClient, publisher: Any) -> None:
     row = second["results"][0]
     assert row["model_id"] == "acme/svc-2" and row["publisher"]["slug"] == "acme"
     assert set(row) >= {"id", "version", "version_id", "status", "pricing", "sla", "compliance", "endpoint"}
+
+
+# --- API keys ------------------------------------------------------------------------------------------------
+
+
+def test_a_tenant_api_key_acts_for_its_tenant_only(publisher: Any, publisher_admin: Any) -> None:
+    from apps.consumption.services import create_api_key
+
+    # given: alice also belongs to another publisher with a draft; her acme key reads and publishes for acme
+    other = TenantFactory(slug="other-pub")
+    MembershipFactory(tenant=other, user=publisher_admin, role=Role.OWNER)
+    make_version(other, "other-draft", status=Status.DRAFT)
+    make_version(publisher, "acme-draft", status=Status.DRAFT)
+    _key, read_secret = create_api_key(tenant=publisher, actor=publisher_admin, name="reader", scopes=["read"])
+    _key, publish_secret = create_api_key(tenant=publisher, actor=publisher_admin, name="ci", scopes=["publish"])
+    reader, ci = APIClient(), APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {read_secret}")
+    ci.credentials(HTTP_AUTHORIZATION=f"Bearer {publish_secret}")
+    # when / then
+    listed = reader.get(API).json()
+    assert [(row["slug"], row["status"]) for row in listed["results"]] == [("acme-draft", "draft")]
+    draft_id = listed["results"][0]["id"]
+    assert reader.get(f"{API}{draft_id}/status/").status_code == 200
+    assert reader.post(API, definition(), format="json").status_code == 403  # read scope cannot write
+    response = ci.post(API, definition(), format="json")
+    assert response.status_code == 202 and response.json()["service"]["publisher"]["slug"] == "acme"
+    assert response.json()["version"]["endpoint"]["url"] == ""
