@@ -1,0 +1,229 @@
+"""Reconciliation of unsettled reservations from the ledger (in-process twin and Redis), idempotent; retention
+pruning of raw usage records (rollups kept)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import override_settings
+from django.utils import timezone
+
+from apps.consumption import admission, reconcile, usage
+from apps.consumption.keys import hash_secret
+from apps.consumption.models import UsageRecord, UsageRollup
+from apps.consumption.runtime import load_key
+from apps.consumption.services import create_api_key
+from apps.consumption.tasks import prune_usage_records_task, reconcile_reservations_task
+from apps.tenancy.services import set_quota_override
+from tests.apps.consumption.test_usage import Traffic, entry, make_traffic, write
+from tests.apps.tenancy.factories import UserFactory
+
+LOCAL_CACHE = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": "reconcile"}}
+
+
+@pytest.fixture
+def traffic(provider: Any, echo_service: Any, consumer: Any) -> Traffic:
+    return make_traffic(provider, echo_service, consumer)
+
+
+def admitted(key: Any, request_id: str, *, tokens: int, cost: str) -> admission.Ticket:
+    return async_to_sync(admission.admit)(
+        key=key,
+        request_id=request_id,
+        limits=key.quota_limits,
+        est_tokens=tokens,
+        est_cost=Decimal(cost),
+        timeout_s=1.0,
+    )
+
+
+class Counters:
+    """The admission counters of one ticket, read from Redis or the in-process twin."""
+
+    def __init__(self, ticket: admission.Ticket) -> None:
+        self.keys = ticket.keys
+        self.client = admission.get_redis()
+
+    def _get(self, index: int) -> Any:
+        name = self.keys[index]
+        if self.client is None:
+            return admission.local.values.get(name)
+        raw = self.client.get(name)
+        return None if raw is None else int(raw)
+
+    def snapshot(self) -> dict[str, Any]:
+        names = {5: "budget_day", 6: "budget_month", 7: "api_requests", 8: "tokens", 9: "spend_usd"}
+        return {name: self._get(index) for index, name in names.items()}
+
+    def slots(self) -> int:
+        if self.client is None:
+            return len(admission.local.values.get(self.keys[4], {}))
+        return int(self.client.zcard(self.keys[4]))
+
+    def reserved(self) -> bool:
+        if self.client is None:
+            return self.keys[10] in admission.local.values
+        return bool(self.client.exists(self.keys[10]))
+
+
+@pytest.fixture
+def budget_key(traffic: Traffic) -> tuple[Any, Any]:
+    """A key with budgets and a parallel limit; the tenant's metered quotas are limited whatever the tier table
+    holds (transactional tests flush it)."""
+    operator = UserFactory(username="operator", is_staff=True, is_superuser=True)
+    for quota_type in ("api_requests", "tokens", "spend_usd"):
+        set_quota_override(tenant=traffic.consumer, quota_type=quota_type, limit=10**9, action="alert", actor=operator)
+    key, secret = create_api_key(
+        tenant=traffic.consumer,
+        actor=None,
+        name="budgeted",
+        scopes=["consume"],
+        budget_day_usd=Decimal(10),
+        budget_month_usd=Decimal(100),
+        max_parallel=4,
+    )
+    info = load_key(hash_secret(secret))
+    assert info is not None
+    return key, info
+
+
+def scenario(traffic: Traffic, key: Any, info: Any) -> tuple[Counters, Counters]:
+    """Two admitted requests whose workers died: one reached the ledger (40 tokens, $0.004), one did not."""
+    finished = admitted(info, "req-finished", tokens=100, cost="0.01")
+    lost = admitted(info, "req-lost", tokens=50, cost="0.005")
+    write([entry(traffic, key=key, request_id="req-finished", prompt=30, completion=10, cost=Decimal("0.004"))])
+    before = Counters(finished).snapshot()
+    assert before == {
+        "budget_day": 15_000,
+        "budget_month": 15_000,
+        "api_requests": 2,
+        "tokens": 150,
+        "spend_usd": 15_000,
+    }
+    return Counters(finished), Counters(lost)
+
+
+def assert_reconciled(finished: Counters, lost: Counters) -> None:
+    # the finished request is charged its actual usage, the lost one refunded and uncounted
+    assert finished.snapshot() == {
+        "budget_day": 4_000,
+        "budget_month": 4_000,
+        "api_requests": 1,
+        "tokens": 40,
+        "spend_usd": 4_000,
+    }
+    assert not finished.reserved() and not lost.reserved()
+    assert finished.slots() == 0
+
+
+@override_settings(CACHES=LOCAL_CACHE)
+def test_in_process_reservations_are_settled_from_the_ledger(traffic: Traffic, budget_key: tuple[Any, Any]) -> None:
+    assert admission.get_redis() is None
+    finished, lost = scenario(traffic, *budget_key)
+    now_ms = int(time.time() * 1000)
+
+    # not yet due: the twin records no deadline, so the reconciler waits a full slot after first seeing it
+    assert reconcile.reconcile_reservations(now_ms=now_ms).due == 0
+    assert finished.reserved()
+
+    report = reconcile.reconcile_reservations(now_ms=now_ms + 10 * 60_000)
+
+    assert (report.due, report.settled_from_ledger, report.refunded) == (2, 1, 1)
+    assert_reconciled(finished, lost)
+    # idempotent
+    again = reconcile.reconcile_reservations(now_ms=now_ms + 20 * 60_000)
+    assert again.due == 0
+    assert_reconciled(finished, lost)
+
+
+@override_settings(CACHES=LOCAL_CACHE)
+def test_a_settled_reservation_is_left_alone(traffic: Traffic, budget_key: tuple[Any, Any]) -> None:
+    _, info = budget_key
+    ticket = admitted(info, "req-settled", tokens=100, cost="0.01")
+    async_to_sync(admission.settle)(ticket, tokens=20, cost=Decimal("0.002"))
+
+    assert reconcile.reconcile_reservations(now_ms=int(time.time() * 1000) + 3_600_000).due == 0
+    assert Counters(ticket).snapshot()["tokens"] == 20
+    assert Counters(ticket).snapshot()["budget_day"] == 2_000
+
+
+@override_settings(CACHES=LOCAL_CACHE)
+def test_the_reconcile_task_runs(traffic: Traffic) -> None:
+    assert reconcile_reservations_task.delay().get()["due"] == 0
+
+
+@pytest.mark.redis
+def test_redis_reservations_are_settled_from_the_ledger(traffic: Traffic, budget_key: tuple[Any, Any]) -> None:
+    client = admission.get_redis()
+    assert client is not None
+    key, info = budget_key
+    finished, lost = scenario(traffic, key, info)
+    index = admission.reservation_index_key(str(traffic.consumer.pk))
+    assert {m.decode() for m in client.zrange(index, 0, -1)} == {"req-finished", "req-lost"}
+
+    # not due yet (deadlines are a slot ahead): nothing of ours is touched
+    reconcile.reconcile_reservations()
+    assert finished.reserved() and lost.reserved()
+
+    # when both deadlines lie in the past (as after a killed worker), in the hash and the index alike
+    past = int(time.time() * 1000) - 120_000
+    for request_id in ("req-finished", "req-lost"):
+        client.hset(f"ck:{{t:{traffic.consumer.pk}}}:resv:{request_id}", "deadline", past)
+        client.zadd(index, {request_id: past})
+    report = reconcile.reconcile_reservations()
+
+    assert report.settled_from_ledger >= 1 and report.refunded >= 1
+    assert_reconciled(finished, lost)
+    assert client.zcard(index) == 0
+    # idempotent: a second pass finds nothing of ours
+    reconcile.reconcile_reservations()
+    assert_reconciled(finished, lost)
+
+
+@pytest.mark.redis
+def test_a_stale_index_entry_is_dropped(traffic: Traffic) -> None:
+    client = admission.get_redis()
+    assert client is not None
+    index = admission.reservation_index_key(str(traffic.consumer.pk))
+    client.zadd(index, {"ghost": int(time.time() * 1000) - 600_000})
+
+    reconcile.reconcile_reservations()
+
+    assert client.zscore(index, "ghost") is None
+
+
+# --- Retention -------------------------------------------------------------------------------------------------
+
+
+def test_retention_prunes_old_raw_records_and_keeps_rollups(traffic: Traffic) -> None:
+    now = timezone.now()
+    write([entry(traffic, started_at=now - timedelta(days=days), request_id=f"d{days}") for days in (120, 91, 89, 0)])
+    rollups_before = list(UsageRollup.objects.order_by("day").values_list("day", "requests"))
+
+    deleted = reconcile.prune_usage_records(batch_size=1)
+
+    assert deleted == 2
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {"d89", "d0"}
+    assert list(UsageRollup.objects.order_by("day").values_list("day", "requests")) == rollups_before
+    assert usage.summarize_usage(traffic.consumer, days=366)["totals"]["requests"] == 4
+    assert reconcile.prune_usage_records() == 0
+
+
+def test_retention_follows_the_setting(traffic: Traffic) -> None:
+    now = datetime.now(UTC)
+    write([entry(traffic, started_at=now - timedelta(days=days)) for days in (3, 1)])
+
+    with override_settings(MARKETPLACE_CONSUMPTION={"RETENTION_DAYS": 2}):
+        assert prune_usage_records_task.delay().get() == 1
+    assert UsageRecord.objects.count() == 1
+
+
+def test_records_still_refuse_ordinary_deletion(traffic: Traffic) -> None:
+    write([entry(traffic)])
+    with pytest.raises(PermissionError):
+        UsageRecord.objects.get().delete()
