@@ -1,5 +1,8 @@
 """Routes of the publishing REST API, included under `/api/v1/` (namespace `publishing`)."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.urls import path
 
 from apps.publishing.api.views import ServiceViewSet
@@ -7,7 +10,8 @@ from apps.publishing.api.views import ServiceViewSet
 app_name = "publishing"
 
 
-def _view(**actions: str):  # type: ignore[no-untyped-def]
+def _view(**actions: str) -> Callable[..., Any]:
+    """The viewset bound to these HTTP method → action names."""
     return ServiceViewSet.as_view(actions)
 
 

@@ -147,7 +147,7 @@ class ServiceViewSet(viewsets.ViewSet):
         return serializers.VersionSerializer(version, context=self.context()).data
 
     def detail_payload(self, service: Service) -> dict[str, Any]:
-        service.visible_versions = list(discovery.list_versions(service, self.viewer()))  # type: ignore[attr-defined]
+        service.visible_versions = list(discovery.list_versions(service, self.viewer()))
         return serializers.ServiceDetailSerializer(service, context=self.context()).data
 
     def publish_result(self, version_id: Any, run_id: Any) -> Response:
