@@ -202,9 +202,12 @@ def openapi_issues(document: Any, *, strict: bool | None = None) -> list[Issue]:
         validate(document)
     except OpenAPIValidationError as exc:
         path = ".".join(str(p) for p in getattr(exc, "path", []) or [])
-        return [Issue("INVALID_OPENAPI", f"openapi.{path}".rstrip("."), exc.message.splitlines()[0])]
+        message = (exc.message.splitlines() or ["Invalid OpenAPI document."])[0]
+        return [Issue("INVALID_OPENAPI", f"openapi.{path}".rstrip("."), message)]
     except Exception as exc:  # the validator raises other errors on unresolvable references and the like
-        return [Issue("INVALID_OPENAPI", "openapi", str(exc).splitlines()[0][:300])]
+        # ValidatorDetectError (no `openapi`/`swagger` version key) carries no message at all.
+        text = (str(exc).splitlines() or ["Not an OpenAPI document: it has no 'openapi' version field."])[0]
+        return [Issue("INVALID_OPENAPI", "openapi", text[:300])]
     severity = "error" if strict else "warning"
     warnings: list[Issue] = []
     if not document.get("info", {}).get("description"):
