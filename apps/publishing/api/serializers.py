@@ -7,6 +7,7 @@ declared with `source="*"`, so DRF merges its values into one flat dict named li
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -145,6 +146,30 @@ class StrictSerializer(serializers.Serializer):
 # --- The service definition (input) -------------------------------------------------------------------------
 
 NO_COMMA = RegexValidator(r"^[^,]+$", "Cannot contain a comma.")
+VERSION_PART = re.compile(r"\d+")
+
+
+def no_null_characters(value: Any) -> None:
+    """Refuse NUL characters anywhere in a JSON document (PostgreSQL cannot store them: a 500 otherwise)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise serializers.ValidationError("Null characters are not allowed.")
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+
+
+def version_parts_in_range(value: str) -> None:
+    """Each number of a version fits the database's integer columns (beyond that the database would fail)."""
+    if any(int(part) > MAX_INT32 for part in VERSION_PART.findall(value)):
+        raise serializers.ValidationError(f"Each number of the version must be at most {MAX_INT32}.")
+
+
 CURRENCY = RegexValidator(r"^[A-Z]{3}$", "A three-letter ISO-4217 code, e.g. USD.")
 HTTP_URL = URLValidator(schemes=["http", "https"], message="An http(s) URL.")
 
@@ -154,7 +179,9 @@ class CapabilitySerializer(StrictSerializer):
 
     name = StrictCharField(max_length=100)
     description = StrictCharField(max_length=1000, required=False, allow_blank=True)
-    parameters = serializers.DictField(required=False, help_text="JSON object describing the parameters.")
+    parameters = serializers.DictField(
+        required=False, validators=[no_null_characters], help_text="JSON object describing the parameters."
+    )
 
 
 class AuthInputSerializer(StrictSerializer):
@@ -232,7 +259,11 @@ class ComplianceInputSerializer(StrictSerializer):
 class ServiceDefinitionSerializer(StrictSerializer):
     """A version's definition. Its validated data is flat: `version` plus `services.VERSION_FIELDS` names."""
 
-    version = StrictCharField(max_length=32, help_text="SemVer MAJOR.MINOR.PATCH, greater than every earlier one.")
+    version = StrictCharField(
+        max_length=32,
+        validators=[version_parts_in_range],
+        help_text="SemVer MAJOR.MINOR.PATCH, greater than every earlier one.",
+    )
     name = StrictCharField(max_length=200)
     description = StrictCharField(min_length=10, max_length=5000)
     category = serializers.ChoiceField(choices=Category.choices)
@@ -247,7 +278,11 @@ class ServiceDefinitionSerializer(StrictSerializer):
     context_length = StrictIntegerField(min_value=1, max_value=MAX_INT32, required=False)
     modalities = serializers.ListField(child=StrictCharField(max_length=30), max_length=10, required=False)
     openapi = serializers.DictField(
-        source="openapi_document", required=False, allow_null=True, help_text="OpenAPI 3 document of the service."
+        source="openapi_document",
+        required=False,
+        allow_null=True,
+        validators=[no_null_characters],
+        help_text="OpenAPI 3 document of the service.",
     )
 
 

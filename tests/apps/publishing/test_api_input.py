@@ -61,6 +61,15 @@ BAD_DEFINITIONS: list[tuple[str, dict[str, Any], set[str]]] = [
     ("context length too large", {"context_length": 2**40}, {"context_length"}),
     ("context length is a boolean", {"context_length": True}, {"context_length"}),
     ("openapi is a list", {"openapi": []}, {"openapi"}),
+    ("NUL in an OpenAPI value", {"openapi": {"info": {"title": "a\u0000b"}}}, {"openapi"}),
+    ("NUL in an OpenAPI key", {"openapi": {"x\u0000": 1}}, {"openapi"}),
+    (
+        "NUL in a capability parameter",
+        {"capabilities": [{"name": "c", "parameters": {"p": ["\u0000"]}}]},
+        {"capabilities[0].parameters"},
+    ),
+    ("NUL in the name", {"name": "a\u0000b"}, {"name"}),
+    ("version number too large", {"version": "99999999999.0.0"}, {"version"}),
     ("version is a number", {"version": 1}, {"version"}),
     ("version missing", {"version": ...}, {"version"}),
     ("invalid slug", {"slug": "Not A Slug"}, {"slug"}),
@@ -231,3 +240,16 @@ def test_odd_but_valid_searches_do_not_fail(alice: APIClient) -> None:
     for text in ['"unterminated', "-", "or or and", "!!!", "a & b | c", "' OR 1=1 --", "日本語", "\\"]:
         response = alice.get(API, {"search": text})
         assert response.status_code == 200, (text, response.content)
+
+
+@pytest.mark.parametrize(
+    "document", [{"x": 1}, {"x": [[]]}, {"openapi": "3.0.3"}, {"x": json.loads("[" * 600 + "]" * 600)}]
+)
+def test_a_bad_openapi_document_is_reported_not_a_crash(alice: APIClient, document: dict[str, Any]) -> None:
+    response = alice.post(f"{API}validate/", definition(openapi=document), format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["valid"] is False
+    openapi = next(step for step in body["steps"] if step["name"] == "openapi")
+    assert openapi["outcome"] == "failed" and openapi["messages"][0]["code"] == "INVALID_OPENAPI"
+    assert openapi["messages"][0]["message"]
