@@ -3,9 +3,12 @@
 import os
 
 from settings.base import *  # noqa: F403
-from settings.base import CACHE_KEY_PREFIX, CACHES
+from settings.base import CACHE_KEY_PREFIX, CACHES, env
 
 DEBUG = False
+# Tasks run in-process during tests, also when a broker is configured; the test that checks a real worker switches
+# eager mode off for itself.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -97,7 +97,7 @@ def _tier_defaults(request: pytest.FixtureRequest) -> None:
 
     if not apps.is_installed("apps.tenancy"):
         return
-    request.getfixturevalue("transactional_db" if _wants_transaction(request) else "db")
+    request.getfixturevalue("_django_db_helper")  # the database as the test asked for it (pytest-django)
     import importlib
 
     from apps.tenancy.models import TierQuota
@@ -106,7 +106,3 @@ def _tier_defaults(request: pytest.FixtureRequest) -> None:
         migration = importlib.import_module("apps.tenancy.migrations.0002_tier_defaults")
         migration.load(apps, None)
 
-
-def _wants_transaction(request: pytest.FixtureRequest) -> bool:
-    marker = request.node.get_closest_marker("django_db")
-    return "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
