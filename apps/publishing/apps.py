@@ -10,6 +10,8 @@ class PublishingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.exceptions import ValidationError
+
         from apps.publishing import selectors
         from apps.publishing.models import Service, ServiceVersion
         from apps.publishing.signals import version_status_changed
@@ -18,8 +20,12 @@ class PublishingConfig(AppConfig):
         from apps.tenancy.sharing import register_resource_type
 
         def service_owner(resource_id: str):  # type: ignore[no-untyped-def]
-            service = Service.objects.select_related("publisher").filter(pk=resource_id).first()
-            return service.publisher if service else None
+            # Only the canonical spelling names a service: policies must match `str(service.pk)` exactly.
+            try:
+                service = Service.objects.select_related("publisher").filter(pk=resource_id).first()
+            except (ValueError, ValidationError):
+                return None
+            return service.publisher if service and str(service.pk) == resource_id else None
 
         def drop_routes(sender: type, version: ServiceVersion, **kwargs: object) -> None:
             selectors.invalidate_routes(version)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from apps.publishing import lifecycle, selectors
 from apps.publishing.crypto import encrypt_secret
@@ -62,14 +63,35 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         field = ServiceVersion._meta.get_field(name)
         try:
-            values[name] = field.to_python(value) if value is not None or not field.null else None
-            if values[name] is not None and getattr(field, "choices", None):
-                field.validate(values[name], None)
+            if isinstance(field, models.URLField):
+                # Endpoints may be single-label hosts (http://ollama:11434/v1): check the shape, not a TLD.
+                values[name] = _endpoint_url(field.to_python(value), field.max_length or 500)
+            else:
+                values[name] = None if value is None and field.null else field.clean(value, None)
         except DjangoValidationError as exc:
             errors[name] = [str(m) for m in exc.messages]
+            continue
+        if "\x00" in json.dumps(values[name], default=str):
+            errors[name] = ["NUL characters are not allowed."]
+    for index, tag in enumerate(values.get("tags") or []):
+        if not isinstance(tag, str) or not tag or "," in tag or len(tag) > 50:
+            errors[f"tags[{index}]"] = ["A tag is 1-50 characters without commas."]
     if errors:
         raise ValidationError(fields=errors)
     return values
+
+
+def _endpoint_url(value: str, max_length: int) -> str:
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > max_length:
+        raise DjangoValidationError(f"An http(s) URL with a host, at most {max_length} characters.")
+    return value
 
 
 def _build_version(service: Service | None, version: str, values: Mapping[str, Any]) -> ServiceVersion:

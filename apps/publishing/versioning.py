@@ -5,6 +5,9 @@ from __future__ import annotations
 import semver
 
 
+MAX_PART = 2_147_483_647  # the database's integer columns
+
+
 class VersionError(ValueError):
     """A version string that is not plain SemVer."""
 
@@ -21,4 +24,6 @@ def parse_version(text: str) -> tuple[int, int, int]:
         raise VersionError(f"{text!r} has a pre-release suffix ({version.prerelease}); publish plain versions.")
     if version.build:
         raise VersionError(f"{text!r} has build metadata ({version.build}); publish plain versions.")
+    if max(version.major, version.minor, version.patch) > MAX_PART:
+        raise VersionError(f"{text!r} has a part larger than {MAX_PART}.")
     return version.major, version.minor, version.patch

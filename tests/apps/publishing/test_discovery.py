@@ -204,10 +204,16 @@ def test_blocked_tenants_do_not_see_a_public_service(world: dict[str, Any]) -> N
     assert slugs(list_services(world["globex"], world["gus"], DiscoveryParams())) == ["public"]
 
 
-def test_a_policy_naming_the_service_in_another_spelling_still_applies(world: dict[str, Any]) -> None:
+def test_a_policy_must_name_the_service_by_its_canonical_id(world: dict[str, Any]) -> None:
+    # a policy in another spelling of the id would be ignored by access checks: it is refused instead
     service_id = make_version(world["acme"], "private").service_id
+    for spelling in (service_id.hex.upper(), service_id.hex, str(service_id).upper()):
+        with pytest.raises(NotFoundError):
+            sharing.create_policy(
+                resource_type="service", resource_id=spelling, actor=world["alice"], visibility="private"
+            )
     sharing.create_policy(
-        resource_type="service", resource_id=service_id.hex.upper(), actor=world["alice"], visibility="private"
+        resource_type="service", resource_id=str(service_id), actor=world["alice"], visibility="private"
     )
     assert slugs(as_consumer(world)) == []
     viewer = viewer_of(world["initech"], world["carol"])
