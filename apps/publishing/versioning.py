@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import semver
 
-
 MAX_PART = 2_147_483_647  # the database's integer columns
 
 
