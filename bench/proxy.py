@@ -77,13 +77,22 @@ def wait_http(url: str, headers: dict[str, str] | None = None, seconds: float = 
 
 
 def psql(sql: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True, capture_output=True
+    )
 
 
 def env_for_project() -> dict[str, str]:
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev", "DEBUG": "false", "DATABASE_URL": DATABASE_URL,
-            "REDIS_URL": REDIS_URL, "OTEL_ENABLED": "false", "LOG_LEVEL": "WARNING", "DB_CONN_MAX_AGE": "60"}
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "settings.dev",
+        "DEBUG": "false",
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
+        "OTEL_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "60",
+    }
 
 
 def prepare_project(upstream: str) -> str:
@@ -92,8 +101,9 @@ def prepare_project(upstream: str) -> str:
     subprocess.run(["redis-cli", "-u", REDIS_URL, "FLUSHDB"], check=True, capture_output=True)
     env = env_for_project()
     subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    out = subprocess.run([PY, "-c", SETUP.replace("UPSTREAM", upstream)], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [PY, "-c", SETUP.replace("UPSTREAM", upstream)], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -101,19 +111,26 @@ def ensure_litellm() -> Path:
     binary = LITELLM_VENV / "bin" / "litellm"
     if not binary.exists():
         subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
-                       check=True)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"], check=True
+        )
     return binary
 
 
 def wrk(url: str, body: str, auth: str, connections: int, duration: int) -> dict[str, float]:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     escaped = body.replace("\\", "\\\\").replace('"', '\\"')
-    script.write(f'wrk.method = "POST"\nwrk.body = "{escaped}"\n'
-                 f'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer {auth}"\n')
-    script.close()
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
-                         capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = "{escaped}"\n'
+            f'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {auth}"\n'
+        )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(script.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -123,8 +140,12 @@ def wrk(url: str, body: str, auth: str, connections: int, duration: int) -> dict
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return {"rps": rps, "p50": percentile("50"), "p99": percentile("99"), "errors": int(errors.group(1)) if errors
-            else 0}
+    return {
+        "rps": rps,
+        "p50": percentile("50"),
+        "p99": percentile("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
 
 
 def main() -> None:
@@ -144,10 +165,33 @@ def main() -> None:
 
         secret = prepare_project(upstream)
         ours_port = free_port()
-        processes.append(subprocess.Popen(
-            [PY, "-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(ours_port),
-             "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "off",
-             "--log-level", "warning"], cwd=ROOT, env=env_for_project()))
+        processes.append(
+            subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "uvicorn",
+                    "marketplace.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ours_port),
+                    "--workers",
+                    "2",
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--no-access-log",
+                    "--lifespan",
+                    "off",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env_for_project(),
+            )
+        )
         ours = f"http://127.0.0.1:{ours_port}"
         wait_http(f"{ours}/healthz")
 
@@ -156,7 +200,8 @@ def main() -> None:
         if not args.skip_litellm:
             binary = ensure_litellm()
             config = Path(tempfile.mkdtemp()) / "litellm.yaml"
-            config.write_text(textwrap.dedent(f"""
+            config.write_text(
+                textwrap.dedent(f"""
                 model_list:
                   - model_name: bench
                     litellm_params:
@@ -165,12 +210,18 @@ def main() -> None:
                       api_key: sk-upstream
                 general_settings:
                   master_key: {MASTER_KEY}
-            """))
+            """)
+            )
             lite_port = free_port()
             lite_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": MASTER_KEY}
-            processes.append(subprocess.Popen(
-                [str(binary), "--config", str(config), "--port", str(lite_port), "--num_workers", "2"],
-                env=lite_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    [str(binary), "--config", str(config), "--port", str(lite_port), "--num_workers", "2"],
+                    env=lite_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             lite = f"http://127.0.0.1:{lite_port}"
             wait_http(f"{lite}/health/liveliness", seconds=180)
             targets.append(("litellm 1.108.7", f"{lite}/v1/chat/completions", BODY % "bench", MASTER_KEY))
@@ -194,9 +245,11 @@ def main() -> None:
                 direct = results[("direct", connections)]
                 added_ours = ours_r["p50"] - direct["p50"]
                 added_lite = lite_r["p50"] - direct["p50"]
-                print(f"  c={connections:<3} throughput ours/litellm = {ours_r['rps'] / lite_r['rps']:.2f}x, "
-                      f"ours/direct = {ours_r['rps'] / direct['rps']:.3f}, added p50 ours/litellm = "
-                      f"{added_ours / added_lite:.2f}")
+                print(
+                    f"  c={connections:<3} throughput ours/litellm = {ours_r['rps'] / lite_r['rps']:.2f}x, "
+                    f"ours/direct = {ours_r['rps'] / direct['rps']:.3f}, added p50 ours/litellm = "
+                    f"{added_ours / added_lite:.2f}"
+                )
     finally:
         for process in processes:
             process.terminate()

@@ -38,16 +38,25 @@ def upstream():
 def local_service(provider, upstream):
     behaviour, url = upstream
     publishing.publish_service(
-        publisher=provider, actor=provider.owner, slug="local", version="1.0.0",
-        values={**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m",
-                "sla_timeout_ms": 500},
+        publisher=provider,
+        actor=provider.owner,
+        slug="local",
+        version="1.0.0",
+        values={
+            **ECHO_DEFINITION,
+            "protocol": "openai",
+            "endpoint_url": url,
+            "upstream_model": "m",
+            "sla_timeout_ms": 500,
+        },
     )
     return behaviour
 
 
 async def call(secret: str, body: dict = BODY):
-    return await AsyncClient().post("/v1/chat/completions", body, content_type="application/json",
-                                    headers={"Authorization": f"Bearer {secret}"})
+    return await AsyncClient().post(
+        "/v1/chat/completions", body, content_type="application/json", headers={"Authorization": f"Bearer {secret}"}
+    )
 
 
 async def records() -> list[UsageRecord]:
@@ -114,12 +123,23 @@ async def test_without_upstream_usage_the_answer_is_counted_and_flagged(make_key
 
 def _entry(key: ApiKey, version_id: str, **overrides) -> ledger.Entry:
     now = datetime.now(UTC)
-    values = dict(
-        request_id=uuid.uuid4().hex, tenant_id=str(key.tenant_id), api_key_id=str(key.pk),
-        publisher_id=str(key.tenant_id), service_version_id=version_id, model_id="acme/echo", endpoint="chat",
-        prompt_tokens=3, completion_tokens=4, cost=Decimal("0.0000123456"), price_snapshot={}, latency_ms=12.5,
-        status_code=200, started_at=now, finished_at=now,
-    )
+    values = {
+        "request_id": uuid.uuid4().hex,
+        "tenant_id": str(key.tenant_id),
+        "api_key_id": str(key.pk),
+        "publisher_id": str(key.tenant_id),
+        "service_version_id": version_id,
+        "model_id": "acme/echo",
+        "endpoint": "chat",
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "cost": Decimal("0.0000123456"),
+        "price_snapshot": {},
+        "latency_ms": 12.5,
+        "status_code": 200,
+        "started_at": now,
+        "finished_at": now,
+    }
     values.update(overrides)
     return ledger.Entry(**values)
 
@@ -135,9 +155,19 @@ def test_records_are_idempotent_on_request_id(api_key, echo_service) -> None:
     assert rollup.requests == 1 and rollup.cost == entry.cost
 
 
-@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 5000), st.integers(0, 10**7),
-                          st.sampled_from([200, 200, 200, 429, 502, 504]), st.floats(0, 60_000)),
-                min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5000),
+            st.integers(0, 5000),
+            st.integers(0, 10**7),
+            st.sampled_from([200, 200, 200, 429, 502, 504]),
+            st.floats(0, 60_000),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_rollups_equal_the_sum_of_raw_records(api_key, echo_service, traffic) -> None:
     UsageRollup.objects.all().delete()
@@ -145,15 +175,23 @@ def test_rollups_equal_the_sum_of_raw_records(api_key, echo_service, traffic) ->
     key = ApiKey.objects.get()
     version = str(echo_service.versions.get().pk)
     entries = [
-        _entry(key, version, prompt_tokens=p, completion_tokens=c, cost=Decimal(micro) / 10**6, status_code=s,
-               latency_ms=lat)
+        _entry(
+            key,
+            version,
+            prompt_tokens=p,
+            completion_tokens=c,
+            cost=Decimal(micro) / 10**6,
+            status_code=s,
+            latency_ms=lat,
+        )
         for p, c, micro, s, lat in traffic
     ]
     for start in range(0, len(entries), 7):  # several batches, like several flushes
-        ledger.write_entries(entries[start:start + 7])
+        ledger.write_entries(entries[start : start + 7])
     raw = UsageRecord.objects.aggregate(p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cost=Sum("cost"))
-    rolled = UsageRollup.objects.aggregate(p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cost=Sum("cost"),
-                                           n=Sum("requests"), e=Sum("errors"))
+    rolled = UsageRollup.objects.aggregate(
+        p=Sum("prompt_tokens"), c=Sum("completion_tokens"), cost=Sum("cost"), n=Sum("requests"), e=Sum("errors")
+    )
     assert (rolled["p"], rolled["c"], rolled["cost"]) == (raw["p"], raw["c"], raw["cost"])
     assert rolled["n"] == len(entries)
     assert rolled["e"] == sum(1 for e in entries if e.status_code >= 400)
