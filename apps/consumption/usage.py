@@ -1,5 +1,4 @@
-"""Usage reads: summaries from the daily rollups only (never raw records) — totals, per day, per service, p95 latency
-from the merged histograms, and provider revenue; also the usage dashboard's data source."""
+"""Usage reads: summaries from the daily rollups only (p95 from merged histograms, provider revenue), the ledger."""
 
 from __future__ import annotations
 

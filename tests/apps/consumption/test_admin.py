@@ -1,5 +1,4 @@
-"""The consumption admin: keys scoped to their tenant, created/rotated/revoked through the services with the secret
-shown once, the hash never; the ledger, rollups and SLA violations read-only and scoped."""
+"""The consumption admin: scoped keys via the services (secret once, hash never); read-only ledger and SLA pages."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The keys API: the secret once and never again (responses, admin-free paths, logs), rotation, revocation, roles,
-400s naming the field, isolation between tenants, and the api_keys quota."""
+"""The keys API: secret once, never in responses or logs; rotation, revocation, roles, 400s, tenant isolation."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The usage and quota endpoints: records with filters and cursor pagination, the provider view, summaries, quota
-status with the key's budgets, 400s naming the parameter, and isolation between tenants on every endpoint."""
+"""Usage and quota endpoints: filters, cursor pages, provider view, summaries, budgets, 400s, tenant isolation."""
 
 from __future__ import annotations
 

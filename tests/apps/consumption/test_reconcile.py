@@ -1,5 +1,4 @@
-"""Reconciliation of unsettled reservations from the ledger (in-process twin and Redis), idempotent; retention
-pruning of raw usage records (rollups kept)."""
+"""Reconciliation of unsettled reservations from the ledger (in-process and Redis); retention of raw records."""
 
 from __future__ import annotations
 
@@ -139,6 +138,51 @@ def test_in_process_reservations_are_settled_from_the_ledger(traffic: Traffic, b
     again = reconcile.reconcile_reservations(now_ms=now_ms + 20 * 60_000)
     assert again.due == 0
     assert_reconciled(finished, lost)
+
+
+@override_settings(CACHES=LOCAL_CACHE)
+def test_a_reservation_naming_its_key_and_admission_time_is_settled_exactly(
+    traffic: Traffic, budget_key: tuple[Any, Any]
+) -> None:
+    """Reservations that record their key, admission time and deadline (the admission change proposed to the
+    proxy's owner) need no reconstruction: the key's budgets are refunded although the key has no parallel slot."""
+    key, secret = create_api_key(
+        tenant=traffic.consumer, actor=None, name="no-slots", scopes=["consume"], budget_day_usd=Decimal(10)
+    )
+    info = load_key(hash_secret(secret))
+    ticket = admitted(info, "req-described", tokens=100, cost="0.01")
+    now_ms = int(time.time() * 1000)
+    admission.local.values[ticket.keys[10]].update(
+        {"key": str(key.pk), "at": now_ms - 120_000, "deadline": now_ms - 60_000}
+    )
+
+    report = reconcile.reconcile_reservations(now_ms=now_ms)
+
+    assert (report.due, report.refunded, report.key_unknown) == (1, 1, 0)
+    assert Counters(ticket).snapshot()["budget_day"] == 0
+    assert not Counters(ticket).reserved()
+
+
+@override_settings(CACHES=LOCAL_CACHE)
+def test_without_record_slot_or_key_field_only_the_tenant_quotas_are_refunded(
+    traffic: Traffic, budget_key: tuple[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Today's reservations do not name their key: when neither the ledger nor a parallel slot tells it, the
+    tenant's quotas are refunded and the key's budget keeps the estimate until its period ends (logged)."""
+    _, secret = create_api_key(
+        tenant=traffic.consumer, actor=None, name="anonymous", scopes=["consume"], budget_day_usd=Decimal(10)
+    )
+    ticket = admitted(load_key(hash_secret(secret)), "req-orphan", tokens=100, cost="0.01")
+    now_ms = int(time.time() * 1000)
+    reconcile.reconcile_reservations(now_ms=now_ms)
+
+    report = reconcile.reconcile_reservations(now_ms=now_ms + 10 * 60_000)
+
+    assert (report.refunded, report.key_unknown) == (1, 1)
+    counters = Counters(ticket).snapshot()
+    assert (counters["api_requests"], counters["tokens"], counters["spend_usd"]) == (0, 0, 0)
+    assert counters["budget_day"] == 10_000
+    assert "reservation_budget_not_refunded" in caplog.text
 
 
 @override_settings(CACHES=LOCAL_CACHE)

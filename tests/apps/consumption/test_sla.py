@@ -1,5 +1,4 @@
-"""SLA monitoring: percentiles, error rate without client errors, violations with severities, alerts (log, audit,
-a real webhook on a local HTTP server), no alert storm, the status selector and the periodic task."""
+"""SLA monitoring: percentiles, upstream error rate, severities, alerts (log, audit, a real local webhook), status."""
 
 from __future__ import annotations
 
