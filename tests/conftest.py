@@ -106,3 +106,17 @@ def _tier_defaults(request: pytest.FixtureRequest) -> None:
         migration = importlib.import_module("apps.tenancy.migrations.0002_tier_defaults")
         migration.load(apps, None)
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_ledger_connection() -> Iterator[None]:
+    """The ledger's writer thread keeps a database connection: close it before the test database is dropped."""
+    yield
+    from django.apps import apps
+
+    if apps.is_installed("apps.consumption"):
+        from django.db import connections
+
+        from apps.consumption.ledger import _executor
+
+        _executor.submit(connections.close_all).result(timeout=10)

@@ -297,22 +297,35 @@ def settle_keys(ticket_keys: list[str]) -> list[str]:
     ]
 
 
-async def settle(ticket: Ticket, *, tokens: int, cost: Decimal, counted: bool = True) -> None:
-    """Replace the reservation by the actual usage and free the slot (idempotent)."""
+async def settle(
+    ticket: Ticket, *, tokens: int, cost: Decimal, counted: bool = True,
+    record: tuple[str, dict[str, str]] | None = None,
+) -> bool:
+    """Replace the reservation by the actual usage and free the slot (idempotent). With `record` (a stream key
+    and fields), the usage record is appended to the ledger stream in the same round trip; returns whether it was.
+    """
     if ticket.settled:
-        return
+        return False
     ticket.settled = True
     args = [ticket.request_id, int(tokens), to_micro(cost), 1 if counted else 0]
     keys = settle_keys(ticket.keys)
     client = get_async_redis()
     if client is None:
         local.settle(keys, args)
-        return
+        return False
     try:
-        await _script(client, SETTLE_LUA)(keys=keys, args=args)
+        if record is None:
+            await _script(client, SETTLE_LUA)(keys=keys, args=args)
+            return False
+        pipe = client.pipeline(transaction=False)
+        await _script(client, SETTLE_LUA)(keys=keys, args=args, client=pipe)
+        pipe.xadd(record[0], record[1])
+        await pipe.execute()
+        return True
     except (RedisError, OSError) as exc:
         # The reservation stays in Redis; the reconciler settles it from the ledger once its deadline passes.
         logger.error("settle_failed", request_id=ticket.request_id, error=type(exc).__name__)
+        return False
 
 
 def settle_sync(keys: list[str], request_id: str, *, tokens: int, cost_micro: int, counted: bool) -> int:

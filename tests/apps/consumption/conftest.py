@@ -85,3 +85,13 @@ def make_key(consumer):
 @pytest.fixture
 def api_key(make_key, echo_service) -> str:
     return make_key()
+
+
+def drain_ledger() -> int:
+    """Write what the ledger stream holds (with Redis, records reach the database asynchronously)."""
+    from apps.consumption import stream
+
+    total = 0
+    while written := stream.drain_once():
+        total += written
+    return total

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from apps.consumption import ledger
 from apps.consumption.models import ApiKey, UsageRecord, UsageRollup
 from apps.publishing import services as publishing
-from tests.apps.consumption.conftest import ECHO_DEFINITION
+from tests.apps.consumption.conftest import ECHO_DEFINITION, drain_ledger
 from tests.support import openai_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,6 +60,7 @@ async def call(secret: str, body: dict = BODY):
 
 
 async def records() -> list[UsageRecord]:
+    await sync_to_async(drain_ledger)()
     return [r async for r in UsageRecord.objects.order_by("started_at")]
 
 

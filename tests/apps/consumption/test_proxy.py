@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from apps.consumption.models import UsageRecord, UsageRollup
+from tests.apps.consumption.conftest import drain_ledger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,6 +21,7 @@ CHAT = {"model": "acme/echo", "messages": [{"role": "user", "content": "Hello th
 async def wait_for_record(request_id: str, seconds: float = 5.0) -> UsageRecord:
     """Stream records are written when the stream ends, just after the last byte: poll briefly."""
     for _ in range(int(seconds / 0.05)):
+        await sync_to_async(drain_ledger)()
         record = await UsageRecord.objects.filter(request_id=request_id).afirst()
         if record is not None:
             return record
@@ -58,6 +60,7 @@ async def test_chat_completion_is_answered_billed_and_recorded(api_key: str) -> 
     assert response["X-Request-ID"]
 
     # and the ledger holds exactly one record, rolled up
+    await sync_to_async(drain_ledger)()
     record = await UsageRecord.objects.aget(request_id=response["X-Request-ID"])
     assert (record.prompt_tokens, record.completion_tokens, record.status_code) == (usage["prompt_tokens"], 5, 200)
     assert record.cost == expected and not record.estimated and not record.stream
@@ -72,6 +75,7 @@ async def test_completions_and_embeddings(api_key: str) -> None:
     embedding = await post("/v1/embeddings", {"model": "acme/echo", "input": ["a b", "c"]}, api_key)
     assert embedding.status_code == 200, embedding.content
     assert len(embedding.json()["data"]) == 2
+    await sync_to_async(drain_ledger)()
     assert await UsageRecord.objects.acount() == 2
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 
 import httpx
@@ -46,6 +47,18 @@ async def _fire(urls: list[str], secret: str, total: int, body: dict) -> list[in
     return statuses
 
 
+def wait_for_records(count: int, seconds: float = 15) -> list[UsageRecord]:
+    """The servers write records from the ledger stream asynchronously: wait for them."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        records = list(UsageRecord.objects.all())
+        if len(records) >= count:
+            time.sleep(0.3)  # and a moment more: nothing beyond `count` may arrive
+            return list(UsageRecord.objects.all())
+        time.sleep(0.1)
+    return list(UsageRecord.objects.all())
+
+
 def fire(urls: list[str], secret: str, total: int, body: dict) -> list[int]:
     return async_to_sync(_fire)(urls, secret, total, body)
 
@@ -72,7 +85,7 @@ def test_budget_is_never_exceeded_and_admits_floor_of_budget_over_cost(start_ser
     # then exactly floor(B / cost) succeed and the ledger bills no more than B
     assert statuses.count(200) == 10
     assert statuses.count(402) == 70
-    billed = sum(record.cost for record in UsageRecord.objects.all())
+    billed = sum(record.cost for record in wait_for_records(10))
     assert billed == cost * 10 <= budget
 
 
@@ -84,7 +97,7 @@ def test_tenant_request_quota_admits_exactly_q(start_servers, make_key, echo_ser
     statuses = fire(urls, secret, 100, {"model": "acme/echo", "messages": MESSAGES, "max_tokens": 1})
     assert statuses.count(200) == 25
     assert statuses.count(402) == 75
-    assert UsageRecord.objects.count() == 25
+    assert len(wait_for_records(25)) == 25
 
 
 def test_parallel_limit_holds_at_the_upstream(start_servers, make_key, provider, upstream) -> None:
