@@ -228,7 +228,8 @@ def _count_quota_usage(entries: list[Entry]) -> None:
                 totals[(entry.tenant_id, quota_type, start, end)] += amounts[quota_type]
     tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in={key[0] for key in totals})}
     for (tenant_id, quota_type, start, end), units in totals.items():
-        quotas.persist_usage(tenants[tenant_id], quota_type, start, end, units)
+        if tenant_id in tenants:  # a tenant deleted since leaves nothing to count
+            quotas.persist_usage(tenants[tenant_id], quota_type, start, end, units)
 
 
 # One thread owns the ledger's database connection: writes are serialized (each flush is one batch anyway) and

@@ -18,6 +18,7 @@ import structlog
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from apps.consumption import admission, ledger, runtime, upstream
+from apps.consumption import stream as ledger_stream
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import KeyInfo
 from apps.consumption.models import Scope
@@ -32,6 +33,7 @@ from llm_infra_django.errors import (
     ValidationError,
     openai_error_body,
 )
+from llm_infra_django.redis import get_async_redis
 
 logger = structlog.get_logger(__name__)
 COST_QUANTUM = Decimal("0.0000000001")
@@ -245,36 +247,44 @@ async def record(
     ttft_ms: float | None = None,
     counted: bool = True,
 ) -> Decimal:
-    """Settle the reservation with what was used, then write the usage record (awaited: durable on return)."""
+    """Settle the reservation with what was used and record the usage: with Redis the record is appended to the
+    ledger stream in the settlement's round trip (no SQL on the hot path); without, it is written to the database.
+    Either way it is durable (or queued durably) when this returns."""
     assert call.key is not None and call.route is not None
     cost = price(call.route, prompt_tokens, completion_tokens) if cost is None else cost
-    if call.ticket is not None:
-        await admission.settle(call.ticket, tokens=prompt_tokens + completion_tokens, cost=cost, counted=counted)
-    await ledger.writer().write(
-        ledger.Entry(
-            request_id=call.request_id,
-            tenant_id=call.key.tenant_id,
-            api_key_id=call.key.id,
-            publisher_id=call.route.publisher_id,
-            service_version_id=call.route.version_id,
-            model_id=call.route.model_id if "@" not in call.body.get("model", "") else call.body["model"],
-            endpoint=call.kind,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=cost,
-            price_snapshot=price_snapshot(call.route),
-            latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
-            ttft_ms=ttft_ms,
-            status_code=status,
-            error_code=error_code,
-            estimated=estimated,
-            stream=call.stream,
-            started_at=call.started_at,
-            finished_at=datetime.now(UTC),
-            tenant_timezone=call.key.tenant_timezone,
-            quota_periods=_quota_periods(call) if counted else {},
-        )
+    entry = ledger.Entry(
+        request_id=call.request_id,
+        tenant_id=call.key.tenant_id,
+        api_key_id=call.key.id,
+        publisher_id=call.route.publisher_id,
+        service_version_id=call.route.version_id,
+        model_id=call.route.model_id if "@" not in call.body.get("model", "") else call.body["model"],
+        endpoint=call.kind,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+        price_snapshot=price_snapshot(call.route),
+        latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
+        ttft_ms=ttft_ms,
+        status_code=status,
+        error_code=error_code,
+        estimated=estimated,
+        stream=call.stream,
+        started_at=call.started_at,
+        finished_at=datetime.now(UTC),
+        tenant_timezone=call.key.tenant_timezone,
+        quota_periods=_quota_periods(call) if counted else {},
     )
+    logged = False
+    if call.ticket is not None:
+        streamed = (ledger_stream.stream_key(), ledger_stream.encode(entry)) if get_async_redis() else None
+        logged = await admission.settle(
+            call.ticket, tokens=prompt_tokens + completion_tokens, cost=cost, counted=counted, record=streamed
+        )
+    if logged:
+        ledger_stream.ensure_drainer()
+    else:
+        await ledger.writer().write(entry)
     return cost
 
 

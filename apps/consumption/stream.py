@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from redis.exceptions import RedisError, ResponseError
 
 from apps.consumption.ledger import Entry, _executor, write_with_reconnect
@@ -27,6 +27,7 @@ logger = structlog.get_logger(__name__)
 GROUP = "ledger-writers"
 BATCH = 500
 CLAIM_IDLE_MS = 60_000
+LINGER_SECONDS = 0.2
 _consumer = f"{socket.gethostname()}-{os.getpid()}"
 _drainers: dict[int, asyncio.Task[None]] = {}
 _groups: set[str] = set()
@@ -87,11 +88,29 @@ def drain_once(count: int = BATCH, *, consumer: str | None = None) -> int:
         messages = [(mid, fields) for mid, fields in (claimed[1] if claimed else []) if fields]
     if not messages:
         return 0
-    write_with_reconnect([decode(fields) for _, fields in messages])
+    try:
+        write_with_reconnect([decode(fields) for _, fields in messages])
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: keep everything pending and try again later
+    except Exception:
+        _write_one_by_one(client, key, messages)
     ids = [mid for mid, _ in messages]
     client.xack(key, GROUP, *ids)
     client.xdel(key, *ids)
     return len(ids)
+
+
+def _write_one_by_one(client: Any, key: str, messages: list[tuple[Any, Any]]) -> None:
+    """A batch the database refused: write its entries one by one; an entry that cannot be written at all goes to
+    the dead-letter stream (logged), so one bad record never blocks the ledger."""
+    for message_id, fields in messages:
+        try:
+            write_with_reconnect([decode(fields)])
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            logger.exception("ledger_record_dead_lettered", message_id=str(message_id), error=type(exc).__name__)
+            client.xadd(f"{key}:dead", fields)
 
 
 async def _drain_forever() -> None:
@@ -104,13 +123,15 @@ async def _drain_forever() -> None:
         try:
             written = await loop.run_in_executor(_executor, drain_once)
             if written:
+                # Let a few more records gather: one larger batch costs the database less than many small ones.
+                await asyncio.sleep(LINGER_SECONDS if written < BATCH else 0)
                 continue
             # Nothing to write: wait (without consuming) for the next entry, then read it in the next round.
             await client.xread({key: "$"}, count=1, block=250)
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError, Exception) as exc:  # the database or Redis is down: retry, lose nothing
-            logger.error("ledger_drain_failed", error=type(exc).__name__)
+            logger.exception("ledger_drain_failed", error=type(exc).__name__)
             await asyncio.sleep(1)
 
 

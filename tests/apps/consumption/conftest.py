@@ -35,10 +35,17 @@ def _fresh_process_state() -> Iterator[None]:
     from django.core.cache import cache
 
     def reset() -> None:
+        from apps.consumption import stream
+        from llm_infra_django.redis import get_redis
+
         key_cache.forget()
         route_cache.clear()
         admission.local.clear()
         cache.clear()
+        client = get_redis()
+        if client is not None:  # this database's ledger stream holds nothing of another test
+            client.delete(stream.stream_key(), stream.stream_key() + ":dead")
+            stream._groups.clear()
 
     reset()
     yield
