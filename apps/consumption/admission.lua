@@ -8,7 +8,8 @@
 -- ARGV: 1 request id, 2 rpm limit, 3 tpm limit, 4 estimated tokens, 5 max parallel, 6 slot lifetime ms,
 --       7 budget day limit, 8 budget month limit, 9 estimated cost (micro-USD),
 --       10/11/12 requests quota limit/action/seed, 13/14/15 tokens quota, 16/17/18 spend quota,
---       19 budget day seed, 20 budget month seed, 21 throttle rate per second, 22 quota ttl s, 23 tpm window ms
+--       19 budget day seed, 20 budget month seed, 21 throttle rate per second, 22 quota ttl s, 23 tpm window ms,
+--       24 key id (recorded with the reservation for reconciliation)
 -- Limits are -1 when absent; seeds are -1 when unknown (the caller reads the database and calls again).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -136,7 +137,7 @@ for i, m in ipairs(metered) do
   end
 end
 redis.call('HSET', KEYS[11], 'tokens', est_tokens, 'cost', est_cost, 'deadline', now + slot_ms,
-  'charged', table.concat(charged, ','), 'tpm', tpm_limit >= 0 and 1 or 0)
+  'charged', table.concat(charged, ','), 'tpm', tpm_limit >= 0 and 1 or 0, 'key', ARGV[24], 'at', now)
 redis.call('PEXPIRE', KEYS[11], slot_ms + 86400000)
 redis.call('ZADD', KEYS[12], now + slot_ms, request_id)
 

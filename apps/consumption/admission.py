@@ -150,6 +150,7 @@ def admission_args(
         rate,
         _period_ttl(limits),
         TPM_WINDOW_MS,
+        key.id,
     ]
 
 
@@ -298,7 +299,11 @@ def settle_keys(ticket_keys: list[str]) -> list[str]:
 
 
 async def settle(
-    ticket: Ticket, *, tokens: int, cost: Decimal, counted: bool = True,
+    ticket: Ticket,
+    *,
+    tokens: int,
+    cost: Decimal,
+    counted: bool = True,
     record: tuple[str, dict[str, str]] | None = None,
 ) -> bool:
     """Replace the reservation by the actual usage and free the slot (idempotent). With `record` (a stream key
@@ -464,7 +469,15 @@ class LocalAdmission:
             if limit >= 0:
                 self.values[keys[slot]] = current[index] + amount
                 charged.append(name)
-        self.values[keys[10]] = {"tokens": est_tokens, "cost": est_cost, "charged": charged, "tpm": tpm_limit >= 0}
+        self.values[keys[10]] = {
+            "tokens": est_tokens,
+            "cost": est_cost,
+            "charged": charged,
+            "tpm": tpm_limit >= 0,
+            "deadline": now + slot_ms,
+            "key": a[23],
+            "at": now,
+        }
         remaining_rpm = rpm_limit - len(log) if rpm_limit >= 0 else -1
         remaining_tpm = tpm_limit - tpm_used - est_tokens if tpm_limit >= 0 else -1
         return [1, "ok", remaining_rpm, remaining_tpm, window - now % window, ",".join(flags)]

@@ -164,11 +164,11 @@ def test_a_reservation_naming_its_key_and_admission_time_is_settled_exactly(
 
 
 @override_settings(CACHES=LOCAL_CACHE)
-def test_without_record_slot_or_key_field_only_the_tenant_quotas_are_refunded(
-    traffic: Traffic, budget_key: tuple[Any, Any], caplog: pytest.LogCaptureFixture
+def test_without_a_record_the_whole_reservation_is_refunded_to_the_key_it_names(
+    traffic: Traffic, budget_key: tuple[Any, Any]
 ) -> None:
-    """Today's reservations do not name their key: when neither the ledger nor a parallel slot tells it, the
-    tenant's quotas are refunded and the key's budget keeps the estimate until its period ends (logged)."""
+    """Reservations name their key: a request that left no ledger record gives back its tenant quotas and the
+    key's budget."""
     _, secret = create_api_key(
         tenant=traffic.consumer, actor=None, name="anonymous", scopes=["consume"], budget_day_usd=Decimal(10)
     )
@@ -178,11 +178,10 @@ def test_without_record_slot_or_key_field_only_the_tenant_quotas_are_refunded(
 
     report = reconcile.reconcile_reservations(now_ms=now_ms + 10 * 60_000)
 
-    assert (report.refunded, report.key_unknown) == (1, 1)
+    assert (report.refunded, report.key_unknown) == (1, 0)
     counters = Counters(ticket).snapshot()
     assert (counters["api_requests"], counters["tokens"], counters["spend_usd"]) == (0, 0, 0)
-    assert counters["budget_day"] == 10_000
-    assert "reservation_budget_not_refunded" in caplog.text
+    assert counters["budget_day"] == 0
 
 
 @override_settings(CACHES=LOCAL_CACHE)
