@@ -21,14 +21,16 @@ INSTALLED_APPS += ["rest_framework", "llm_infra_django"]
 MIDDLEWARE = ["llm_infra_django.middleware.RequestContextMiddleware", *MIDDLEWARE,
               "llm_infra_django.middleware.ErrorEnvelopeMiddleware"]
 REST_FRAMEWORK = {"EXCEPTION_HANDLER": "llm_infra_django.drf.exception_handler"}
-LLM_INFRA = {"TRACING": {"ENABLED": False}}
+LLM_INFRA = {"TRACING": {"ENABLED": False}, "THROTTLE_RATES": {"burst": "3/min"}}
 ALLOWED_HOSTS = ["testserver"]
 """
 
 THROWAWAY_URLS = """
 from django.urls import include, path
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, throttle_classes
+from rest_framework.response import Response
 from llm_infra_django.errors import NotFoundError
+from llm_infra_django.ratelimit.throttles import TokenBucketThrottle
 
 
 @api_view(["GET"])
@@ -36,11 +38,22 @@ def missing(request):
     raise NotFoundError("Widget", "w-1")
 
 
+class Burst(TokenBucketThrottle):
+    scope = "burst"
+
+
+@api_view(["GET"])
+@throttle_classes([Burst])
+def limited(request):
+    return Response({"ok": True})
+
+
 def plain_missing(request):
     raise NotFoundError("Gadget", "g-1")
 
 
-urlpatterns = [path("", include("llm_infra_django.urls")), path("drf", missing), path("plain", plain_missing)]
+urlpatterns = [path("", include("llm_infra_django.urls")), path("drf", missing), path("plain", plain_missing),
+               path("limited", limited)]
 """
 
 CLIENT_SCRIPT = """
@@ -51,8 +64,11 @@ import llm_infra_django
 client = Client()
 drf = client.get("/drf")
 plain = client.get("/plain")
+limited = [client.get("/limited") for _ in range(4)]
 print(json.dumps({"drf": [drf.status_code, drf.json()], "plain": [plain.status_code, plain.json()],
-                  "healthz": client.get("/healthz").status_code, "module": llm_infra_django.__file__}))
+                  "healthz": client.get("/healthz").status_code, "module": llm_infra_django.__file__,
+                  "limited": [r.status_code for r in limited], "retry_after": limited[-1].get("Retry-After"),
+                  "limited_error": limited[-1].json()["error"]["code"]}))
 """
 
 
@@ -123,3 +139,7 @@ def test_llm_infra_django_in_a_fresh_django_project(wheel: Path, tmp_path: Path)
         assert body["error"]["details"]["resource"] == resource
         assert body["request_id"]
     assert result["healthz"] == 200
+    # and a DRF view is throttled by the token bucket: 3 per minute, then 429 with Retry-After and the envelope
+    assert result["limited"] == [200, 200, 200, 429]
+    assert int(result["retry_after"]) >= 1
+    assert result["limited_error"] == "rate_limit_exceeded"
