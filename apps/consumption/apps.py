@@ -26,3 +26,8 @@ class ConsumptionConfig(AppConfig):
 
         register_count_provider(QuotaType.API_KEYS, count_live_api_keys)
         register_usage_provider("consumption.rollups", dashboard_usage)
+
+        from apps.consumption.sla import get_sla_statuses
+        from apps.publishing.hooks import register_sla_provider
+
+        register_sla_provider(lambda version_id: get_sla_statuses([version_id])[version_id])

@@ -13,10 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.validators import RegexValidator, URLValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from apps.publishing.discovery import DEFAULT_LIMIT, MAX_LIMIT, SORTS
+from apps.publishing.hooks import measured_sla
 from apps.publishing.models import (
     AuthKind,
     Category,
@@ -436,6 +438,14 @@ class SlaSerializer(serializers.Serializer):
     max_latency_ms = serializers.IntegerField(source="sla_max_latency_ms", read_only=True)
     timeout_ms = serializers.IntegerField(source="sla_timeout_ms", read_only=True)
     support_level = serializers.CharField(read_only=True)
+    measured = serializers.SerializerMethodField(
+        help_text="Measured from real traffic: requests, error rate, availability and p50/p95/p99 latency "
+        "(state no_data until the periodic SLA check has seen traffic)."
+    )
+
+    @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": True})
+    def get_measured(self, version: Any) -> dict[str, Any] | None:
+        return measured_sla(version.pk)
 
 
 class ComplianceSerializer(serializers.Serializer):

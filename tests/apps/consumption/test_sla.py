@@ -255,3 +255,14 @@ def test_the_periodic_task(traffic: Traffic) -> None:
 
     assert check_sla_task.delay().get() == 1
     assert check_sla_task.delay().get() == 0
+
+
+def test_measured_sla_is_shown_in_the_catalog(api_key, echo_service, consumer) -> None:
+    """Publishing's service responses carry what the consumption app measured (no data before any check)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(consumer.owner)
+    body = client.get(f"/api/v1/services/{echo_service.pk}/").json()
+    measured = [v["sla"]["measured"] for v in body["versions"]]
+    assert measured and all(m["state"] == "no_data" for m in measured), body
