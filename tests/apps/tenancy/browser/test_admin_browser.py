@@ -78,7 +78,7 @@ def _status_of(driver: Any, url: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)  # tier rows come back via tests/conftest.py
 def test_tenant_admin_in_a_real_browser(browser: Any, live_server: Any, acme_and_globex: dict[str, Any]) -> None:
     from selenium.webdriver.common.by import By
 
