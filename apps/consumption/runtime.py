@@ -50,40 +50,40 @@ def load_key(key_hash: str) -> KeyInfo | None:
     return KeyInfo.of(key, snapshots)
 
 
-async def authenticate(authorization: str | None) -> KeyInfo:
-    """The usable key of the request, or 401."""
+def _key_hash(authorization: str | None) -> str:
     secret = bearer_secret(authorization)
     if not looks_like_key(secret):
         raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
-    key_hash = hash_secret(secret)
+    return hash_secret(secret)
+
+
+def _usable(info: KeyInfo | None) -> KeyInfo:
+    if info is None:
+        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    usable, reason = info.usable()
+    if not usable:
+        raise AuthenticationError(reason, code="invalid_api_key")
+    return info
+
+
+async def authenticate(authorization: str | None) -> KeyInfo:
+    """The usable key of the request, or 401 (a database read only when the key is not cached)."""
+    key_hash = _key_hash(authorization)
     found, info = key_cache.get(key_hash)
     if not found:
         info = await sync_to_async(load_key)(key_hash)
         key_cache.put(key_hash, info)
-    if info is None:
-        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
-    usable, reason = info.usable()
-    if not usable:
-        raise AuthenticationError(reason, code="invalid_api_key")
-    return info
+    return _usable(info)
 
 
 def authenticate_sync(authorization: str | None) -> KeyInfo:
     """`authenticate` for synchronous callers (the DRF authentication class)."""
-    secret = bearer_secret(authorization)
-    if not looks_like_key(secret):
-        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
-    key_hash = hash_secret(secret)
+    key_hash = _key_hash(authorization)
     found, info = key_cache.get(key_hash)
     if not found:
         info = load_key(key_hash)
         key_cache.put(key_hash, info)
-    if info is None:
-        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
-    usable, reason = info.usable()
-    if not usable:
-        raise AuthenticationError(reason, code="invalid_api_key")
-    return info
+    return _usable(info)
 
 
 def require_scope(key: KeyInfo, scope: str) -> None:
