@@ -163,6 +163,7 @@ CELERY_BEAT_SCHEDULE = {
     "tenancy-expire-grants": {"task": "tenancy.expire_grants", "schedule": 300.0},
     "catalog-recover-evaluations": {"task": "catalog.recover_evaluations", "schedule": 300.0},
     "consumption-check-sla": {"task": "consumption.check_sla", "schedule": 300.0},
+    "consumption-drain-ledger": {"task": "consumption.drain_ledger", "schedule": 10.0},
     "consumption-reconcile-reservations": {"task": "consumption.reconcile_reservations", "schedule": 60.0},
     "consumption-prune-usage-records": {"task": "consumption.prune_usage_records", "schedule": 86_400.0},
 }

@@ -27,3 +27,15 @@ def reconcile_reservations_task() -> dict[str, Any]:
 def prune_usage_records_task() -> int:
     """Delete raw usage records past the retention period (rollups are kept)."""
     return prune_usage_records()
+
+
+@shared_task(name="consumption.drain_ledger")
+def drain_ledger_task(limit: int = 100_000) -> int:
+    """Write what the ledger stream holds to the database (web processes drain it too; this covers quiet periods and
+    restarts); returns how many records were written."""
+    from apps.consumption.stream import drain_once
+
+    total = 0
+    while total < limit and (written := drain_once()):
+        total += written
+    return total

@@ -232,3 +232,17 @@ def test_the_stream_is_drained_and_a_bad_record_never_blocks_it(api_key, echo_se
     assert UsageRecord.objects.filter(request_id=good.request_id).exists()
     assert client.xlen(stream.stream_key() + ":dead") == 1
     assert client.xlen(stream.stream_key()) == 0
+
+
+@pytest.mark.redis
+def test_the_periodic_task_drains_the_stream(api_key, echo_service) -> None:
+    from apps.consumption import stream
+    from apps.consumption.tasks import drain_ledger_task
+    from llm_infra_django.redis import get_redis
+
+    key = ApiKey.objects.get()
+    entries = [_entry(key, str(echo_service.versions.get().pk)) for _ in range(3)]
+    for entry in entries:
+        get_redis().xadd(stream.stream_key(), stream.encode(entry))
+    assert drain_ledger_task() == 3
+    assert UsageRecord.objects.count() == 3
