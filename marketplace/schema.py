@@ -1,10 +1,23 @@
-"""Root GraphQL schema. Each app's `graphql` module will be composed here by the gateway."""
+"""Root GraphQL schema, composed from each app's own `graphql` module (`Queries`, `Mutations`)."""
+
+from importlib import import_module
 
 import graphene
 
+APPS_WITH_GRAPHQL = ("apps.tenancy",)
 
-class Query(graphene.ObjectType):
-    """Placeholder root until the gateway composes the apps' queries."""
+
+def _parts(name: str) -> list[type]:
+    parts = []
+    for app in APPS_WITH_GRAPHQL:
+        part = getattr(import_module(f"{app}.graphql"), name, None)
+        if part is not None:
+            parts.append(part)
+    return parts
+
+
+class Query(*_parts("Queries"), graphene.ObjectType):  # type: ignore[misc]
+    """Everything readable through /graphql."""
 
     api_version = graphene.String(required=True, description="Version of the marketplace API.")
 
@@ -18,4 +31,8 @@ class Query(graphene.ObjectType):
             return "0.1.0"
 
 
-schema = graphene.Schema(query=Query)
+class Mutation(*_parts("Mutations"), graphene.ObjectType):  # type: ignore[misc]
+    """Every write, each calling the same service as the REST API."""
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation)

@@ -157,7 +157,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-GRAPHENE = {"SCHEMA": "marketplace.schema.schema"}
+GRAPHENE = {"SCHEMA": "marketplace.schema.schema", "RELAY_CONNECTION_MAX_LIMIT": 100}
 
 CELERY_BEAT_SCHEDULE = {
     "tenancy-expire-grants": {"task": "tenancy.expire_grants", "schedule": 300.0},

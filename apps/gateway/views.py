@@ -1,0 +1,129 @@
+"""The `/graphql` endpoint: API-key or session auth, rate limit, size/depth/cost limits before execution, errors
+without internals, responses never cached across users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from graphene_django.views import GraphQLView
+from graphql import ExecutionResult, GraphQLError, get_operation_ast, parse
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+
+from apps.gateway.conf import gateway_settings
+from apps.gateway.limits import measure, violations
+from llm_infra_django.conf import infra_settings
+from llm_infra_django.errors import AppError, AuthenticationError, AuthorizationError, RateLimitError
+from llm_infra_django.logging import logger as infra_logger
+
+
+def _is_mutation(document: Any, operation_name: str | None) -> bool:
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation.value == "mutation"
+
+
+class GatewayView(GraphQLView):
+    """graphene-django's view with the marketplace's authentication and limits."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            self._authenticate(request)
+            self._throttle(request)
+        except AppError as error:
+            response = JsonResponse({"errors": [{"message": error.message, "extensions": {"code": error.code}}]},
+                                    status=error.status_code)
+            for name, value in error.headers().items():
+                response[name] = value
+            return response
+        response = super().dispatch(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store, private"
+        response["Vary"] = "Authorization, Cookie"
+        return response
+
+    @staticmethod
+    def _authenticate(request: HttpRequest) -> None:
+        """A `Bearer mk_...` key authenticates as its tenant (request.auth); else the session user, if any."""
+        header = request.headers.get("Authorization", "")
+        request.auth = None  # type: ignore[attr-defined]
+        if header.lower().startswith("bearer "):
+            from apps.consumption.authentication import MANAGEMENT_SCOPES, _revoked_now, principal_for
+            from apps.consumption.keys import hash_secret
+            from apps.consumption.runtime import authenticate_sync
+
+            key = authenticate_sync(header)  # 401 for a bad, expired or unknown key
+            if _revoked_now(key, hash_secret(header.partition(" ")[2].strip())):
+                raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
+            if not MANAGEMENT_SCOPES.intersection(key.scopes):
+                raise AuthorizationError("This API key has no scope for the management API.", code="insufficient_scope")
+            request.user, request.auth = principal_for(key), key  # type: ignore[attr-defined]
+        elif not getattr(request, "user", None):
+            request.user = AnonymousUser()
+
+    @staticmethod
+    def _throttle(request: HttpRequest) -> None:
+        scope = gateway_settings.THROTTLE_SCOPE
+        rate = (infra_settings.THROTTLE_RATES or {}).get(scope)
+        if not rate:
+            return
+        from llm_infra_django.ratelimit.limiter import limiter
+
+        auth = getattr(request, "auth", None)
+        user = getattr(request, "user", None)
+        identity = (f"key:{auth.id}" if auth is not None else f"user:{user.pk}" if getattr(
+            user, "is_authenticated", False) else f"ip:{request.META.get('REMOTE_ADDR', '')}")
+        decision = limiter.hit(f"{scope}:{identity}", rate)
+        if not decision.allowed:
+            raise RateLimitError(retry_after=decision.retry_after)
+
+    @property
+    def validation_rules(self) -> Any:  # type: ignore[override]
+        if gateway_settings.INTROSPECTION:
+            return None
+        return (*specified_rules, NoSchemaIntrospectionCustomRule)
+
+    @validation_rules.setter
+    def validation_rules(self, value: Any) -> None:
+        pass
+
+    def execute_graphql_request(self, request: HttpRequest, data: Any, query: str | None, variables: Any,
+                                operation_name: str | None, show_graphiql: bool = False) -> Any:
+        if query and len(query.encode()) > gateway_settings.MAX_QUERY_BYTES:
+            return ExecutionResult(errors=[GraphQLError(
+                f"Query size {len(query.encode())} bytes exceeds the limit of {gateway_settings.MAX_QUERY_BYTES}.",
+                extensions={"code": "query_too_large"})])
+        if query:
+            try:
+                document = parse(query)
+            except GraphQLError as error:
+                return ExecutionResult(errors=[error])
+            key = getattr(request, "auth", None)
+            if key is not None and _is_mutation(document, operation_name):
+                from apps.consumption.authentication import WRITE_SCOPES
+
+                if not WRITE_SCOPES.intersection(key.scopes):
+                    return ExecutionResult(errors=[GraphQLError(
+                        "This API key cannot run mutations: it needs the publish or admin scope.",
+                        extensions={"code": "insufficient_scope"})])
+            found = violations(measure(self.schema.graphql_schema, document, variables, operation_name))
+            if found:
+                return ExecutionResult(errors=[GraphQLError(message, extensions={"code": "query_limit"})
+                                               for message in found])
+        return super().execute_graphql_request(request, data, query, variables, operation_name, show_graphiql)
+
+    @staticmethod
+    def format_error(error: Any) -> dict[str, Any]:
+        """GraphQL errors as GraphQL says; anything else (a bug) without internals, logged with its stack."""
+        if isinstance(error, GraphQLError):
+            original = error.original_error
+            if original is None or isinstance(original, (GraphQLError, AppError)):
+                formatted = error.formatted
+                if isinstance(original, AppError):
+                    formatted["message"] = original.message
+                    formatted["extensions"] = {"code": original.code, **(formatted.get("extensions") or {})}
+                return formatted
+            infra_logger.error("graphql_unhandled_exception", exc_info=original)
+            return {"message": "An internal error occurred.", "path": error.path,
+                    "extensions": {"code": "internal_error"}}
+        infra_logger.error("graphql_unhandled_exception", exc_info=error)
+        return {"message": "An internal error occurred.", "extensions": {"code": "internal_error"}}
