@@ -77,3 +77,16 @@ class PagedConnectionField(graphene.ConnectionField):
             if args.get(name) is not None:
                 args[name] = max(0, min(int(args[name]), MAX_PAGE_SIZE))
         return super().resolve_connection(connection_type, args, resolved)
+
+
+class CountedConnection(graphene.relay.Connection):
+    """A Relay connection with `totalCount` (subclass it with `class Meta: node = ...`)."""
+
+    class Meta:
+        abstract = True
+
+    total_count = graphene.Int(required=True)
+
+    @staticmethod
+    def resolve_total_count(root: Any, info: graphene.ResolveInfo) -> int:
+        return len(root.iterable)

@@ -11,7 +11,7 @@ from graphene_django import DjangoObjectType
 
 from apps.tenancy import quotas, selectors
 from apps.tenancy.models import AuditLog, Membership, Role, Tenant
-from llm_infra_django.graphql import PagedConnectionField
+from llm_infra_django.graphql import CountedConnection, PagedConnectionField
 
 
 def caller_tenant_ids(info: graphene.ResolveInfo) -> list[Any] | None:
@@ -134,34 +134,16 @@ class TenantNode(DjangoObjectType):
         return role or (Role.ADMIN if getattr(info.context, "auth", None) is not None else None)
 
 
-class MembershipConnection(relay.Connection):
-    total_count = graphene.Int(required=True)
-
+class MembershipConnection(CountedConnection):
     class Meta:
         node = MembershipNode
 
-    @staticmethod
-    def resolve_total_count(root: Any, info: graphene.ResolveInfo) -> int:
-        return len(root.iterable)
 
-
-class AuditLogConnection(relay.Connection):
-    total_count = graphene.Int(required=True)
-
+class AuditLogConnection(CountedConnection):
     class Meta:
         node = AuditLogNode
 
-    @staticmethod
-    def resolve_total_count(root: Any, info: graphene.ResolveInfo) -> int:
-        return len(root.iterable)
 
-
-class TenantConnection(relay.Connection):
-    total_count = graphene.Int(required=True)
-
+class TenantConnection(CountedConnection):
     class Meta:
         node = TenantNode
-
-    @staticmethod
-    def resolve_total_count(root: Any, info: graphene.ResolveInfo) -> int:
-        return len(root.iterable)
