@@ -11,9 +11,10 @@ from graphql import print_schema
 
 
 def schema_sdl() -> str:
-    from marketplace.schema import schema
+    """The SDL of the project's schema (`GRAPHENE["SCHEMA"]`)."""
+    from graphene_django.settings import graphene_settings
 
-    return print_schema(schema.graphql_schema) + "\n"
+    return print_schema(graphene_settings.SCHEMA.graphql_schema) + "\n"
 
 
 class Command(BaseCommand):
