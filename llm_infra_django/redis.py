@@ -64,6 +64,18 @@ def get_async_redis() -> aioredis.Redis | None:
     return client
 
 
+_scripts: dict[tuple[int, str], Any] = {}
+
+
+def cached_script(client: Any, source: str) -> Any:
+    """The client's registered Lua script for `source`, made once (EVALSHA, the SHA computed once)."""
+    key = (id(client), source)
+    script = _scripts.get(key)
+    if script is None:
+        script = _scripts[key] = client.register_script(source)
+    return script
+
+
 def cache_alias_client() -> Any:
     """The raw client of the `CACHE_ALIAS` cache when it is django-redis based, else None."""
     cache = caches[infra_settings.CACHE_ALIAS]

@@ -25,7 +25,7 @@ from llm_infra_django.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from llm_infra_django.redis import get_async_redis, get_redis
+from llm_infra_django.redis import cached_script, get_async_redis, get_redis
 
 logger = structlog.get_logger(__name__)
 
@@ -222,17 +222,6 @@ def read_seeds(key: KeyInfo, limits: dict[str, QuotaSnapshot], names: list[str],
 
 # --- Redis backend ---------------------------------------------------------------------------------------------
 
-_scripts: dict[tuple[int, str], Any] = {}
-
-
-def _script(client: Any, source: str) -> Any:
-    cache_key = (id(client), source[:40])
-    script = _scripts.get(cache_key)
-    if script is None:
-        script = client.register_script(source)
-        _scripts[cache_key] = script
-    return script
-
 
 async def admit(
     *,
@@ -256,7 +245,7 @@ async def admit(
             result = local.admit(keys, args)
         else:
             try:
-                result = await _script(client, ADMIT_LUA)(keys=keys, args=args)
+                result = await cached_script(client, ADMIT_LUA)(keys=keys, args=args)
             except (RedisError, OSError) as exc:
                 logger.error("admission_unavailable", error=type(exc).__name__)
                 raise ServiceUnavailableError("Admission is unavailable; try again shortly.", retry_after=1) from exc
@@ -320,10 +309,10 @@ async def settle(
         return False
     try:
         if record is None:
-            await _script(client, SETTLE_LUA)(keys=keys, args=args)
+            await cached_script(client, SETTLE_LUA)(keys=keys, args=args)
             return False
         pipe = client.pipeline(transaction=False)
-        await _script(client, SETTLE_LUA)(keys=keys, args=args, client=pipe)
+        await cached_script(client, SETTLE_LUA)(keys=keys, args=args, client=pipe)
         pipe.xadd(record[0], record[1])
         await pipe.execute()
         return True
@@ -339,7 +328,7 @@ def settle_sync(keys: list[str], request_id: str, *, tokens: int, cost_micro: in
     client = get_redis()
     if client is None:
         return local.settle(keys, args)
-    return int(_script(client, SETTLE_LUA)(keys=keys, args=args))
+    return int(cached_script(client, SETTLE_LUA)(keys=keys, args=args))
 
 
 def mark_revoked(tenant_id: str, key_id: str) -> None:

@@ -31,9 +31,9 @@ from llm_infra_django.errors import (
     InternalError,
     RateLimitError,
     ValidationError,
-    openai_error_body,
 )
 from llm_infra_django.redis import get_async_redis
+from llm_infra_django.responses import openai_error_response
 
 logger = structlog.get_logger(__name__)
 COST_QUANTUM = Decimal("0.0000000001")
@@ -187,11 +187,7 @@ def price_snapshot(route: Route) -> dict[str, Any]:
 
 
 def error_response(error: AppError, request_id: str) -> HttpResponse:
-    response = HttpResponse(
-        orjson.dumps(openai_error_body(error)), status=error.status_code, content_type="application/json"
-    )
-    for name, value in error.headers().items():
-        response[name] = value
+    response = openai_error_response(error)
     response["X-Request-ID"] = request_id
     return response
 
@@ -393,17 +389,21 @@ def _emit_quota_events(call: Call) -> None:
     spawn(sync_to_async(fire, thread_sensitive=False)(call.ticket.flags, call.ticket.tenant_id))
 
 
+async def _upstream_failed(call: Call, exc: Exception) -> HttpResponse:
+    """A call that failed at (or on the way to) the upstream: recorded with its error, answered in OpenAI's shape."""
+    assert call.route is not None
+    error = upstream_error(exc, call.route) if isinstance(exc, upstream.UpstreamStatusError) else exc
+    assert isinstance(error, AppError)
+    await record(call, status=error.status_code, error_code=error.code, counted=False)
+    return error_response(error, call.request_id)
+
+
 async def _complete(call: Call, *, native: bool) -> HttpResponse:
     assert call.route is not None
     try:
         answer = await upstream.call(call.route, call.kind, call.body, call.request_id)
-    except upstream.UpstreamStatusError as exc:
-        error = upstream_error(exc, call.route)
-        await record(call, status=error.status_code, error_code=error.code, counted=False)
-        return error_response(error, call.request_id)
-    except AppError as error:
-        await record(call, status=error.status_code, error_code=error.code, counted=False)
-        return error_response(error, call.request_id)
+    except (upstream.UpstreamStatusError, AppError) as exc:
+        return await _upstream_failed(call, exc)
     body = answer.body
     usage = _usage_of(body)
     estimated = usage is None
@@ -442,13 +442,8 @@ async def _stream(call: Call) -> HttpResponse:
     assert call.route is not None
     try:
         stream = await upstream.open_stream(call.route, call.kind, call.body, call.request_id)
-    except upstream.UpstreamStatusError as exc:
-        error = upstream_error(exc, call.route)
-        await record(call, status=error.status_code, error_code=error.code, counted=False)
-        return error_response(error, call.request_id)
-    except AppError as error:
-        await record(call, status=error.status_code, error_code=error.code, counted=False)
-        return error_response(error, call.request_id)
+    except (upstream.UpstreamStatusError, AppError) as exc:
+        return await _upstream_failed(call, exc)
     response = StreamingHttpResponse(_relay(call, stream), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

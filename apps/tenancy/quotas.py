@@ -36,7 +36,7 @@ from apps.tenancy.models import (
 )
 from apps.tenancy.signals import quota_alert, quota_soft_limit_reached
 from llm_infra_django.errors import QuotaExceededError, RateLimitError, ServiceUnavailableError
-from llm_infra_django.redis import get_redis
+from llm_infra_django.redis import cached_script, get_redis
 
 logger = structlog.get_logger(__name__)
 
@@ -231,15 +231,6 @@ class _LocalCounters:
 
 
 local_counters = _LocalCounters()
-_script_cache: dict[int, Any] = {}
-
-
-def _script(client: Any) -> Any:
-    script = _script_cache.get(id(client))
-    if script is None:
-        script = client.register_script(CONSUME_LUA)
-        _script_cache[id(client)] = script
-    return script
 
 
 def _run(key: str, amount: int, limit: int, block: bool, seed: int, ttl: int) -> tuple[int, int]:
@@ -247,7 +238,9 @@ def _run(key: str, amount: int, limit: int, block: bool, seed: int, ttl: int) ->
     if client is None:
         return local_counters.consume(key, amount, limit, block, seed, ttl)
     try:
-        status, value = _script(client)(keys=[key], args=[amount, limit, 1 if block else 0, seed, ttl])
+        status, value = cached_script(client, CONSUME_LUA)(
+            keys=[key], args=[amount, limit, 1 if block else 0, seed, ttl]
+        )
     except RedisError as exc:
         logger.error("quota_store_unavailable", error=str(exc))
         raise ServiceUnavailableError("Quota accounting is unavailable; try again shortly.", retry_after=1) from exc

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from llm_infra_django.conf import infra_settings
 from llm_infra_django.errors import CircuitOpenError
 from llm_infra_django.metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS
-from llm_infra_django.redis import get_async_redis, get_redis
+from llm_infra_django.redis import cached_script, get_async_redis, get_redis
 from llm_infra_django.resilience.classify import is_breaker_failure
 from llm_infra_django.tracing import span
 
@@ -357,7 +357,7 @@ class CircuitBreaker:
         client = get_redis()
         if client is not None:
             try:
-                raw = _script(client, _ACQUIRE_LUA)(keys=self._keys, args=self._acquire_args(config, token))
+                raw = cached_script(client, _ACQUIRE_LUA)(keys=self._keys, args=self._acquire_args(config, token))
                 admission = self._parse_admission(raw)
             except _REDIS_ERRORS as exc:
                 self._redis_failed("acquire", exc)
@@ -369,7 +369,9 @@ class CircuitBreaker:
         client = None if permit.local else get_redis()
         if client is not None:
             try:
-                raw = _script(client, _RECORD_LUA)(keys=self._keys, args=self._record_args(config, outcome, permit))
+                raw = cached_script(client, _RECORD_LUA)(
+                    keys=self._keys, args=self._record_args(config, outcome, permit)
+                )
                 recorded = self._parse_recorded(raw)
             except _REDIS_ERRORS as redis_exc:
                 self._redis_failed("record", redis_exc)
@@ -381,7 +383,7 @@ class CircuitBreaker:
         client = get_async_redis()
         if client is not None:
             try:
-                script = _script(client, _ACQUIRE_LUA)
+                script = cached_script(client, _ACQUIRE_LUA)
                 admission = self._parse_admission(await script(keys=self._keys, args=self._acquire_args(config, token)))
             except _REDIS_ERRORS as exc:
                 self._redis_failed("acquire", exc)
@@ -393,7 +395,7 @@ class CircuitBreaker:
         client = None if permit.local else get_async_redis()
         if client is not None:
             try:
-                script = _script(client, _RECORD_LUA)
+                script = cached_script(client, _RECORD_LUA)
                 recorded = self._parse_recorded(
                     await script(keys=self._keys, args=self._record_args(config, outcome, permit))
                 )
@@ -515,18 +517,6 @@ class _Guard:
     ) -> None:
         if self._permit is not None:
             await self._owner._afinish(self._permit, exc)
-
-
-_scripts: dict[tuple[int, str], Any] = {}
-
-
-def _script(client: Any, source: str) -> Any:
-    """The client's registered script for `source`, made once (EVALSHA with the SHA computed once)."""
-    key = (id(client), source)
-    script = _scripts.get(key)
-    if script is None:
-        script = _scripts[key] = client.register_script(source)
-    return script
 
 
 def _text(value: Any) -> str:
