@@ -4,7 +4,7 @@ from importlib import import_module
 
 import graphene
 
-APPS_WITH_GRAPHQL = ("apps.tenancy", "apps.publishing")
+APPS_WITH_GRAPHQL = ("apps.tenancy", "apps.publishing", "apps.catalog", "apps.consumption")
 
 
 def _parts(name: str) -> list[type]:

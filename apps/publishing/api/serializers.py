@@ -15,7 +15,6 @@ from typing import Any
 from django.core.validators import RegexValidator, URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.settings import api_settings
 
 from apps.publishing.discovery import DEFAULT_LIMIT, MAX_LIMIT, SORTS
 from apps.publishing.hooks import measured_sla
@@ -31,36 +30,6 @@ from apps.publishing.models import (
 )
 
 MAX_INT32 = 2_147_483_647
-
-
-def field_paths(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error tree as `{"endpoint.url": [...], "capabilities[1].name": [...], "tags[0]": [...]}`."""
-    paths: dict[str, list[str]] = {}
-
-    def add(path: str, messages: list[str]) -> None:
-        paths.setdefault(path or api_settings.NON_FIELD_ERRORS_KEY, []).extend(messages)
-
-    if isinstance(detail, Mapping):
-        for key, value in detail.items():
-            if key == api_settings.NON_FIELD_ERRORS_KEY:
-                path = prefix
-            elif isinstance(key, int):
-                path = f"{prefix}[{key}]"
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            for sub_path, messages in field_paths(value, path).items():
-                add(sub_path, messages)
-    elif isinstance(detail, (list, tuple)):
-        if all(not isinstance(item, (Mapping, list, tuple)) for item in detail):
-            add(prefix, [str(item) for item in detail])
-        else:
-            for index, item in enumerate(detail):
-                if item:
-                    for sub_path, messages in field_paths(item, f"{prefix}[{index}]").items():
-                        add(sub_path, messages)
-    else:
-        add(prefix, [str(detail)])
-    return paths
 
 
 # --- Strict input fields -------------------------------------------------------------------------------------

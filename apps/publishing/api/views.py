@@ -16,7 +16,6 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
-from rest_framework.serializers import ValidationError as DRFValidationError
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from apps.publishing import discovery, services
@@ -33,6 +32,7 @@ from apps.publishing.models import Service, ServiceVersion, ValidationRun, Valid
 from apps.tenancy.api.serializers import ErrorEnvelopeSerializer
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
+from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import AppError, AuthorizationError, ValidationError
 
 _ERROR_DESCRIPTIONS = {
@@ -103,12 +103,7 @@ class ServiceViewSet(viewsets.ViewSet):
 
     def validated(self, serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
         """Validated input, or a 400 naming every offending field by its path in the request."""
-        serializer = serializer_class(data=data, context=self.context())
-        try:
-            serializer.is_valid(raise_exception=True)
-        except DRFValidationError as exc:
-            raise ValidationError(fields=serializers.field_paths(exc.detail)) from None
-        return dict(serializer.validated_data)
+        return validated(serializer_class, data, self.context())
 
     def body(self) -> Any:
         """The parsed JSON body, refused (413) above `MAX_SERVICE_BYTES` before it is parsed."""

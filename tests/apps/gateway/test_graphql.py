@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.consumption.services import create_api_key
 from apps.gateway.management.commands.export_graphql_schema import schema_sdl
 from apps.tenancy.models import Role
+from tests.apps.gateway.support import gql, logged_in
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -57,18 +58,6 @@ def world(db):
     return {"alice": alice, "bob": bob, "acme": acme, "globex": globex}
 
 
-def gql(client: Client, query: str, variables: dict | None = None, **headers: str):
-    return client.post(
-        "/graphql", {"query": query, "variables": variables or {}}, content_type="application/json", **headers
-    )
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_tenants_are_scoped_to_the_caller(world) -> None:
     body = gql(logged_in(world["alice"]), TENANTS).json()
     assert "errors" not in body, body
@@ -89,7 +78,9 @@ def test_an_api_key_sees_its_own_tenant_only_and_needs_a_write_scope_to_mutate(w
     body = gql(Client(), TENANTS, HTTP_AUTHORIZATION=f"Bearer {secret}").json()
     assert [e["node"]["slug"] for e in body["data"]["tenants"]["edges"]] == ["globex"]
     refused = gql(
-        Client(), MEMBER_ADD, {"slug": "globex", "username": "alice", "role": "member"},
+        Client(),
+        MEMBER_ADD,
+        {"slug": "globex", "username": "alice", "role": "member"},
         HTTP_AUTHORIZATION=f"Bearer {secret}",
     ).json()
     assert refused["errors"][0]["extensions"]["code"] == "insufficient_scope"
