@@ -59,9 +59,10 @@ def mutation(payload_errors: bool = True) -> Callable[[Callable[..., Any]], Call
             except AppError as error:
                 if not payload_errors or error.status_code in (401,):
                     raise
-                payload = cls(errors=errors_of(error))
+                payload_type = getattr(cls._meta, "output", None) or cls
+                payload = payload_type(errors=errors_of(error))
                 for name in ("ok",):  # a boolean outcome field reports the failure too
-                    if name in cls._meta.fields:
+                    if name in payload_type._meta.fields:
                         setattr(payload, name, False)
                 return payload
 

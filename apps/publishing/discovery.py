@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -155,6 +155,26 @@ class DiscoveryParams:
     sort: str = ""
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, Any]) -> DiscoveryParams:
+        """Parameters from validated query input (the discovery query serializer's `validated_data`)."""
+        return cls(
+            search=query.get("search", ""),
+            categories=tuple(query.get("category", ())),
+            tags=tuple(query.get("tags", ())),
+            pricing_models=tuple(query.get("pricing_model", ())),
+            max_price=query.get("max_price"),
+            min_availability=query.get("min_availability"),
+            max_latency_ms=query.get("max_latency_ms"),
+            compliance_levels=tuple(query.get("compliance_level", ())),
+            residency=tuple(query.get("residency", ())),
+            publisher=query.get("publisher", ""),
+            statuses=tuple(query.get("status", ())),
+            sort=query.get("sort", ""),
+            limit=query.get("limit", DEFAULT_LIMIT),
+            offset=query.get("offset", 0),
+        )
 
 
 @dataclass

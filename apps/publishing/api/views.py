@@ -187,22 +187,7 @@ class ServiceViewSet(viewsets.ViewSet):
     )
     def list(self, request: Request) -> Response:
         query = self.validated(serializers.DiscoveryQuerySerializer, request.query_params)
-        params = discovery.DiscoveryParams(
-            search=query.get("search", ""),
-            categories=tuple(query.get("category", ())),
-            tags=tuple(query.get("tags", ())),
-            pricing_models=tuple(query.get("pricing_model", ())),
-            max_price=query.get("max_price"),
-            min_availability=query.get("min_availability"),
-            max_latency_ms=query.get("max_latency_ms"),
-            compliance_levels=tuple(query.get("compliance_level", ())),
-            residency=tuple(query.get("residency", ())),
-            publisher=query.get("publisher", ""),
-            statuses=tuple(query.get("status", ())),
-            sort=query.get("sort", ""),
-            limit=query["limit"],
-            offset=query["offset"],
-        )
+        params = discovery.DiscoveryParams.from_query(query)
         viewer = self.viewer()
         page = discovery.list_services(viewer.consumer, request.user, params, own_tenant_ids=viewer.own_tenant_ids)
         url = request.build_absolute_uri()

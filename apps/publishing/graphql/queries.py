@@ -1,139 +1,161 @@
-"""Queries of the publishing app: discovery (search, filters, facets, sort) and model-id resolution, scoped exactly
-as the REST API (the same discovery selectors)."""
+"""Queries of the publishing app: discovery (search, filters, facets, sort) as a Relay connection, one service,
+versions, publishing status and model-id resolution — scoped exactly as the REST API (the same selectors)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import graphene
-from graphene.types.generic import GenericScalar
+from graphene.relay.connection import connection_adapter, page_info_adapter
+from graphql_relay import connection_from_array_slice, cursor_to_offset
 
 from apps.publishing import discovery, selectors
+from apps.publishing.api.serializers import DiscoveryQuerySerializer
+from apps.publishing.graphql.types import (
+    ServiceConnection,
+    ServiceNode,
+    ServiceStatusType,
+    ServiceVersionNode,
+    runs_of,
+    viewer,
+)
 from apps.publishing.lifecycle import SERVABLE
 from apps.publishing.models import ServiceVersion
-from llm_infra_django.errors import AppError
-from llm_infra_django.graphql import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from llm_infra_django.drf.validation import validated
+from llm_infra_django.errors import AppError, AuthorizationError, ValidationError
+from llm_infra_django.graphql import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    PagedConnectionField,
+    announce,
+    key_scope,
+    node_pk,
+    requires,
+)
+
+List = graphene.List
+Str = graphene.NonNull(graphene.String)
 
 
-class ServiceVersionType(graphene.ObjectType):
-    """One version of a service as consumers see it (never its upstream credential or, for them, its endpoint)."""
-
-    id = graphene.ID(required=True)
-    service_id = graphene.ID(required=True)
-    model_id = graphene.String(required=True)
-    publisher = graphene.String(required=True)
-    name = graphene.String(required=True)
-    version = graphene.String(required=True)
-    status = graphene.String(required=True)
-    category = graphene.String(required=True)
-    description = graphene.String(required=True)
-    tags = graphene.List(graphene.NonNull(graphene.String), required=True)
-    pricing_model = graphene.String(required=True)
-    price_input_per_mtok = graphene.Decimal()
-    price_output_per_mtok = graphene.Decimal()
-    price_per_request = graphene.Decimal()
-    sla_availability = graphene.Decimal(required=True)
-    sla_max_latency_ms = graphene.Int(required=True)
-    compliance_level = graphene.String(required=True)
-    data_residency = graphene.List(graphene.NonNull(graphene.String), required=True)
-    context_length = graphene.Int(required=True)
-    published_at = graphene.DateTime()
-
-    @staticmethod
-    def of(version: ServiceVersion) -> ServiceVersionType:
-        return ServiceVersionType(
-            id=str(version.pk),
-            service_id=str(version.service_id),
-            model_id=version.model_id,
-            publisher=version.service.publisher.slug,
-            name=version.name,
-            version=version.version,
-            status=version.status,
-            category=version.category,
-            description=version.description,
-            tags=list(version.tags or []),
-            pricing_model=version.pricing_model,
-            price_input_per_mtok=version.price_input_per_mtok,
-            price_output_per_mtok=version.price_output_per_mtok,
-            price_per_request=version.price_per_request,
-            sla_availability=version.sla_availability,
-            sla_max_latency_ms=version.sla_max_latency_ms,
-            compliance_level=version.compliance_level,
-            data_residency=list(version.data_residency or []),
-            context_length=version.context_length,
-            published_at=version.published_at,
-        )
+def _offset_and_limit(first: int | None, after: str | None, last: int | None, before: str | None) -> tuple[int, int]:
+    """Relay arguments as an offset and a page size (cursors are offsets, as graphql-relay writes them)."""
+    if last is not None or before is not None:
+        raise ValidationError(fields={"last": ["Page services forward with `first` and `after`."]})
+    start = 0
+    if after:
+        offset = cursor_to_offset(after)
+        if offset is None:
+            raise ValidationError(fields={"after": ["Not a cursor of this connection."]})
+        start = offset + 1
+    size = DEFAULT_PAGE_SIZE if first is None else first
+    return start, max(0, min(int(size), MAX_PAGE_SIZE))
 
 
-class ServicePage(graphene.ObjectType):
-    total_count = graphene.Int(required=True)
-    offset = graphene.Int(required=True)
-    facets = GenericScalar(required=True, description="Counts per category, pricing model and compliance level.")
-    items = graphene.List(graphene.NonNull(ServiceVersionType), required=True)
+class ServicesField(PagedConnectionField):
+    """Discovery pages by offset (a page is one SQL query with LIMIT/OFFSET, facets one more): the connection is
+    built from the page the selector returns, with its total and facets."""
 
-
-def _viewer_args(info: graphene.ResolveInfo) -> dict[str, Any]:
-    request = info.context
-    key = getattr(request, "auth", None)
-    from apps.tenancy.context import resolve_tenant
-
-    consumer = resolve_tenant(request)
-    return {"consumer": consumer, "user": request.user, "own_tenant_ids": [key.tenant_id] if key is not None else None}
+    @classmethod
+    def resolve_connection(cls, connection_type: Any, args: dict[str, Any], resolved: Any) -> Any:
+        return resolved
 
 
 class Queries(graphene.ObjectType):
-    services = graphene.Field(
-        ServicePage,
+    services = ServicesField(
+        ServiceConnection,
         required=True,
-        search=graphene.String(),
-        category=graphene.String(),
-        tags=graphene.List(graphene.NonNull(graphene.String)),
-        pricing_model=graphene.String(),
-        publisher=graphene.String(),
-        sort=graphene.String(),
-        first=graphene.Int(),
-        offset=graphene.Int(),
-        description="Services you may see (the latest active version of each; your own in every state).",
+        search=graphene.String(description="Full-text search over name, description and tags."),
+        category=List(Str),
+        tags=List(Str, description="Services having any of these tags."),
+        pricing_model=List(Str),
+        max_price=graphene.Decimal(description="Highest effective price (per 1M output tokens, or per request)."),
+        min_availability=graphene.Decimal(),
+        max_latency_ms=graphene.Int(),
+        compliance_level=List(Str),
+        residency=List(Str, description="Services storing data in any of these regions."),
+        publisher=graphene.String(description="Slug of the publisher."),
+        status=List(Str, description="Statuses (of your own services; consumers always see active ones)."),
+        sort=graphene.String(description=f"One of: {', '.join(discovery.SORTS)}."),
+        description="Services you may see: the latest active version of each, services shared with your tenant "
+        "included; your own in every state; every service for platform staff.",
     )
+    service = graphene.Field(ServiceNode, id=graphene.ID(required=True), description="A service by id.")
     model = graphene.Field(
-        ServiceVersionType,
+        ServiceVersionNode,
         model_id=graphene.String(required=True),
         description="The version a model id (`publisher/service[@version]`) names.",
     )
+    service_status = graphene.Field(
+        ServiceStatusType,
+        service_id=graphene.ID(required=True),
+        version=graphene.String(description="Default: the latest version that is not retired."),
+        description="A version's publishing status and validation runs (the publisher's members and staff).",
+    )
 
     @staticmethod
-    def resolve_services(
-        root: Any, info: graphene.ResolveInfo, first: int | None = None, offset: int | None = None, **filters: Any
-    ) -> ServicePage:
-        params = discovery.DiscoveryParams(
-            search=filters.get("search") or "",
-            categories=(filters["category"],) if filters.get("category") else (),
-            tags=tuple(filters.get("tags") or ()),
-            pricing_models=(filters["pricing_model"],) if filters.get("pricing_model") else (),
-            publisher=filters.get("publisher") or "",
-            sort=filters.get("sort") or "",
-            limit=max(1, min(first or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)),
-            offset=max(0, offset or 0),
+    @requires(key_scope("read"))
+    def resolve_services(root: Any, info: graphene.ResolveInfo, **args: Any) -> Any:
+        offset, limit = _offset_and_limit(
+            args.pop("first", None), args.pop("after", None), args.pop("last", None), args.pop("before", None)
         )
-        page = discovery.list_services(params=params, **_viewer_args(info))
-        return ServicePage(
-            total_count=page.count,
-            offset=page.offset,
-            facets=page.facets,
-            items=[ServiceVersionType.of(v) for v in page.results],
+        query = {name: value for name, value in args.items() if value is not None}
+        query = validated(DiscoveryQuerySerializer, {**query, "limit": max(1, limit), "offset": offset})
+        seen = viewer(info)
+        page = discovery.list_services(
+            seen.consumer,
+            info.context.user,
+            discovery.DiscoveryParams.from_query(query),
+            own_tenant_ids=seen.own_tenant_ids,
         )
+        nodes = []
+        for row in page.results[:limit]:
+            row.service.discovery_row = row
+            nodes.append(row.service)
+        announce(info, nodes)
+        connection = connection_from_array_slice(
+            nodes,
+            {"first": limit},
+            slice_start=offset,
+            array_length=page.count,
+            connection_type=functools.partial(connection_adapter, ServiceConnection),
+            edge_type=ServiceConnection.Edge,
+            page_info_type=page_info_adapter,
+        )
+        connection._total = page.count
+        connection.facets = page.facets
+        return connection
 
     @staticmethod
-    def resolve_model(root: Any, info: graphene.ResolveInfo, model_id: str) -> ServiceVersionType | None:
+    @requires(key_scope("read"))
+    def resolve_service(root: Any, info: graphene.ResolveInfo, id: str) -> Any:
+        pk = node_pk(id, "ServiceNode", "Service")
+        try:
+            return discovery.get_visible_service(pk, viewer(info))
+        except AppError:
+            return None
+
+    @staticmethod
+    @requires(key_scope("read"))
+    def resolve_model(root: Any, info: graphene.ResolveInfo, model_id: str) -> ServiceVersion | None:
         try:
             version = selectors.resolve_version(model_id)
+            seen = viewer(info)
+            discovery.get_visible_service(version.service_id, seen)
         except AppError:
             return None
-        viewer = discovery.viewer_of(**_viewer_args(info))
-        try:
-            discovery.get_visible_service(version.service_id, viewer)
-        except AppError:
+        if version.status not in SERVABLE and not seen.manages(version.service):
             return None
-        if version.status not in SERVABLE and not viewer.manages(version.service):
-            return None
-        return ServiceVersionType.of(version)
+        return version
+
+    @staticmethod
+    @requires(key_scope("read"))
+    def resolve_service_status(
+        root: Any, info: graphene.ResolveInfo, service_id: str, version: str | None = None
+    ) -> ServiceStatusType:
+        seen = viewer(info)
+        service = discovery.get_visible_service(node_pk(service_id, "ServiceNode", "Service"), seen)
+        if not seen.manages(service):
+            raise AuthorizationError("Only the publisher's members and platform staff see publishing status.")
+        found = discovery.get_version(service, version)
+        return ServiceStatusType(service=service, version=found, validation_runs=list(runs_of(found)))
