@@ -223,6 +223,16 @@ def related_lists(queryset: QuerySet[Any], key: str) -> Callable[[list[Any]], di
     return load
 
 
+def extend_type(graphene_type: Any, **fields: graphene.Field) -> None:
+    """Add fields to a type defined elsewhere, before the schema is built: how a layer above two sibling apps links
+    their types (an app may not import its sibling). Adding a field a type already has is an error."""
+    for name, field in fields.items():
+        existing = graphene_type._meta.fields.get(name)
+        if existing is not None and existing is not field:
+            raise ValueError(f"{graphene_type.__name__} already has a field {name!r}.")
+        graphene_type._meta.fields[name] = field
+
+
 # --- Node ids, input validation, permissions ----------------------------------------------------------------
 
 

@@ -113,6 +113,7 @@ class Queries(graphene.ObjectType):
             row.service.discovery_row = row
             nodes.append(row.service)
         announce(info, nodes)
+        announce(info, page.results)  # the latest versions: their nested fields batch too
         connection = connection_from_array_slice(
             nodes,
             {"first": limit},
