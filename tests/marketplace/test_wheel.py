@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -70,22 +69,6 @@ print(json.dumps({"drf": [drf.status_code, drf.json()], "plain": [plain.status_c
                   "limited": [r.status_code for r in limited], "retry_after": limited[-1].get("Retry-After"),
                   "limited_error": limited[-1].json()["error"]["code"]}))
 """
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    source = tmp_path_factory.mktemp("src") / "repo"
-    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.sqlite3*", "staticfiles", "build", "*.egg-info")
-    shutil.copytree(REPO, source, ignore=ignore)
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
-        check=True,
-        capture_output=True,
-        timeout=240,
-    )
-    (built,) = out.glob("*.whl")
-    return built
 
 
 def test_one_wheel_holds_infra_apps_and_project(wheel: Path) -> None:
