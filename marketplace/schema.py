@@ -4,6 +4,8 @@ from importlib import import_module
 
 import graphene
 
+from apps.gateway import links
+
 APPS_WITH_GRAPHQL = ("apps.tenancy", "apps.publishing", "apps.catalog", "apps.consumption")
 
 
@@ -14,6 +16,9 @@ def _parts(name: str) -> list[type]:
         if part is not None:
             parts.append(part)
     return parts
+
+
+links.install()
 
 
 class Query(*_parts("Queries"), graphene.ObjectType):  # type: ignore[misc]

@@ -38,7 +38,8 @@ from apps.catalog.models import (
     TrainingRun,
     VersionStatus,
 )
-from apps.tenancy.models import Grant, GrantStatus, SharingPolicy, Tenant, Visibility
+from apps.tenancy.context import resolve_tenant
+from apps.tenancy.models import Grant, GrantStatus, Membership, SharingPolicy, Tenant, Visibility
 from llm_infra_django.errors import NotFoundError, ValidationError
 
 LISTED_MODEL_STATUSES = (ModelStatus.PUBLISHED, ModelStatus.DEPRECATED)
@@ -61,6 +62,21 @@ class Viewer:
 
 
 ANONYMOUS = Viewer()
+
+
+def viewer_of_request(request: Any) -> Viewer:
+    """Who is looking, for an HTTP request (REST or GraphQL): the tenant it acts for (API key, `X-Tenant` header or
+    single membership; a header naming a foreign tenant is refused), whether the caller is registered with some
+    tenant, and whether it is a platform superuser (never through an API key). Cached on the request."""
+    cached: Viewer | None = getattr(request, "_catalog_viewer", None)
+    if cached is None:
+        user = request.user
+        tenant = resolve_tenant(request)
+        authenticated = bool(getattr(user, "is_authenticated", False))
+        registered = tenant is not None or (authenticated and Membership.objects.filter(user=user).exists())
+        cached = Viewer(tenant=tenant, registered=registered, everything=bool(getattr(user, "is_superuser", False)))
+        request._catalog_viewer = cached
+    return cached
 
 
 def visible_q(viewer: Viewer, resource_type: str, *, listed_statuses: Sequence[str] | None = None) -> Q:
@@ -270,6 +286,18 @@ def get_dataset(viewer: Viewer, reference: str) -> Dataset:
     return found
 
 
+def search_datasets(
+    viewer: Viewer, *, owner: str = "", visibility: str = "", license: str = "", commercial_use: bool | None = None
+) -> QuerySet[Dataset]:
+    """Visible datasets matching every given filter, by handle."""
+    queryset = visible_datasets(viewer).select_related("owner")
+    exact = {"owner__slug": owner, "visibility": visibility, "license": (license or "").lower()}
+    queryset = queryset.filter(**{name: value for name, value in exact.items() if value})
+    if commercial_use is not None:
+        queryset = queryset.filter(commercial_use=commercial_use)
+    return queryset.order_by("owner__slug", "slug")
+
+
 def list_training_runs(tenant: Tenant) -> QuerySet[TrainingRun]:
     return (
         TrainingRun.objects.filter(owner=tenant)
@@ -282,6 +310,24 @@ def visible_evaluations(viewer: Viewer) -> QuerySet[Evaluation]:
     return Evaluation.objects.filter(model_version__model__in=visible_models(viewer)).select_related(
         "model_version__model__owner"
     )
+
+
+def search_evaluations(
+    viewer: Viewer, *, model: str = "", version: str = "", benchmark: str = "", status: str = ""
+) -> QuerySet[Evaluation]:
+    """Visible evaluations, of one model (by handle) and version when given, of a benchmark, in a status; newest
+    first."""
+    queryset = visible_evaluations(viewer)
+    if model:
+        parts = split_handle(model) or ("", "")
+        queryset = queryset.filter(model_version__model__owner__slug=parts[0], model_version__model__slug=parts[1])
+        if version:
+            queryset = queryset.filter(model_version__version=version)
+    if benchmark:
+        queryset = queryset.filter(benchmark_name__iexact=benchmark)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-created_at", "id")
 
 
 def get_evaluation(viewer: Viewer, evaluation_id: Any) -> Evaluation:

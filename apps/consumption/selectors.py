@@ -1,17 +1,18 @@
-"""Reads of the consumption app: models a key may use, spend of a key, usage."""
+"""Reads of the consumption app: models a key may use, spend of a key, usage, a tenant's keys, SLA-relevant versions."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
 from apps.consumption.admission import to_micro
 from apps.consumption.keys import KeyInfo
-from apps.consumption.models import UsageRollup
-from llm_infra_django.errors import NotFoundError
+from apps.consumption.models import ApiKey, UsageRollup
+from llm_infra_django.errors import NotFoundError, ValidationError
 
 
 def key_spend_micro(key_id: str, *, day: date | None = None, month: tuple[int, int] | None = None) -> int:
@@ -62,3 +63,44 @@ def model_id_of_service(service_id: str) -> str:
         if isinstance(exc, NotFoundError):
             raise
         raise NotFoundError("Service", service_id) from None
+
+
+def list_api_keys(tenant: Any, *, status: str | None = None) -> QuerySet[ApiKey]:
+    """A tenant's keys (metadata with creator and rotation links joined), newest first; with `status`, only those
+    `active`, `expired` or `revoked` now (anything else is a 400 naming `status`)."""
+    from apps.consumption.api.serializers import ApiKeyStatus
+
+    queryset = (
+        ApiKey.objects.filter(tenant=tenant)
+        .select_related("created_by", "rotated_to", "rotated_from")
+        .order_by("-created_at", "-id")
+    )
+    if status is None:
+        return queryset
+    now = timezone.now()
+    if status == ApiKeyStatus.REVOKED:
+        return queryset.filter(revoked_at__isnull=False)
+    if status == ApiKeyStatus.EXPIRED:
+        return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+    if status == ApiKeyStatus.ACTIVE:
+        return queryset.filter(revoked_at__isnull=True).exclude(expires_at__lte=now)
+    raise ValidationError(fields={"status": [f"One of: {', '.join(ApiKeyStatus.CHOICES)}."]})
+
+
+def list_sla_versions(tenant: Any, *, as_provider: bool = False, since: date | None = None) -> list[Any]:
+    """Service versions whose SLA concerns a tenant: as a provider, its servable versions; as a consumer, the
+    versions it used (daily rollups) since `since` (default: the last 30 days). Publisher joined, by model id."""
+    from apps.publishing.lifecycle import SERVABLE
+    from apps.publishing.models import ServiceVersion
+
+    if as_provider:
+        versions = ServiceVersion.objects.filter(service__publisher=tenant, status__in=SERVABLE)
+    else:
+        start = since or timezone.now().date() - timedelta(days=29)
+        used = UsageRollup.objects.filter(tenant=tenant, day__gte=start).values("service_version_id")
+        versions = ServiceVersion.objects.filter(pk__in=used)
+    return list(
+        versions.select_related("service__publisher").order_by(
+            "service__publisher__slug", "service__slug", "created_at"
+        )
+    )
