@@ -27,13 +27,14 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before graphene_django: its templates/graphene/graphiql.html (GraphiQL from vendored files) replaces the CDN one.
+    "apps.gateway",
     "graphene_django",
     "llm_infra_django",
     "apps.tenancy",
     "apps.publishing",
     "apps.catalog",
     "apps.consumption",
-    "apps.gateway",
 ]
 
 MIDDLEWARE = [

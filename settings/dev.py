@@ -9,6 +9,8 @@ DEBUG = env.bool("DEBUG", default=True)
 # Serve static files straight from the apps (no collectstatic needed in development).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# GraphiQL at /graphql for browsers, served from the vendored files (never in production).
+MARKETPLACE_GATEWAY = {"GRAPHIQL": True}
 
 # WhiteNoise serves files through a synchronous iterator; under ASGI Django warns on each one. Harmless in development.
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")

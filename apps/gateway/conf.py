@@ -11,5 +11,7 @@ gateway_settings = AppSettings(
         "INTROSPECTION": True,
         # Scope of `LLM_INFRA["THROTTLE_RATES"]` limiting GraphQL requests per caller (unset scope: no limit).
         "THROTTLE_SCOPE": "graphql",
+        # GraphiQL for browser GETs of /graphql, from the files vendored in gateway/static (development only).
+        "GRAPHIQL": False,
     },
 )

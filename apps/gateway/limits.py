@@ -51,21 +51,25 @@ def _is_list_like(field_type: Any) -> bool:
     return get_named_type(field_type).name.endswith("Connection")
 
 
-def measure(schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any] | None,
-            operation_name: str | None) -> Measure:
+def measure(
+    schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any] | None, operation_name: str | None
+) -> Measure:
     """Depth and cost of the operation that will run."""
     variables = variables or {}
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     operation = next((o for o in operations if o.name and o.name.value == operation_name), None) or (
-        operations[0] if operations else None)
+        operations[0] if operations else None
+    )
     if operation is None:
         return Measure(0, 0)
-    root = {"query": schema.query_type, "mutation": schema.mutation_type,
-            "subscription": schema.subscription_type}[operation.operation.value]
+    root = {"query": schema.query_type, "mutation": schema.mutation_type, "subscription": schema.subscription_type}[
+        operation.operation.value
+    ]
 
-    def walk(selection_set: SelectionSetNode | None, parent: Any, multiplier: int, depth: int,
-             seen: frozenset[str]) -> Measure:
+    def walk(
+        selection_set: SelectionSetNode | None, parent: Any, multiplier: int, depth: int, seen: frozenset[str]
+    ) -> Measure:
         if selection_set is None:
             return Measure(depth, 0)
         deepest, cost = depth, 0
@@ -75,8 +79,13 @@ def measure(schema: GraphQLSchema, document: DocumentNode, variables: dict[str, 
                 field = parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
                 field_type = field.type if field is not None else None
                 size = _page_size(selection, variables, field_type is not None and _is_list_like(field_type))
-                child = walk(selection.selection_set, get_named_type(field_type) if field_type else None,
-                             multiplier * size if selection.selection_set else multiplier, depth + 1, seen)
+                child = walk(
+                    selection.selection_set,
+                    get_named_type(field_type) if field_type else None,
+                    multiplier * size if selection.selection_set else multiplier,
+                    depth + 1,
+                    seen,
+                )
                 cost += multiplier + child.cost
                 deepest = max(deepest, child.depth)
             elif isinstance(selection, InlineFragmentNode):

@@ -31,14 +31,15 @@ class GatewayView(GraphQLView):
             self._authenticate(request)
             self._throttle(request)
         except AppError as error:
-            response = JsonResponse({"errors": [{"message": error.message, "extensions": {"code": error.code}}]},
-                                    status=error.status_code)
+            response = JsonResponse(
+                {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}, status=error.status_code
+            )
             for name, value in error.headers().items():
                 response[name] = value
             return response
         response = super().dispatch(request, *args, **kwargs)
         response["Cache-Control"] = "no-store, private"
-        response["Vary"] = "Authorization, Cookie"
+        response["Vary"] = "Accept, Authorization, Cookie" if self.graphiql else "Authorization, Cookie"
         return response
 
     @staticmethod
@@ -70,11 +71,30 @@ class GatewayView(GraphQLView):
 
         auth = getattr(request, "auth", None)
         user = getattr(request, "user", None)
-        identity = (f"key:{auth.id}" if auth is not None else f"user:{user.pk}" if getattr(
-            user, "is_authenticated", False) else f"ip:{request.META.get('REMOTE_ADDR', '')}")
+        identity = (
+            f"key:{auth.id}"
+            if auth is not None
+            else f"user:{user.pk}"
+            if getattr(user, "is_authenticated", False)
+            else f"ip:{request.META.get('REMOTE_ADDR', '')}"
+        )
         decision = limiter.hit(f"{scope}:{identity}", rate)
         if not decision.allowed:
             raise RateLimitError(retry_after=decision.retry_after)
+
+    @property
+    def graphiql(self) -> bool:  # type: ignore[override]
+        """`MARKETPLACE_GATEWAY["GRAPHIQL"]`, read per request (development only; off by default)."""
+        return bool(gateway_settings.GRAPHIQL)
+
+    @graphiql.setter
+    def graphiql(self, value: bool) -> None:
+        pass
+
+    @classmethod
+    def can_display_graphiql(cls, request: HttpRequest, data: Any) -> bool:
+        """Only a browser's GET (preferring text/html, without `raw`) gets the page; API clients never do."""
+        return request.method == "GET" and super().can_display_graphiql(request, data)
 
     @property
     def validation_rules(self) -> Any:  # type: ignore[override]
@@ -86,12 +106,25 @@ class GatewayView(GraphQLView):
     def validation_rules(self, value: Any) -> None:
         pass
 
-    def execute_graphql_request(self, request: HttpRequest, data: Any, query: str | None, variables: Any,
-                                operation_name: str | None, show_graphiql: bool = False) -> Any:
+    def execute_graphql_request(
+        self,
+        request: HttpRequest,
+        data: Any,
+        query: str | None,
+        variables: Any,
+        operation_name: str | None,
+        show_graphiql: bool = False,
+    ) -> Any:
         if query and len(query.encode()) > gateway_settings.MAX_QUERY_BYTES:
-            return ExecutionResult(errors=[GraphQLError(
-                f"Query size {len(query.encode())} bytes exceeds the limit of {gateway_settings.MAX_QUERY_BYTES}.",
-                extensions={"code": "query_too_large"})])
+            return ExecutionResult(
+                errors=[
+                    GraphQLError(
+                        f"Query size {len(query.encode())} bytes exceeds the limit of "
+                        f"{gateway_settings.MAX_QUERY_BYTES}.",
+                        extensions={"code": "query_too_large"},
+                    )
+                ]
+            )
         if query:
             try:
                 document = parse(query)
@@ -102,13 +135,19 @@ class GatewayView(GraphQLView):
                 from apps.consumption.authentication import WRITE_SCOPES
 
                 if not WRITE_SCOPES.intersection(key.scopes):
-                    return ExecutionResult(errors=[GraphQLError(
-                        "This API key cannot run mutations: it needs the publish or admin scope.",
-                        extensions={"code": "insufficient_scope"})])
+                    return ExecutionResult(
+                        errors=[
+                            GraphQLError(
+                                "This API key cannot run mutations: it needs the publish or admin scope.",
+                                extensions={"code": "insufficient_scope"},
+                            )
+                        ]
+                    )
             found = violations(measure(self.schema.graphql_schema, document, variables, operation_name))
             if found:
-                return ExecutionResult(errors=[GraphQLError(message, extensions={"code": "query_limit"})
-                                               for message in found])
+                return ExecutionResult(
+                    errors=[GraphQLError(message, extensions={"code": "query_limit"}) for message in found]
+                )
         return super().execute_graphql_request(request, data, query, variables, operation_name, show_graphiql)
 
     @staticmethod
@@ -123,7 +162,10 @@ class GatewayView(GraphQLView):
                     formatted["extensions"] = {"code": original.code, **(formatted.get("extensions") or {})}
                 return formatted
             infra_logger.error("graphql_unhandled_exception", exc_info=original)
-            return {"message": "An internal error occurred.", "path": error.path,
-                    "extensions": {"code": "internal_error"}}
+            return {
+                "message": "An internal error occurred.",
+                "path": error.path,
+                "extensions": {"code": "internal_error"},
+            }
         infra_logger.error("graphql_unhandled_exception", exc_info=error)
         return {"message": "An internal error occurred.", "extensions": {"code": "internal_error"}}

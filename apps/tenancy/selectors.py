@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
+from apps.tenancy import quotas
 from apps.tenancy.models import (
     AccessRequest,
     AuditLog,
@@ -65,6 +68,29 @@ def get_member(tenant: Tenant, membership_id: Any) -> Membership:
 
 def list_audit_log(tenant: Tenant) -> QuerySet[AuditLog]:
     return AuditLog.objects.filter(tenant=tenant).select_related("actor").order_by("-created_at")
+
+
+def list_members_of_tenants(tenant_ids: list[Any] | None) -> QuerySet[Membership]:
+    """Members of several tenants (every tenant for None), each tenant's in the order of `list_members`."""
+    queryset = Membership.objects.select_related("user").order_by("created_at")
+    return queryset if tenant_ids is None else queryset.filter(tenant_id__in=tenant_ids)
+
+
+def list_audit_log_of_tenants(tenant_ids: list[Any] | None) -> QuerySet[AuditLog]:
+    """Audit entries of several tenants (every tenant for None), each tenant's in the order of `list_audit_log`."""
+    queryset = AuditLog.objects.order_by("-created_at")
+    return queryset if tenant_ids is None else queryset.filter(tenant_id__in=tenant_ids)
+
+
+def get_usage(tenant: Tenant, now: datetime | None = None) -> dict[str, Any]:
+    """Usage of the tenant's metered quotas in their current period (what `/tenants/{slug}/usage/` shows)."""
+    now = now or timezone.now()
+    rows = [
+        {**row, "period_start": quotas.period_bounds(row["period"], tenant.timezone, now)[0]}
+        for row in quotas.quota_status(tenant, now)
+        if row["quota_type"] in quotas.METERED
+    ]
+    return {"tenant": tenant.slug, "timezone": tenant.timezone, "quotas": rows}
 
 
 def list_policies_for_tenant(tenant: Tenant) -> QuerySet[SharingPolicy]:

@@ -1,7 +1,9 @@
-"""GraphQL types of the tenancy app; every queryset is scoped to what the caller may see."""
+"""GraphQL types of tenants, members, quotas, usage and the audit log; every queryset is scoped to what the caller
+may see, and nested lists load for a whole page of tenants at once."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import graphene
@@ -10,41 +12,33 @@ from graphene import relay
 from graphene_django import DjangoObjectType
 
 from apps.tenancy import quotas, selectors
+from apps.tenancy.graphql.paging import nested_connection
+from apps.tenancy.graphql.scoping import UUIDNode, caller_admin_tenant_ids, caller_tenant_ids, scoped
 from apps.tenancy.models import AuditLog, Membership, Role, Tenant
 from llm_infra_django.graphql import CountedConnection, PagedConnectionField
 
-
-def caller_tenant_ids(info: graphene.ResolveInfo) -> list[Any] | None:
-    """Ids of the tenants the caller belongs to (an API key: its tenant; a superuser: None = all)."""
-    request = info.context
-    key = getattr(request, "auth", None)
-    if key is not None:
-        return [key.tenant_id]
-    user = request.user
-    if not getattr(user, "is_authenticated", False):
-        return []
-    if user.is_superuser:
-        return None
-    cached = getattr(request, "_gql_tenant_ids", None)
-    if cached is None:
-        cached = list(Membership.objects.filter(user=user).values_list("tenant_id", flat=True))
-        request._gql_tenant_ids = cached
-    return cached
+__all__ = [
+    "AuditLogConnection",
+    "AuditLogNode",
+    "MembershipConnection",
+    "MembershipNode",
+    "QuotaType",
+    "TenantConnection",
+    "TenantNode",
+    "TenantUsage",
+    "caller_admin_tenant_ids",
+    "caller_tenant_ids",
+]
 
 
-def caller_admin_tenant_ids(info: graphene.ResolveInfo) -> list[Any] | None:
-    request = info.context
-    key = getattr(request, "auth", None)
-    if key is not None:
-        return [key.tenant_id] if "admin" in key.scopes else []
-    user = request.user
-    if getattr(user, "is_superuser", False):
-        return None
-    return selectors.admin_tenant_ids(user) if getattr(user, "is_authenticated", False) else []
+def plain(value: Decimal | None) -> Decimal | None:
+    """A decimal without trailing zeros or exponent ("250000", "0.5", "-1"), as the REST API writes quotas."""
+    return None if value is None else Decimal(format(value.normalize(), "f"))
 
 
-def _scoped(queryset: QuerySet[Any], ids: list[Any] | None, field: str) -> QuerySet[Any]:
-    return queryset if ids is None else queryset.filter(**{f"{field}__in": ids})
+def quota_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of `quotas.quota_status` with its amounts written plainly."""
+    return {**row, **{name: plain(row[name]) for name in ("limit", "used", "remaining")}}
 
 
 class QuotaType(graphene.ObjectType):
@@ -59,8 +53,23 @@ class QuotaType(graphene.ObjectType):
     soft_limit_reached = graphene.Boolean(required=True)
 
 
-class MembershipNode(DjangoObjectType):
+class TenantUsageQuota(QuotaType):
+    """A metered quota in its current period."""
+
+    period_start = graphene.DateTime(required=True)
+
+
+class TenantUsage(graphene.ObjectType):
+    """Usage of the metered quotas in their current period (calendar periods in the tenant's time zone)."""
+
+    tenant = graphene.String(required=True, description="Slug of the tenant.")
+    timezone = graphene.String(required=True)
+    quotas = graphene.List(graphene.NonNull(TenantUsageQuota), required=True)
+
+
+class MembershipNode(UUIDNode, DjangoObjectType):
     username = graphene.String(required=True)
+    email = graphene.String(required=True)
 
     class Meta:
         model = Membership
@@ -72,12 +81,16 @@ class MembershipNode(DjangoObjectType):
     def resolve_username(root: Membership, info: graphene.ResolveInfo) -> str:
         return root.user.username
 
+    @staticmethod
+    def resolve_email(root: Membership, info: graphene.ResolveInfo) -> str:
+        return root.user.email
+
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Any], info: graphene.ResolveInfo) -> QuerySet[Any]:
-        return _scoped(queryset, caller_tenant_ids(info), "tenant_id").select_related("user")
+        return scoped(queryset, caller_tenant_ids(info), "tenant_id").select_related("user")
 
 
-class AuditLogNode(DjangoObjectType):
+class AuditLogNode(UUIDNode, DjangoObjectType):
     actor = graphene.String(required=True)
 
     class Meta:
@@ -92,40 +105,64 @@ class AuditLogNode(DjangoObjectType):
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Any], info: graphene.ResolveInfo) -> QuerySet[Any]:
-        return _scoped(queryset, caller_admin_tenant_ids(info), "tenant_id")
+        return scoped(queryset, caller_admin_tenant_ids(info), "tenant_id")
 
 
-class TenantNode(DjangoObjectType):
-    members = PagedConnectionField(lambda: MembershipConnection)
+class TenantNode(UUIDNode, DjangoObjectType):
+    members = PagedConnectionField(lambda: MembershipConnection, description="Any member reads them.")
     quotas = graphene.List(graphene.NonNull(QuotaType), required=True)
-    audit_log = PagedConnectionField(lambda: AuditLogConnection)
+    usage = graphene.Field(TenantUsage, required=True)
+    audit_log = PagedConnectionField(
+        lambda: AuditLogConnection, description="Newest first; owners and admins (empty for other roles)."
+    )
     my_role = graphene.String()
 
     class Meta:
         model = Tenant
         interfaces = (relay.Node,)
         convert_choices_to_enum = False
-        fields = ("id", "name", "slug", "tier", "status", "region", "timezone", "currency", "trial_ends_at",
-                  "created_at")
+        fields = (
+            "id",
+            "name",
+            "slug",
+            "tier",
+            "status",
+            "region",
+            "timezone",
+            "currency",
+            "trial_ends_at",
+            "suspension_reason",
+            "trusted_publisher",
+            "created_at",
+            "updated_at",
+        )
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Any], info: graphene.ResolveInfo) -> QuerySet[Any]:
-        return _scoped(queryset, caller_tenant_ids(info), "pk")
+        return scoped(queryset, caller_tenant_ids(info), "pk")
 
     @staticmethod
-    def resolve_members(root: Tenant, info: graphene.ResolveInfo, **kwargs: Any) -> Any:
-        prefetched = getattr(root, "_prefetched_objects_cache", {}).get("memberships")
-        if prefetched is not None:
-            return list(prefetched)
-        return MembershipNode.get_queryset(selectors.list_members(root), info)
+    def resolve_members(root: Tenant, info: graphene.ResolveInfo, **args: Any) -> Any:
+        members = selectors.list_members_of_tenants(caller_tenant_ids(info))
+        return nested_connection(info, root, "members", members, "tenant_id", MembershipConnection, args)
+
+    @staticmethod
+    def resolve_audit_log(root: Tenant, info: graphene.ResolveInfo, **args: Any) -> Any:
+        entries = selectors.list_audit_log_of_tenants(caller_admin_tenant_ids(info))
+        return nested_connection(info, root, "audit_log", entries, "tenant_id", AuditLogConnection, args)
 
     @staticmethod
     def resolve_quotas(root: Tenant, info: graphene.ResolveInfo) -> list[QuotaType]:
-        return [QuotaType(**row) for row in quotas.quota_status(root)]
+        return [QuotaType(**quota_fields(row)) for row in quotas.quota_status(root)]
 
     @staticmethod
-    def resolve_audit_log(root: Tenant, info: graphene.ResolveInfo, **kwargs: Any) -> Any:
-        return AuditLogNode.get_queryset(selectors.list_audit_log(root), info)
+    def resolve_usage(root: Tenant, info: graphene.ResolveInfo) -> TenantUsage:
+        usage = selectors.get_usage(root)
+        return TenantUsage(
+            tenant=usage["tenant"],
+            timezone=usage["timezone"],
+            quotas=[TenantUsageQuota(**quota_fields(row)) for row in usage["quotas"]],
+        )
 
     @staticmethod
     def resolve_my_role(root: Tenant, info: graphene.ResolveInfo) -> str | None:

@@ -105,12 +105,22 @@ def world():
     MembershipFactory(tenant=acme, user=owner, role=Role.OWNER)
     MembershipFactory(tenant=initech, user=untrusted_owner, role=Role.OWNER)
     MembershipFactory(tenant=globex, user=consumer, role=Role.OWNER)
-    echo, _, _ = publishing.publish_service(publisher=acme, actor=owner, slug="echo", version="1.0.0",
-                                            values=dict(ECHO))
-    waiting, _, _ = publishing.publish_service(publisher=initech, actor=untrusted_owner, slug="waiting",
-                                               version="1.0.0", values=dict(ECHO, name="Waiting"))
-    return {"owner": owner, "consumer": consumer, "untrusted_owner": untrusted_owner, "staff": staff,
-            "acme": acme, "globex": globex, "echo": echo, "waiting": waiting}
+    echo, _, _ = publishing.publish_service(
+        publisher=acme, actor=owner, slug="echo", version="1.0.0", values=dict(ECHO)
+    )
+    waiting, _, _ = publishing.publish_service(
+        publisher=initech, actor=untrusted_owner, slug="waiting", version="1.0.0", values=dict(ECHO, name="Waiting")
+    )
+    return {
+        "owner": owner,
+        "consumer": consumer,
+        "untrusted_owner": untrusted_owner,
+        "staff": staff,
+        "acme": acme,
+        "globex": globex,
+        "echo": echo,
+        "waiting": waiting,
+    }
 
 
 def services_of(user, **variables) -> dict:
@@ -206,8 +216,12 @@ def test_publish_runs_the_pipeline_and_answers_with_the_outcome(world) -> None:
     assert payload["errors"] == []
     assert payload["service"]["modelId"] == "acme/echo-chat"
     assert payload["version"]["status"] == "active"
-    assert payload["version"]["pricing"] == {"model": "per_token", "inputPerMtok": "0.5", "outputPerMtok": "1.5",
-                                             "currency": "USD"}
+    assert payload["version"]["pricing"] == {
+        "model": "per_token",
+        "inputPerMtok": "0.5",
+        "outputPerMtok": "1.5",
+        "currency": "USD",
+    }
     assert payload["validationRun"]["resultStatus"] == "active"
 
 
@@ -219,10 +233,17 @@ def test_publish_errors_are_payload_errors_naming_the_field(world) -> None:
     taken = data(gql(client, PUBLISH, {"definition": definition(slug="echo")}))["servicePublish"]
     assert [(e["code"], e["field"]) for e in taken["errors"]] == [("conflict", "slug")]
     assert ServiceVersion.objects.filter(service__publisher=world["acme"]).count() == 1
-    consumer = data(gql(logged_in(world["consumer"]), NEW_VERSION,
-                        {"id": str(world["echo"].pk), "definition": definition(slug=..., version="2.0.0")}))
+    consumer = data(
+        gql(
+            logged_in(world["consumer"]),
+            NEW_VERSION,
+            {"id": str(world["echo"].pk), "definition": definition(slug=..., version="2.0.0")},
+        )
+    )
     assert consumer["serviceVersionCreate"]["errors"][0]["code"] == "authorization_error"
-    older = data(gql(client, NEW_VERSION, {"id": str(world["echo"].pk), "definition": definition(slug=..., version="0.9.0")}))
+    older = data(
+        gql(client, NEW_VERSION, {"id": str(world["echo"].pk), "definition": definition(slug=..., version="0.9.0")})
+    )
     assert older["serviceVersionCreate"]["errors"][0]["code"] in {"conflict", "validation_error"}
 
 
