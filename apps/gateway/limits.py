@@ -1,5 +1,6 @@
 """Query limits checked before execution: depth and cost (fields weighted by the page sizes of lists above them),
-with fragments expanded and aliases counted, so neither can be used to get around them."""
+with fragments expanded and aliases counted, so neither can be used to get around them. Introspection counts toward
+the cost only."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from graphql import (
 
 from apps.gateway.conf import gateway_settings
 from llm_infra_django.graphql import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+# Schema introspection nests `ofType` deeply (GraphiQL's query is 15 levels): it counts toward the cost limit, which
+# bounds it, but not toward the depth limit (introspection is switched off in production anyway).
+INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,8 @@ def measure(
                     seen,
                 )
                 cost += multiplier + child.cost
-                deepest = max(deepest, child.depth)
+                if not (name in INTROSPECTION_ROOTS and parent is root):
+                    deepest = max(deepest, child.depth)
             elif isinstance(selection, InlineFragmentNode):
                 target = parent
                 if selection.type_condition is not None:

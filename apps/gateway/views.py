@@ -7,7 +7,8 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from graphene_django.views import GraphQLView
+from django.middleware.csrf import CsrfViewMiddleware
+from graphene_django.views import GraphQLView, HttpError
 from graphql import ExecutionResult, GraphQLError, get_operation_ast, parse
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
@@ -29,6 +30,7 @@ class GatewayView(GraphQLView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             self._authenticate(request)
+            self._check_csrf(request)
             self._throttle(request)
         except AppError as error:
             response = JsonResponse(
@@ -60,6 +62,22 @@ class GatewayView(GraphQLView):
             request.user, request.auth = principal_for(key), key  # type: ignore[attr-defined]
         elif not getattr(request, "user", None):
             request.user = AnonymousUser()
+
+    @staticmethod
+    def _check_csrf(request: HttpRequest) -> None:
+        """A signed-in browser session must send the CSRF token with a POST (as DRF's session authentication
+        requires); an API key needs none (it is not sent by browsers on their own)."""
+        if request.method in ("GET", "HEAD", "OPTIONS") or getattr(request, "auth", None) is not None:
+            return
+        if not getattr(request.user, "is_authenticated", False):
+            return
+        check = CsrfViewMiddleware(lambda _request: HttpResponse())
+        check.process_request(request)
+        refused = check.process_view(request, lambda _request: HttpResponse(), (), {})
+        if refused is not None:
+            raise AuthorizationError(
+                "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header.", code="csrf_failed"
+            )
 
     @staticmethod
     def _throttle(request: HttpRequest) -> None:
@@ -152,7 +170,12 @@ class GatewayView(GraphQLView):
 
     @staticmethod
     def format_error(error: Any) -> dict[str, Any]:
-        """GraphQL errors as GraphQL says; anything else (a bug) without internals, logged with its stack."""
+        """GraphQL errors as GraphQL says; HTTP-level refusals (no query, a body too large, a method not allowed)
+        as their message; anything else (a bug) without internals, logged with its stack."""
+        if isinstance(error, HttpError):
+            status = error.response.status_code
+            code = {405: "method_not_allowed"}.get(status, "bad_request")
+            return {"message": str(error.message), "extensions": {"code": code}}
         if isinstance(error, GraphQLError):
             original = error.original_error
             if original is None or isinstance(original, (GraphQLError, AppError)):

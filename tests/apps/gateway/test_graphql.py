@@ -34,15 +34,17 @@ mutation($slug: String!, $username: String!, $role: String!) {
   }
 }
 """
-DEEP = (
-    "query { __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType "
-    "{ name } } } } } } } } } } } }"
-)
-DEEP_BY_FRAGMENTS = """
-query { __schema { types { ...A } } }
-fragment A on __Type { fields { type { ...B } } }
-fragment B on __Type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } }
+DEEP = """
+query { services { edges { node { versions { edges { node {
+  model { evaluations { edges { node { score } } } }
+} } } } } } }
 """
+DEEP_BY_FRAGMENTS = """
+query { services { edges { node { ...Versions } } } }
+fragment Versions on ServiceNode { versions { edges { node { ...Model } } } }
+fragment Model on ServiceVersionNode { model { evaluations { edges { node { score } } } } }
+"""
+DEEP_INTROSPECTION = "query { __schema { types { " + "fields { type { " * 60 + "name" + " } }" * 60 + " } } }"
 COSTLY = "query { tenants(first: 100) { edges { node { members(first: 100) { edges { node { id } } } } } } }"
 COSTLY_BY_ALIASES = (
     "query { " + " ".join(f"t{i}: tenants(first: 100) {{ edges {{ node {{ slug }} }} }}" for i in range(4)) + " }"
@@ -99,7 +101,12 @@ def test_mutation_errors_are_payload_errors(world) -> None:
 
 @pytest.mark.parametrize(
     ("query", "limit"),
-    [(DEEP, "depth"), (DEEP_BY_FRAGMENTS, "depth"), (COSTLY, "cost"), (COSTLY_BY_ALIASES, "cost")],
+    [
+        (DEEP, "depth"),
+        (DEEP_BY_FRAGMENTS, "depth"),
+        (COSTLY, "cost"),
+        (COSTLY_BY_ALIASES, "cost"),
+    ],
 )
 def test_limits_refuse_before_any_sql(world, query: str, limit: str) -> None:
     client = logged_in(world["alice"])
@@ -125,3 +132,37 @@ def test_responses_are_never_cached_across_users(world) -> None:
 def test_the_committed_schema_matches_the_code() -> None:
     committed = (Path(__file__).resolve().parents[3] / "schema.graphql").read_text()
     assert committed == schema_sdl(), "schema.graphql drifted: run manage.py export_graphql_schema --out schema.graphql"
+
+
+def test_graphiqls_introspection_query_is_within_the_limits(world) -> None:
+    from graphql import get_introspection_query
+
+    body = gql(logged_in(world["alice"]), get_introspection_query(descriptions=True)).json()
+    assert "errors" not in body, body["errors"][:1]
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_session_mutations_need_the_csrf_token(world) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world["alice"])
+    variables = {"slug": "acme", "username": "bob", "role": "member"}
+    refused = gql(client, MEMBER_ADD, variables)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["extensions"]["code"] == "csrf_failed"
+    client.get("/admin/")  # a page with a form sets the csrftoken cookie
+    accepted = gql(client, MEMBER_ADD, variables, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value).json()
+    assert accepted["data"]["memberAdd"]["errors"] == []
+
+
+def test_a_get_without_a_query_is_a_clear_400(world, caplog) -> None:
+    response = logged_in(world["alice"]).get("/graphql", HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "bad_request"
+    assert "graphql_unhandled_exception" not in caplog.text
+
+
+def test_deep_introspection_is_refused_by_graphqls_own_rule(world) -> None:
+    """Introspection is exempt from our depth limit (GraphiQL needs 15 levels) but not from graphql-core's cycle
+    rule, which stops `fields { type { fields ...` loops."""
+    body = gql(logged_in(world["alice"]), DEEP_INTROSPECTION).json()
+    assert body.get("data") is None
+    assert "introspection depth" in body["errors"][0]["message"]
