@@ -7,15 +7,37 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal as PyDecimal
 from typing import Any
 
 import graphene
+from django.db import models
 from django.db.models import QuerySet
 from graphene.relay.connection import connection_adapter, page_info_adapter
+from graphene_django.converter import convert_django_field, get_django_field_description
 from graphql import GraphQLResolveInfo
 from graphql_relay import connection_from_array_slice, from_global_id
 
 from llm_infra_django.errors import AppError, AuthenticationError, AuthorizationError, NotFoundError
+
+
+class Decimal(graphene.Decimal):
+    """graphene's `Decimal`, written as the REST API writes decimals: no trailing zeros, no exponent (`"0.5"`,
+    `"250000"`, `"-1"`). Model `DecimalField`s of `DjangoObjectType`s map to it too (registered below)."""
+
+    class Meta:
+        name = "Decimal"
+        description = 'A decimal number as a string, without trailing zeros or exponent ("0.5", "250000", "-1").'
+
+    @staticmethod
+    def serialize(dec: Any) -> str:
+        value = dec if isinstance(dec, PyDecimal) else PyDecimal(str(dec))
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+
+
+@convert_django_field.register(models.DecimalField)
+def _convert_decimal_field(field: models.DecimalField, registry: Any = None) -> Decimal:
+    return Decimal(description=get_django_field_description(field), required=not field.null)
 
 
 class FieldError(graphene.ObjectType):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import graphene
 from graphene.types.generic import GenericScalar
 
+from llm_infra_django.graphql import Decimal as GqlDecimal
+
 Strings = graphene.List(graphene.NonNull(graphene.String))
 
 
@@ -112,7 +114,7 @@ class TrainingRunCreateInput(graphene.InputObjectType):
     started_at = graphene.DateTime()
     finished_at = graphene.DateTime()
     duration_seconds = graphene.Float()
-    cost_usd = graphene.Decimal()
+    cost_usd = GqlDecimal()
 
 
 class EvaluationFieldsInput(graphene.InputObjectType):

@@ -24,6 +24,7 @@ from apps.catalog.graphql.types import (
 from apps.catalog.models import CatalogModel, Dataset, ModelVersion
 from llm_infra_django.drf.validation import field_paths, validated
 from llm_infra_django.errors import NotFoundError, ValidationError
+from llm_infra_django.graphql import Decimal as GqlDecimal
 from llm_infra_django.graphql import PagedConnectionField, requires
 
 HANDLE = "The model's handle `<owner>--<slug>` (as in /api/v1/models/{slug}/)."
@@ -57,7 +58,7 @@ class Queries(graphene.ObjectType):
         tags=graphene.List(graphene.NonNull(graphene.String), description="All must match."),
         languages=graphene.List(graphene.NonNull(graphene.String), description="ISO 639-1 codes; all must match."),
         license=graphene.String(),
-        min_quality=graphene.Decimal(),
+        min_quality=GqlDecimal(),
         commercial_use=graphene.Boolean(),
         visibility=graphene.String(),
         status=graphene.String(),

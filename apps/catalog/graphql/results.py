@@ -6,6 +6,7 @@ from __future__ import annotations
 import graphene
 
 from llm_infra_django.graphql import CountedConnection
+from llm_infra_django.graphql import Decimal as GqlDecimal
 
 
 class LeaderboardRow(graphene.ObjectType):
@@ -16,7 +17,7 @@ class LeaderboardRow(graphene.ObjectType):
     name = graphene.String(required=True)
     owner = graphene.String(required=True)
     version = graphene.String(description="The version the score belongs to.")
-    score = graphene.Decimal(required=True)
+    score = GqlDecimal(required=True)
     benchmark = graphene.String()
     benchmark_version = graphene.String()
     evaluated_at = graphene.DateTime()

@@ -16,6 +16,7 @@ from apps.consumption.models import ApiKey
 from apps.tenancy.context import resolve_tenant
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import NotFoundError
+from llm_infra_django.graphql import Decimal as GqlDecimal
 from llm_infra_django.graphql import FieldError, mutation, node_pk, requires
 
 SECRET_DESCRIPTION = "The API key itself. Shown in this payload only: store it now, it cannot be retrieved again."
@@ -45,8 +46,8 @@ class ApiKeyCreate(graphene.Mutation):
         rpm_limit = graphene.Int()
         tpm_limit = graphene.Int()
         max_parallel = graphene.Int()
-        budget_day_usd = graphene.Decimal(description="USD per UTC day; > 0.")
-        budget_month_usd = graphene.Decimal(description="USD per UTC month; > 0.")
+        budget_day_usd = GqlDecimal(description="USD per UTC day; > 0.")
+        budget_month_usd = GqlDecimal(description="USD per UTC month; > 0.")
 
     api_key = graphene.Field(ApiKeyNode)
     secret = graphene.String(description=SECRET_DESCRIPTION)

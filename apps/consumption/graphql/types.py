@@ -19,6 +19,7 @@ from apps.tenancy.models import Role, Tenant
 from apps.tenancy.permissions import has_role
 from llm_infra_django.errors import AppError, AuthorizationError, ValidationError
 from llm_infra_django.graphql import Check, CountedConnection, authenticated, key_scope, load_related
+from llm_infra_django.graphql import Decimal as GqlDecimal
 
 
 def tenant_role(minimum: str) -> Check:
@@ -244,10 +245,10 @@ class UsageFigures(graphene.ObjectType):
     prompt_tokens = graphene.Int(required=True)
     completion_tokens = graphene.Int(required=True)
     total_tokens = graphene.Int(required=True)
-    cost = graphene.Decimal(required=True, description="USD paid by consumers.")
+    cost = GqlDecimal(required=True, description="USD paid by consumers.")
     avg_latency_ms = graphene.Float()
     p95_latency_ms = graphene.Float(description="Upper bound of the latency histogram bucket holding the p95.")
-    revenue = graphene.Decimal(description="Providers only: the provider's share of `cost`.")
+    revenue = GqlDecimal(description="Providers only: the provider's share of `cost`.")
 
 
 class UsageDay(UsageFigures):
@@ -256,7 +257,7 @@ class UsageDay(UsageFigures):
 
 class UsageByService(UsageFigures):
     service = graphene.String(required=True, description="Model id `publisher/service`.")
-    provider_share_percent = graphene.Decimal(description="Providers only.")
+    provider_share_percent = GqlDecimal(description="Providers only.")
 
 
 class UsageSummary(graphene.ObjectType):
@@ -277,9 +278,9 @@ class UsageSummary(graphene.ObjectType):
 
 
 class KeyBudget(graphene.ObjectType):
-    limit = graphene.Decimal(description="USD; null when the key has no such budget.")
-    spent = graphene.Decimal(required=True, description="USD spent in the period (from the ledger).")
-    remaining = graphene.Decimal()
+    limit = GqlDecimal(description="USD; null when the key has no such budget.")
+    spent = GqlDecimal(required=True, description="USD spent in the period (from the ledger).")
+    remaining = GqlDecimal()
     period_start = graphene.Date(required=True, description="UTC.")
 
 

@@ -33,6 +33,7 @@ from llm_infra_django.graphql import (
     node_pk,
     requires,
 )
+from llm_infra_django.graphql import Decimal as GqlDecimal
 
 List = graphene.List
 Str = graphene.NonNull(graphene.String)
@@ -69,8 +70,8 @@ class Queries(graphene.ObjectType):
         category=List(Str),
         tags=List(Str, description="Services having any of these tags."),
         pricing_model=List(Str),
-        max_price=graphene.Decimal(description="Highest effective price (per 1M output tokens, or per request)."),
-        min_availability=graphene.Decimal(),
+        max_price=GqlDecimal(description="Highest effective price (per 1M output tokens, or per request)."),
+        min_availability=GqlDecimal(),
         max_latency_ms=graphene.Int(),
         compliance_level=List(Str),
         residency=List(Str, description="Services storing data in any of these regions."),

@@ -3,7 +3,6 @@ of a service follows the discovery selectors (the same rules as the REST API).""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import graphene
@@ -18,6 +17,7 @@ from apps.publishing.models import Service, ServiceVersion, ValidationRun, Valid
 from apps.tenancy.context import resolve_tenant
 from apps.tenancy.models import Tenant
 from llm_infra_django.graphql import CountedConnection, PagedConnectionField, load_related
+from llm_infra_django.graphql import Decimal as GqlDecimal
 
 
 def viewer(info: graphene.ResolveInfo) -> discovery.Viewer:
@@ -30,11 +30,6 @@ def viewer(info: graphene.ResolveInfo) -> discovery.Viewer:
         cached = discovery.viewer_of(resolve_tenant(request), request.user, own_tenant_ids=own)
         request._gql_publishing_viewer = cached
     return cached
-
-
-def plain(number: Decimal | None) -> Decimal | None:
-    """A decimal without trailing zeros (`0.5`, not `0.5000000000`), as the REST API writes it."""
-    return None if number is None else Decimal(format(number.normalize(), "f"))
 
 
 class PublisherType(graphene.ObjectType):
@@ -51,15 +46,15 @@ class PublisherType(graphene.ObjectType):
 
 class PricingType(graphene.ObjectType):
     model = graphene.String(required=True, description="per_token, per_request, subscription or free.")
-    input_per_mtok = graphene.Decimal(description="Price of 1M input tokens.")
-    output_per_mtok = graphene.Decimal(description="Price of 1M output tokens.")
-    cached_input_per_mtok = graphene.Decimal()
-    per_request = graphene.Decimal()
+    input_per_mtok = GqlDecimal(description="Price of 1M input tokens.")
+    output_per_mtok = GqlDecimal(description="Price of 1M output tokens.")
+    cached_input_per_mtok = GqlDecimal()
+    per_request = GqlDecimal()
     currency = graphene.String(required=True)
 
 
 class SlaType(graphene.ObjectType):
-    availability = graphene.Decimal(required=True, description="Promised availability, percent.")
+    availability = GqlDecimal(required=True, description="Promised availability, percent.")
     max_latency_ms = graphene.Int(required=True)
     timeout_ms = graphene.Int(required=True)
     support_level = graphene.String(required=True)
@@ -132,17 +127,17 @@ class ServiceVersionNode(DjangoObjectType):
     def resolve_pricing(root: ServiceVersion, info: graphene.ResolveInfo) -> PricingType:
         return PricingType(
             model=root.pricing_model,
-            input_per_mtok=plain(root.price_input_per_mtok),
-            output_per_mtok=plain(root.price_output_per_mtok),
-            cached_input_per_mtok=plain(root.price_cached_input_per_mtok),
-            per_request=plain(root.price_per_request),
+            input_per_mtok=root.price_input_per_mtok,
+            output_per_mtok=root.price_output_per_mtok,
+            cached_input_per_mtok=root.price_cached_input_per_mtok,
+            per_request=root.price_per_request,
             currency=root.currency,
         )
 
     @staticmethod
     def resolve_sla(root: ServiceVersion, info: graphene.ResolveInfo) -> SlaType:
         return SlaType(
-            availability=plain(root.sla_availability),
+            availability=root.sla_availability,
             max_latency_ms=root.sla_max_latency_ms,
             timeout_ms=root.sla_timeout_ms,
             support_level=root.support_level,

@@ -10,10 +10,11 @@ import graphene
 from apps.tenancy import quotas, services
 from apps.tenancy.api import serializers
 from apps.tenancy.graphql.scoping import platform_staff, tenant_by_slug
-from apps.tenancy.graphql.types import MembershipNode, QuotaType, TenantNode, quota_fields
+from apps.tenancy.graphql.types import MembershipNode, QuotaType, TenantNode
 from apps.tenancy.models import Membership, Tenant
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import NotFoundError
+from llm_infra_django.graphql import Decimal as GqlDecimal
 from llm_infra_django.graphql import FieldError, key_scope, mutation, node_pk, requires, session_only
 
 tenant_admin_scope = key_scope("admin")
@@ -41,7 +42,7 @@ def quota_row(tenant: Tenant, quota_type: str) -> QuotaType:
     """One quota of the tenant as `/tenants/{slug}/quotas/{type}/` shows it."""
     for row in quotas.quota_status(tenant):
         if row["quota_type"] == quota_type:
-            return QuotaType(**quota_fields(row))
+            return QuotaType(**row)
     raise NotFoundError("Quota", quota_type)
 
 
@@ -244,7 +245,7 @@ class QuotaOverrideSet(TenancyPayload):
     class Arguments:
         tenant_slug = graphene.String(required=True)
         quota_type = graphene.String(required=True)
-        limit = graphene.Decimal(required=True, description="A number ≥ 0, or -1 for unlimited.")
+        limit = GqlDecimal(required=True, description="A number ≥ 0, or -1 for unlimited.")
         action = graphene.String(description="Empty keeps the tier's action.")
 
     quota = graphene.Field(QuotaType)

@@ -20,6 +20,7 @@ from apps.tenancy.graphql.sharing_types import (
 from apps.tenancy.models import AccessRequest, Grant, SharingPolicy
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import NotFoundError
+from llm_infra_django.graphql import Decimal as GqlDecimal
 from llm_infra_django.graphql import mutation, node_pk, requires
 
 
@@ -52,12 +53,12 @@ class PolicyArguments:
     blocked_tenants = graphene.List(graphene.NonNull(graphene.String))
     tier_minimum = graphene.String(description="Empty: any tier.")
     regions = graphene.List(graphene.NonNull(graphene.String), description="Consumer regions; empty = any.")
-    max_cost_per_month = graphene.Decimal()
+    max_cost_per_month = GqlDecimal()
     requires_approval = graphene.Boolean()
     max_consumers = graphene.Int()
     expires_at = graphene.DateTime()
-    provider_share_percent = graphene.Decimal()
-    platform_fee_percent = graphene.Decimal()
+    provider_share_percent = GqlDecimal()
+    platform_fee_percent = GqlDecimal()
 
 
 class SharingPolicyCreate(TenancyPayload):

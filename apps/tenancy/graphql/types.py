@@ -3,7 +3,6 @@ may see, and nested lists load for a whole page of tenants at once."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import graphene
@@ -16,6 +15,7 @@ from apps.tenancy.graphql.paging import nested_connection
 from apps.tenancy.graphql.scoping import UUIDNode, caller_admin_tenant_ids, caller_tenant_ids, scoped
 from apps.tenancy.models import AuditLog, Membership, Role, Tenant
 from llm_infra_django.graphql import CountedConnection, PagedConnectionField
+from llm_infra_django.graphql import Decimal as GqlDecimal
 
 __all__ = [
     "AuditLogConnection",
@@ -31,23 +31,13 @@ __all__ = [
 ]
 
 
-def plain(value: Decimal | None) -> Decimal | None:
-    """A decimal without trailing zeros or exponent ("250000", "0.5", "-1"), as the REST API writes quotas."""
-    return None if value is None else Decimal(format(value.normalize(), "f"))
-
-
-def quota_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of `quotas.quota_status` with its amounts written plainly."""
-    return {**row, **{name: plain(row[name]) for name in ("limit", "used", "remaining")}}
-
-
 class QuotaType(graphene.ObjectType):
     quota_type = graphene.String(required=True)
     period = graphene.String(required=True)
-    limit = graphene.Decimal(required=True, description="-1 means unlimited.")
+    limit = GqlDecimal(required=True, description="-1 means unlimited.")
     action = graphene.String(required=True)
-    used = graphene.Decimal(required=True)
-    remaining = graphene.Decimal()
+    used = GqlDecimal(required=True)
+    remaining = GqlDecimal()
     percentage = graphene.Float()
     resets_at = graphene.DateTime()
     soft_limit_reached = graphene.Boolean(required=True)
@@ -153,7 +143,7 @@ class TenantNode(UUIDNode, DjangoObjectType):
 
     @staticmethod
     def resolve_quotas(root: Tenant, info: graphene.ResolveInfo) -> list[QuotaType]:
-        return [QuotaType(**quota_fields(row)) for row in quotas.quota_status(root)]
+        return [QuotaType(**row) for row in quotas.quota_status(root)]
 
     @staticmethod
     def resolve_usage(root: Tenant, info: graphene.ResolveInfo) -> TenantUsage:
@@ -161,7 +151,7 @@ class TenantNode(UUIDNode, DjangoObjectType):
         return TenantUsage(
             tenant=usage["tenant"],
             timezone=usage["timezone"],
-            quotas=[TenantUsageQuota(**quota_fields(row)) for row in usage["quotas"]],
+            quotas=[TenantUsageQuota(**row) for row in usage["quotas"]],
         )
 
     @staticmethod

@@ -199,7 +199,7 @@ def test_evaluations_and_the_leaderboard(world) -> None:
         "rank": 1,
         "model": "acme--support-llama",
         "version": "1.0.0",
-        "score": "71.500",
+        "score": "71.5",
         "benchmark": "mmlu",
     }
     by_quality = data(gql(Client(), doc.LEADERBOARD))["leaderboard"]
@@ -216,7 +216,7 @@ def test_datasets_and_training_runs_are_the_owners(world) -> None:
     runs = data(gql(alice, doc.TRAINING_RUNS))["trainingRuns"]
     assert runs["edges"][0]["node"]["datasets"] == [{"handle": "acme--tickets"}]
     assert runs["edges"][0]["node"]["modelVersion"] == {"version": "1.0.0"}
-    assert runs["edges"][0]["node"]["costUsd"] == "12.500000"
+    assert runs["edges"][0]["node"]["costUsd"] == "12.5"
     assert data(gql(bob, doc.TRAINING_RUNS))["trainingRuns"]["totalCount"] == 0
     anonymous = gql(Client(), doc.TRAINING_RUNS).json()
     assert anonymous["errors"][0]["extensions"]["code"] == "authentication_error"
@@ -353,7 +353,7 @@ def test_mutations_write_through_the_catalog_services(world) -> None:
         )
     )["trainingRunCreate"]
     assert run["errors"] == []
-    assert run["trainingRun"]["durationSeconds"] == 3600.0 and run["trainingRun"]["costUsd"] == "3.250000"
+    assert run["trainingRun"]["durationSeconds"] == 3600.0 and run["trainingRun"]["costUsd"] == "3.25"
     assert run["trainingRun"]["datasets"] == [{"handle": "acme--code"}]
     edge = data(
         gql(
@@ -377,10 +377,10 @@ def test_mutations_write_through_the_catalog_services(world) -> None:
             {"input": {"model": "acme--coder", "version": "1.0.0", "benchmark": "humaneval", "score": 60}},
         )
     )["evaluationCreate"]
-    assert evaluation["evaluation"]["dimension"] == "accuracy" and evaluation["evaluation"]["score"] == "60.000"
+    assert evaluation["evaluation"]["dimension"] == "accuracy" and evaluation["evaluation"]["score"] == "60"
     evaluation_id = evaluation["evaluation"]["id"]
     corrected = data(gql(alice, doc.EVALUATION_UPDATE, {"id": evaluation_id, "input": {"score": 65.5}}))
-    assert corrected["evaluationUpdate"] == {"evaluation": {"score": "65.500", "status": "completed"}, "errors": []}
+    assert corrected["evaluationUpdate"] == {"evaluation": {"score": "65.5", "status": "completed"}, "errors": []}
     assert data(gql(alice, doc.EVALUATION_DELETE, {"id": evaluation_id}))["evaluationDelete"] == {
         "ok": True,
         "errors": [],

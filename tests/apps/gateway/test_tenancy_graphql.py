@@ -271,7 +271,7 @@ def test_members_list_the_policies_of_their_tenant(world: World) -> None:
     assert every["totalCount"] == SharingPolicy.objects.filter(owner=world.acme).count() == 3
     assert {e["node"]["owner"] for e in every["edges"]} == {"acme"}
     assert [e["node"]["id"] for e in private["edges"]] == [gid("SharingPolicyNode", world.private_policy)]
-    assert private["edges"][0]["node"]["providerSharePercent"] == "80.00"
+    assert private["edges"][0]["node"]["providerSharePercent"] == "80"
 
 
 def test_requests_and_grants_are_listed_on_both_sides(world: World) -> None:
@@ -584,7 +584,7 @@ def test_admins_share_resources_and_change_policies(world: World) -> None:
         "visibility": "tenant",
         "allowedTenants": ["initech"],
         "requiresApproval": True,
-        "providerSharePercent": "80.00",
+        "providerSharePercent": "80",
     }
     assert codes(duplicate) == ["conflict"]
     assert updated == {
