@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal as PyDecimal
 from typing import Any
 
@@ -142,8 +142,8 @@ def _queryset_connection(connection_type: Any, args: dict[str, Any], queryset: Q
         edge_type=connection_type.Edge,
         page_info_type=page_info_adapter,
     )
-    connection.iterable = queryset
-    connection._total = count
+    connection.iterable = queryset  # type: ignore[attr-defined]
+    connection._total = count  # type: ignore[attr-defined]
     return connection
 
 
@@ -158,6 +158,9 @@ class _CountedSlice:
 
     def __getitem__(self, item: Any) -> Any:
         return list(self.queryset[item])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.queryset)
 
 
 class CountedConnection(graphene.relay.Connection):
