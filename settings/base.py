@@ -163,6 +163,7 @@ GRAPHENE = {"SCHEMA": "marketplace.schema.schema", "RELAY_CONNECTION_MAX_LIMIT":
 CELERY_BEAT_SCHEDULE = {
     "tenancy-expire-grants": {"task": "tenancy.expire_grants", "schedule": 300.0},
     "catalog-recover-evaluations": {"task": "catalog.recover_evaluations", "schedule": 300.0},
+    "publishing-retire-due-versions": {"task": "publishing.retire_due_versions", "schedule": 3600.0},
     "consumption-check-sla": {"task": "consumption.check_sla", "schedule": 300.0},
     "consumption-drain-ledger": {"task": "consumption.drain_ledger", "schedule": 10.0},
     "consumption-reconcile-reservations": {"task": "consumption.reconcile_reservations", "schedule": 60.0},

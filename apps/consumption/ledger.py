@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -160,6 +160,26 @@ def _roll_up(entries: list[Entry]) -> None:
         group["buckets"][latency_bucket(entry.latency_ms)] += 1
     for (day, tenant_id, key_id, version_id), group in groups.items():
         _upsert_rollup(day, tenant_id, key_id, version_id, group)
+
+
+def rebuild_rollups(first_day: date, last_day: date) -> int:
+    """Recompute the daily rollups of the UTC days `first_day`..`last_day` from the raw usage records (for days
+    whose rollups were lost or written by an older release); returns the number of rollup rows written. Run it for
+    closed days: records of a day still being written may land in the old rows while they are replaced."""
+    start = datetime.combine(first_day, time.min, tzinfo=UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+    names = [name for name in COLUMNS if name in Entry.__dataclass_fields__]
+    with transaction.atomic():
+        UsageRollup.objects.filter(day__gte=first_day, day__lte=last_day).delete()
+        batch: list[Entry] = []
+        records = UsageRecord.objects.filter(started_at__gte=start, started_at__lt=end).order_by("started_at")
+        for record in records.iterator(chunk_size=2000):
+            batch.append(Entry(**{name: getattr(record, name) for name in names}))
+            if len(batch) >= 2000:
+                _roll_up(batch)
+                batch = []
+        _roll_up(batch)
+        return UsageRollup.objects.filter(day__gte=first_day, day__lte=last_day).count()
 
 
 def _upsert_rollup(day: Any, tenant_id: str, key_id: str, version_id: str, group: dict[str, Any]) -> None:

@@ -95,6 +95,22 @@ def test_retire_due_versions_after_the_grace_period(publisher, publisher_admin) 
     assert ServiceVersion.objects.get(pk=version.pk).status == Status.RETIRED
 
 
+def test_the_retire_due_versions_command_and_its_beat_entry(publisher, publisher_admin, settings) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    version = make_version(publisher, Status.ACTIVE)
+    services.deprecate_version(version=version, actor=publisher_admin)
+    ServiceVersion.objects.filter(pk=version.pk).update(retire_at=timezone.now() - timedelta(minutes=1))
+    out = StringIO()
+    call_command("retire_due_versions", stdout=out)
+    assert "Retired 1 version(s)." in out.getvalue()
+    assert ServiceVersion.objects.get(pk=version.pk).status == Status.RETIRED
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "publishing.retire_due_versions" in scheduled
+
+
 def test_new_versions_must_strictly_increase(publisher, publisher_admin) -> None:
     service, _first, _ = services.publish_service(
         publisher=publisher, actor=publisher_admin, slug="echo", version="1.0.0", values=definition()
