@@ -202,3 +202,15 @@ def test_the_admin_index_links_to_the_dashboard(tenants: dict[str, Any]) -> None
     html = client_for(tenants["a_admin"]).get(reverse("admin:index")).content.decode()
 
     assert f'href="{reverse("admin:usage_dashboard")}"' in html
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [("2.5", "2.50"), ("0", "0.00"), ("0.0000320000", "0.000032"), ("12.345", "12.345"), ("1000", "1000.00")],
+)
+def test_spend_keeps_cents_and_shows_small_amounts(amount: str, shown: str) -> None:
+    from decimal import Decimal
+
+    from apps.tenancy.dashboard import money
+
+    assert money(Decimal(amount)) == shown
