@@ -1,0 +1,54 @@
+"""The README's first five minutes, through the test client: the demo data, the documented keys, the echo call and
+the publish example (its JSON body taken from the README itself), then a call of the published service."""
+
+from __future__ import annotations
+
+import json
+import re
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def key_from(command_line: str) -> str:
+    """Run a documented `manage.py create_api_key ...` line; the secret is the last line of its output."""
+    arguments = command_line.split("manage.py create_api_key", 1)[1].split("|")[0].replace("\\\n", " ").split()
+    out = StringIO()
+    call_command("create_api_key", *arguments, stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def test_the_first_five_minutes(settings) -> None:
+    settings.ALLOWED_HOSTS = ["*"]
+    call_command("seed_demo", stdout=StringIO())
+    consumer_line = re.search(r"export KEY=\$\((.*?)\)\n", README, re.S).group(1)
+    publisher_line = re.search(r"PUB=\$\((.*?)\)\n", README, re.S).group(1)
+    key, pub = key_from(consumer_line), key_from(publisher_line)
+
+    chat = {"model": "demo-provider/echo", "messages": [{"role": "user", "content": "Hello!"}]}
+    answer = Client().post(
+        "/v1/chat/completions", json.dumps(chat), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+    assert answer.status_code == 200 and answer.json()["usage"]["cost"] > 0
+
+    body = json.loads(re.search(r"/api/v1/services/ .*?-d '(\{.*?\})'", README, re.S).group(1))
+    published = Client().post(
+        "/api/v1/services/", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {pub}"
+    )
+    assert published.status_code == 202, published.content
+    assert published.json()["version"]["status"] == "active"
+
+    mine = {"model": f"demo-provider/{body['slug']}", "messages": [{"role": "user", "content": "Hi there"}]}
+    answer = Client().post(
+        "/v1/chat/completions", json.dumps(mine), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+    assert answer.status_code == 200, answer.content
+    usage = Client().get("/api/v1/usage/", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert usage.status_code == 200  # the consumer key reads the management API too
