@@ -11,6 +11,7 @@ from decimal import Decimal as PyDecimal
 from typing import Any
 
 import graphene
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import QuerySet
 from graphene.relay.connection import connection_adapter, page_info_adapter
@@ -246,6 +247,27 @@ def related_lists(queryset: QuerySet[Any], key: str) -> Callable[[list[Any]], di
         return grouped
 
     return load
+
+
+def node_field(description: str = "The object a Relay global id names, if you may see it.") -> graphene.Field:
+    """Relay's `node(id:)`, answering null for an id that is malformed, names another type or an object the caller
+    may not see (graphene would answer an internal error for the first two, or for a key that is not a UUID)."""
+
+    def resolve(root: Any, info: graphene.ResolveInfo, id: str) -> Any:
+        try:
+            kind, raw = from_global_id(id)
+        except Exception:
+            return None
+        found = info.schema.get_type(kind) if kind else None
+        graphene_type = getattr(found, "graphene_type", None)
+        if graphene_type is None or graphene.relay.Node not in getattr(graphene_type._meta, "interfaces", ()):
+            return None
+        try:
+            return graphene_type.get_node(info, raw)
+        except (ValueError, TypeError, DjangoValidationError):  # a key of the wrong shape for the type
+            return None
+
+    return graphene.Field(graphene.relay.Node, id=graphene.ID(required=True), resolver=resolve, description=description)
 
 
 def extend_type(graphene_type: Any, **fields: graphene.Field) -> None:

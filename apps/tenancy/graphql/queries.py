@@ -8,7 +8,6 @@ from typing import Any
 import django_filters
 import graphene
 from django.db.models import QuerySet
-from graphene import relay
 
 from apps.tenancy import selectors
 from apps.tenancy.api import filters
@@ -22,7 +21,7 @@ from apps.tenancy.graphql.sharing_types import (
 from apps.tenancy.graphql.types import TenantConnection, TenantNode
 from apps.tenancy.models import Tenant
 from llm_infra_django.errors import ValidationError
-from llm_infra_django.graphql import PagedConnectionField, requires
+from llm_infra_django.graphql import PagedConnectionField, node_field, requires
 
 PAGING = frozenset({"first", "last", "before", "after"})
 
@@ -42,7 +41,7 @@ def filtered(
 
 
 class Queries(graphene.ObjectType):
-    node = relay.Node.Field()
+    node = node_field()
     tenants = PagedConnectionField(
         TenantConnection,
         status=graphene.String(),
