@@ -210,6 +210,12 @@ class ExternalServiceError(AppError):
         )
 
 
+class PayloadTooLargeError(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
 class ServiceUnavailableError(AppError):
     status_code = 503
     code = "service_unavailable"
@@ -323,6 +329,8 @@ def openai_error_body(error: AppError, *, param: str | None = None) -> dict[str,
         fields = error.details.get("fields") if error.details else None
         if isinstance(fields, Mapping) and fields:
             param = next(iter(fields))
+        elif error.details and isinstance(error.details.get("field"), str):
+            param = error.details["field"]
     error_type = _OPENAI_TYPES.get(
         error.status_code, "api_error" if error.status_code >= 500 else "invalid_request_error"
     )

@@ -12,9 +12,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 
 from apps.tenancy.admin_scoping import admin_tenant_ids_for, can_use_admin, is_platform_admin, not_found
+from apps.tenancy.conf import tenancy_settings
 from apps.tenancy.dashboard import dashboard_data
 from apps.tenancy.models import Tenant
 from apps.tenancy.selectors import admin_tenant_ids
+from llm_infra_django.errors import RateLimitError
+from llm_infra_django.ratelimit.identity import client_ip
+from llm_infra_django.ratelimit.limiter import limiter, make_key
 
 
 class TenantAdminAuthenticationForm(AdminAuthenticationForm):
@@ -39,6 +43,19 @@ class TenantAdminAuthenticationForm(AdminAuthenticationForm):
             )
 
 
+def _throttle_login(request: HttpRequest) -> None:
+    """Count one sign-in attempt for the client address and for the username; a 429 once either is over
+    `MARKETPLACE_TENANCY["ADMIN_LOGIN_RATE"]` (the error middleware renders it as a page for browsers)."""
+    rate = tenancy_settings.ADMIN_LOGIN_RATE
+    if not rate:
+        return
+    username = str(request.POST.get("username", ""))[:150].strip().lower()
+    for identity in (f"ip:{client_ip(request) or 'unknown'}", f"user:{username}"):
+        decision = limiter.hit(make_key("admin-login", identity), rate)
+        if not decision.allowed:
+            raise RateLimitError("Too many sign-in attempts; try again later.", retry_after=decision.retry_after)
+
+
 class MarketplaceAdminSite(admin.AdminSite):
     """`admin.site` of the project (set through `apps.tenancy.apps.MarketplaceAdminConfig`)."""
 
@@ -50,6 +67,12 @@ class MarketplaceAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         return can_use_admin(request)
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The login page; sign-in attempts are limited per client address and per username (brute force)."""
+        if request.method == "POST":
+            _throttle_login(request)
+        return super().login(request, extra_context)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         own = [path("usage-dashboard/", self.admin_view(self.usage_dashboard_view), name="usage_dashboard")]

@@ -14,6 +14,8 @@ tenancy_settings = AppSettings(
         "THROTTLE_RATE": "1/s",
         # Seconds tier limits and overrides stay in the cache (they are invalidated on every change anyway).
         "LIMITS_CACHE_SECONDS": 300,
+        # Admin sign-in attempts allowed per client address and per username (brute-force guard; None = off).
+        "ADMIN_LOGIN_RATE": "10/min",
         "RESERVED_SLUGS": [
             "admin",
             "api",

@@ -1,0 +1,36 @@
+"""Reading a request body within a limit: refused (413) from its declared length before it is read, and from its
+actual length after (a body sent without `Content-Length`), never a 500 from Django's own upload limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+
+from llm_infra_django.errors import PayloadTooLargeError
+
+
+def read_body(request: Any, limit: int, *, code: str | None = None) -> bytes:
+    """The raw body of `request`, at most `limit` bytes; else `PayloadTooLargeError` (with `code`, if given)."""
+
+    def too_large(size: int | None) -> PayloadTooLargeError:
+        told = f" ({size} bytes)" if size else ""
+        return PayloadTooLargeError(
+            f"The request body{told} is larger than the limit of {limit} bytes.",
+            details={"limit": limit, **({"size": size} if size else {}), "field": "body"},
+            **({"code": code} if code else {}),
+        )
+
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except (TypeError, ValueError):
+        declared = 0
+    if declared > limit:
+        raise too_large(declared)
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_large(declared or None) from None
+    if len(raw) > limit:
+        raise too_large(len(raw))
+    return raw
