@@ -158,7 +158,10 @@ def _roll_up(entries: list[Entry]) -> None:
         group["cost"] += entry.cost
         group["latency"] += entry.latency_ms
         group["buckets"][latency_bucket(entry.latency_ms)] += 1
-    for (day, tenant_id, key_id, version_id), group in groups.items():
+    # One order for every writer: two drainers locking the same rollup rows in different orders would deadlock.
+    for (day, tenant_id, key_id, version_id), group in sorted(
+        groups.items(), key=lambda item: tuple(map(str, item[0]))
+    ):
         _upsert_rollup(day, tenant_id, key_id, version_id, group)
 
 
@@ -247,8 +250,9 @@ def _count_quota_usage(entries: list[Entry]) -> None:
             if amounts[quota_type]:
                 totals[(entry.tenant_id, quota_type, start, end)] += amounts[quota_type]
     tenants = {str(t.pk): t for t in Tenant.objects.filter(pk__in={key[0] for key in totals})}
-    for (tenant_id, quota_type, start, end), units in totals.items():
-        if tenant_id in tenants:  # a tenant deleted since leaves nothing to count
+    for (tenant_id, quota_type, start, end), units in sorted(totals.items(), key=lambda item: str(item[0])):
+        # Sorted: one lock order for every writer, as for the rollups. A tenant deleted since counts nothing.
+        if tenant_id in tenants:
             quotas.persist_usage(tenants[tenant_id], quota_type, start, end, units)
 
 
