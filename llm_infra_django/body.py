@@ -18,7 +18,7 @@ def read_body(request: Any, limit: int, *, code: str | None = None) -> bytes:
         return PayloadTooLargeError(
             f"The request body{told} is larger than the limit of {limit} bytes.",
             details={"limit": limit, **({"size": size} if size else {}), "field": "body"},
-            **({"code": code} if code else {}),
+            code=code,
         )
 
     try:

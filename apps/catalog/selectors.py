@@ -9,6 +9,7 @@ deprecated ones. Platform superusers see everything. A row that is not visible i
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -163,12 +164,15 @@ def get_version(model: CatalogModel, version: str) -> ModelVersion:
 # --- Models: lookup, search, facets --------------------------------------------------------------------------
 
 
+# `<tenant slug>--<slug>`: lower-case letters, digits and single hyphens on each side.
+_HANDLE = re.compile(r"([a-z0-9]+(?:-[a-z0-9]+)*)--([a-z0-9]+(?:-[a-z0-9]+)*)")
+
+
 def split_handle(handle: str) -> tuple[str, str] | None:
-    """`owner--slug` → (owner, slug); None when the text is not a handle."""
-    owner, sep, slug = (handle or "").partition("--")
-    if not sep or not owner or not slug or "--" in slug:
-        return None
-    return owner, slug
+    """`owner--slug` → (owner, slug); None when the text is not a handle (nothing else reaches a query: a NUL
+    character, for one, is a database error there)."""
+    match = _HANDLE.fullmatch(handle) if isinstance(handle, str) else None
+    return (match[1], match[2]) if match else None
 
 
 def get_model(viewer: Viewer, handle: str) -> CatalogModel:

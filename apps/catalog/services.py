@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -428,14 +428,14 @@ def create_version(
     actor: Any,
     version: str,
     values: Mapping[str, Any],
-    served_by: Sequence[Any] | None = None,
+    served_by: Any = None,
 ) -> ModelVersion:
     """Add a version strictly greater (SemVer precedence) than every existing version of the model."""
     _require_admin(model.owner, actor)
     collector = ErrorCollector()
     parsed = collector.check("version", lambda: parse_version(version))
     cleaned = _clean(values, VERSION_RULES, collector)
-    ids = collector.check("served_by", lambda: _clean_service_version_ids(list(served_by or [])))
+    ids = collector.check("served_by", lambda: _clean_service_version_ids([] if served_by is None else served_by))
     status = cleaned.get("status", VersionStatus.BUILDING)
     if status == VersionStatus.DEPRECATED:
         collector.add("status", "A new version starts as building, evaluating, ready or failed.")
@@ -479,7 +479,7 @@ def update_version(
     version: ModelVersion,
     actor: Any,
     values: Mapping[str, Any],
-    served_by: Sequence[Any] | None = None,
+    served_by: Any = None,
 ) -> ModelVersion:
     """Change a version's status (by its state machine), changelog, performance figures or serving services;
     artifacts can change only while it is building."""
@@ -487,11 +487,7 @@ def update_version(
     _require_admin(model.owner, actor)
     collector = ErrorCollector()
     cleaned = _clean(values, VERSION_RULES, collector)
-    ids = (
-        collector.check("served_by", lambda: _clean_service_version_ids(list(served_by)))
-        if served_by is not None
-        else None
-    )
+    ids = collector.check("served_by", lambda: _clean_service_version_ids(served_by)) if served_by is not None else None
     collector.raise_if_any()
     locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
     locked.model = model
@@ -595,7 +591,10 @@ def _datetime_rule(value: Any, path: str) -> datetime | None:
             value = None
     if not isinstance(value, datetime) or timezone.is_naive(value):
         raise fail(path, "A date and time with a time zone (ISO 8601).")
-    return value
+    try:  # in UTC: PostgreSQL refuses offsets beyond ±15:59 and times before year 1
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise fail(path, "This time is out of range in UTC.") from None
 
 
 def _money_rule(value: Any, path: str) -> Decimal | None:
@@ -610,6 +609,14 @@ def _money_rule(value: Any, path: str) -> Decimal | None:
     return amount.quantize(Decimal("0.000001"))
 
 
+def _is_version(text: str) -> bool:
+    try:
+        parse_version(text)
+    except ValidationError:
+        return False
+    return True
+
+
 def resolve_version_ref(owner: Tenant, ref: Any, path: str) -> ModelVersion:
     """One of the owner's versions, by id or `handle@version`."""
     text = str(ref or "").strip()
@@ -618,7 +625,7 @@ def resolve_version_ref(owner: Tenant, ref: Any, path: str) -> ModelVersion:
     if "@" in text:
         handle, _, number = text.rpartition("@")
         parts = selectors.split_handle(handle)
-        if parts and parts[0] == owner.slug:
+        if parts and parts[0] == owner.slug and _is_version(number):
             found = queryset.filter(model__slug=parts[1], version=number).first()
     elif selectors._is_uuid(text):
         found = queryset.filter(pk=text).first()

@@ -29,6 +29,8 @@ MAX_SOURCES = 100
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_BIGINT = 2**63 - 1
+NUL = "\x00"
+NUL_MESSAGE = "NUL characters are not allowed."
 
 Errors = dict[str, list[str]]
 
@@ -83,11 +85,32 @@ def parse_version(value: Any, path: str = "version") -> semver.Version:
     return version
 
 
+def nul_paths(value: Any, path: str) -> list[str]:
+    """Paths of the strings in `value` (a JSON value) holding a NUL character, which PostgreSQL cannot store in text
+    or jsonb: an object whose key holds one is named itself."""
+    found: list[str] = []
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                found.append(where)
+        elif isinstance(item, dict):
+            if any(NUL in str(key) for key in item):
+                found.append(where)
+            stack.extend((f"{where}.{key}", child) for key, child in item.items() if NUL not in str(key))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+    return sorted(found)
+
+
 def clean_text(value: Any, path: str, *, max_length: int, required: bool = True) -> str:
     if not isinstance(value, str) or (required and not value.strip()):
         raise fail(path, "A non-empty string." if required else "A string.")
     if len(value) > max_length:
         raise fail(path, f"At most {max_length} characters.")
+    if NUL in value:
+        raise fail(path, NUL_MESSAGE)
     return value.strip()
 
 
@@ -192,6 +215,8 @@ def clean_string_list(
             collector.add(f"{path}[{index}]", "A non-empty string.")
         elif len(item) > max_length:
             collector.add(f"{path}[{index}]", f"At most {max_length} characters.")
+        elif NUL in item:
+            collector.add(f"{path}[{index}]", NUL_MESSAGE)
         elif normalise(item) not in cleaned:
             cleaned.append(normalise(item))
     collector.raise_if_any()
@@ -266,6 +291,9 @@ def clean_json_object(value: Any, path: str, *, max_keys: int = 200) -> dict[str
         raise fail(path, "A JSON object.")
     if len(value) > max_keys:
         raise fail(path, f"At most {max_keys} keys.")
+    bad = nul_paths(value, path)
+    if bad:
+        raise ValidationError(fields={where: [NUL_MESSAGE] for where in bad})
     return value
 
 

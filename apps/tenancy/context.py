@@ -49,7 +49,8 @@ def resolve_tenant(request: Any, *, required: bool = False) -> Tenant | None:
         if header:
             if not authenticated:
                 raise AuthenticationError("Authenticate before naming a tenant in the X-Tenant header.")
-            tenant = Tenant.objects.filter(slug=header).first()
+            # A NUL character cannot be compared by PostgreSQL (an error, not "no such slug"): it names no tenant.
+            tenant = Tenant.objects.filter(slug=header).first() if "\x00" not in header else None
             allowed = tenant is not None and (
                 user.is_superuser or Membership.objects.filter(tenant=tenant, user=user).exists()
             )

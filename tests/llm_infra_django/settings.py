@@ -27,6 +27,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "llm_infra_django.drf.schema.AutoSchema",
 }
 LLM_INFRA = {"TRACING": {"ENABLED": False}}
 LOGGING = logging_config(level="INFO")

@@ -33,10 +33,8 @@ from apps.catalog.models import (
     TrainingStatus,
     VersionStatus,
 )
-from apps.tenancy.api.serializers import ErrorEnvelopeSerializer, PlainDecimalField
+from apps.tenancy.api.serializers import PlainDecimalField
 from apps.tenancy.models import Visibility
-
-__all__ = ["ErrorEnvelopeSerializer"]
 
 
 def inline_choice(choices: Any, **kwargs: Any) -> serializers.ChoiceField:

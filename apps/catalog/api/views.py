@@ -26,6 +26,7 @@ from apps.catalog.models import CatalogModel, Dataset, Evaluation, TrainingRun
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
 from apps.tenancy.permissions import has_role
+from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
 from llm_infra_django.errors import AuthorizationError, NotFoundError, ValidationError
 
 _ERROR_DESCRIPTIONS = {
@@ -59,10 +60,7 @@ OBJECT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Documented error responses (the one error envelope) for an operation."""
-    return {
-        code: OpenApiResponse(serializers.ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code])
-        for code in codes
-    }
+    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 class CatalogPagination(LimitOffsetPagination):

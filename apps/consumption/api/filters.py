@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from apps.consumption.models import UsageRecord
+from apps.tenancy.api.filters import UTCDateTimeFilter
 
 _STATUS = re.compile(r"^(?:[1-5]\d\d|[1-5]xx|success|error)$")
 
@@ -52,10 +53,10 @@ class UsageRecordFilter(django_filters.FilterSet):
     version = django_filters.UUIDFilter(field_name="service_version_id", help_text="Id of a service version.")
     status = StatusFilter(help_text="`429`, `5xx`, `success` (< 400) or `error` (≥ 400).")
     endpoint = django_filters.CharFilter(help_text="`chat`, `completions` or `embeddings`.")
-    since = django_filters.IsoDateTimeFilter(
+    since = UTCDateTimeFilter(
         field_name="started_at", lookup_expr="gte", help_text="Requests started at or after this ISO 8601 time."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = UTCDateTimeFilter(
         field_name="started_at", lookup_expr="lt", help_text="Requests started before this ISO 8601 time."
     )
     consumer = django_filters.CharFilter(

@@ -222,7 +222,10 @@ class UsageFiguresSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Upper bound of the latency histogram bucket holding the 95th percentile.",
     )
+    # Writable only so that the schema lists it as optional (read-only fields are always "required" there); these
+    # serializers only render.
     revenue = PlainDecimalField(
+        read_only=False,
         required=False,
         help_text="Providers only: the provider's share of `cost` (its sharing policy's "
         "provider_share_percent, 100 % without a policy).",
@@ -235,7 +238,7 @@ class UsageDaySerializer(UsageFiguresSerializer):
 
 class UsageServiceSerializer(UsageFiguresSerializer):
     service = serializers.CharField(read_only=True, help_text="Model id `publisher/service`.")
-    provider_share_percent = PlainDecimalField(required=False)
+    provider_share_percent = PlainDecimalField(read_only=False, required=False, help_text="Providers only.")
 
 
 class UsageSummarySerializer(serializers.Serializer):

@@ -28,10 +28,10 @@ from apps.consumption.keys import KeyInfo
 from apps.consumption.models import ApiKey, UsageRecord
 from apps.consumption.selectors import key_spend_micro
 from apps.tenancy import quotas
-from apps.tenancy.api.serializers import ErrorEnvelopeSerializer
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Tenant
 from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember
+from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
 from llm_infra_django.errors import NotFoundError, ValidationError
 
 _ERROR_DESCRIPTIONS = {

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.validators import RegexValidator, URLValidator
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from apps.publishing.discovery import DEFAULT_LIMIT, MAX_LIMIT, SORTS
@@ -282,6 +282,14 @@ class VersionActionSerializer(StrictSerializer):
     )
 
 
+class StatusQuerySerializer(serializers.Serializer):
+    """Query string of a service's publishing status."""
+
+    version = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, help_text="Default: the latest version that is not retired."
+    )
+
+
 class VersionApproveSerializer(VersionActionSerializer):
     """Approve a version waiting for approval."""
 
@@ -470,6 +478,7 @@ class FacetsSerializer(serializers.Serializer):
     compliance_level = serializers.DictField(child=serializers.IntegerField(), read_only=True)
 
 
+@extend_schema_serializer(many=False)  # the page itself: not a list of pages (the view's action is `list`)
 class DiscoveryPageSerializer(serializers.Serializer):
     count = serializers.IntegerField(read_only=True, help_text="Rows matching the filters.")
     limit = serializers.IntegerField(read_only=True)

@@ -29,9 +29,9 @@ from apps.publishing.api.examples import (
 )
 from apps.publishing.conf import publishing_settings
 from apps.publishing.models import Service, ServiceVersion, ValidationRun, ValidationStep
-from apps.tenancy.api.serializers import ErrorEnvelopeSerializer
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
+from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import AppError, AuthorizationError, ValidationError
 
@@ -54,9 +54,6 @@ TENANT_HEADER_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     description="Slug of the tenant to act for (publisher or consumer); needed when the caller belongs to several.",
-)
-STATUS_VERSION_PARAMETER = OpenApiParameter(
-    "version", OpenApiTypes.STR, description="Version number; default: the latest version that is not retired."
 )
 
 
@@ -327,12 +324,12 @@ class ServiceViewSet(viewsets.ViewSet):
         summary="Publishing status",
         description="A version's status (default: the latest that is not retired) and its validation runs with "
         "every step's outcome, messages and duration. The publisher's members and staff only.",
-        parameters=[STATUS_VERSION_PARAMETER],
+        parameters=[serializers.StatusQuerySerializer],
         responses={200: serializers.ServiceStatusSerializer, **errors(401, 403, 404)},
     )
     def publishing_status(self, request: Request, pk: UUID) -> Response:
         service = self.managed_service(pk)
-        number = request.query_params.get("version") or None
+        number = self.validated(serializers.StatusQuerySerializer, request.query_params).get("version") or None
         version = discovery.get_version(service, number)
         runs = ValidationRun.objects.filter(version=version).prefetch_related(_steps()).order_by("-started_at")
         payload = {"service": service, "version": version, "validation_runs": list(runs)}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
 
 from apps.tenancy.context import resolve_tenant
 from apps.tenancy.models import (
@@ -22,6 +25,25 @@ from apps.tenancy.models import (
     Tier,
     Visibility,
 )
+
+
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, in UTC: any offset Python accepts (up to ±23:59) is valid, PostgreSQL's range is not."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("This time is out of range in UTC.", code="overflow") from None
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """`IsoDateTimeFilter` comparing in UTC (an out-of-range time is a 400 naming the parameter, not a 500)."""
+
+    field_class = UTCDateTimeField
 
 
 class TenantFilter(django_filters.FilterSet):
@@ -44,12 +66,10 @@ class MemberFilter(django_filters.FilterSet):
 class AuditLogFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(help_text="Exact action, e.g. `member_added`.")
     object_type = django_filters.CharFilter(help_text="Exact object type, e.g. `tenancy.membership`.")
-    since = django_filters.IsoDateTimeFilter(
+    since = UTCDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Entries at or after this ISO 8601 time."
     )
-    until = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="Entries before this ISO 8601 time."
-    )
+    until = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt", help_text="Entries before this ISO 8601 time.")
 
     class Meta:
         model = AuditLog

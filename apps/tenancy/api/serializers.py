@@ -34,21 +34,6 @@ TIER_MINIMUM_CHOICES = [(value, f"{label} or above") for value, label in Tier.ch
 # --- Shared --------------------------------------------------------------------------------------------------
 
 
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `validation_error`, `not_found`.")
-    message = serializers.CharField()
-    details = serializers.JSONField(
-        allow_null=True, help_text='For validation errors: `{"fields": {"<field>": ["<message>", ...]}}`.'
-    )
-
-
-class ErrorEnvelopeSerializer(serializers.Serializer):
-    """The one error shape of the management API."""
-
-    error = ErrorBodySerializer()
-    request_id = serializers.CharField(allow_null=True)
-
-
 class PlainDecimalField(serializers.DecimalField):
     """A decimal written as a string without trailing zeros ("10000", "0.5", "-1" for unlimited)."""
 

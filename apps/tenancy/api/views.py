@@ -27,6 +27,7 @@ from apps.tenancy.permissions import (
     IsTenantMember,
     IsTenantOwner,
 )
+from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
 from llm_infra_django.errors import AuthorizationError, NotFoundError
 
 _ERROR_DESCRIPTIONS = {
@@ -50,10 +51,7 @@ TENANT_HEADER_PARAMETER = OpenApiParameter(
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Documented error responses (the one error envelope) for an operation."""
-    return {
-        code: OpenApiResponse(serializers.ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code])
-        for code in codes
-    }
+    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 def _tenant_for_staff(slug: str) -> Tenant:

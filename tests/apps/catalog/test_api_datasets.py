@@ -144,3 +144,47 @@ def test_bad_training_runs_are_a_400(acme: Tenant, alice: Any) -> None:
         "cost_usd",
     }
     assert not TrainingRun.objects.exists()
+
+
+def test_a_dataset_name_with_a_nul_character_is_a_400(acme: Tenant, alice: Any) -> None:
+    # when (PostgreSQL stores no NUL in text: this was a 500)
+    response = client_for(alice).post(f"{API}/datasets/", dataset_body(name="a\u0000b"), format="json")
+
+    # then
+    assert set(assert_error(response, 400)["error"]["details"]["fields"]) == {"name"}
+    assert not Dataset.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"datasets": ["acme--x\u0000y"]}, "datasets[0]"),
+        ({"model_version": "acme--support-llama@1.0\u0000"}, "model_version"),
+        ({"hyperparameters": {"lr\u0000": 1}}, "hyperparameters"),
+        ({"infrastructure": {"gpu_type": "A100\u0000"}}, "infrastructure.gpu_type"),
+        ({"started_at": "0001-01-01T00:00:00+01:00"}, "started_at"),  # before year 1 in UTC
+    ],
+)
+def test_training_runs_the_database_cannot_store_are_a_400_naming_the_field(
+    acme: Tenant, alice: Any, published: Any, values: dict[str, Any], field: str
+) -> None:
+    # given (each was a 500, found by the contract fuzzer or probing what it found)
+    published()
+
+    # when
+    response = client_for(alice).post(f"{API}/training-runs/", {"name": "sft-1", **values}, format="json")
+
+    # then
+    assert set(assert_error(response, 400)["error"]["details"]["fields"]) == {field}
+    assert not TrainingRun.objects.exists()
+
+
+def test_training_run_times_of_any_offset_are_stored_in_utc(acme: Tenant, alice: Any) -> None:
+    # when (an offset Python accepts and PostgreSQL refuses: was a 500)
+    response = client_for(alice).post(
+        f"{API}/training-runs/", {"name": "sft-1", "started_at": "2026-11-01T08:00:00+22:31"}, format="json"
+    )
+
+    # then
+    assert response.status_code == 201, response.content
+    assert response.json()["started_at"] == "2026-10-31T09:29:00Z"

@@ -217,6 +217,68 @@ def test_a_version_is_changed_and_linked_to_the_services_serving_it(
     assert linked.json()["changelog"] == "Linked"
 
 
+@pytest.mark.parametrize("served_by", [False, 5, "not-a-list", {"id": "x"}])
+def test_served_by_that_is_not_a_list_is_a_400_and_writes_nothing(
+    acme: Tenant, alice: Any, published: Any, served_by: Any
+) -> None:
+    # given (found by the contract fuzzer: `served_by: false` was a 500)
+    model = published()
+    client = client_for(alice)
+
+    # when
+    updated = client.patch(
+        f"{API}/models/{model.handle}/versions/1.0.0/", {"served_by": served_by, "changelog": "x"}, format="json"
+    )
+    created = client.post(
+        f"{API}/models/{model.handle}/versions/",
+        {"version": "2.0.0", "artifacts": [artifact("v2.safetensors")], "served_by": served_by},
+        format="json",
+    )
+
+    # then
+    assert set(assert_error(updated, 400)["error"]["details"]["fields"]) == {"served_by"}
+    assert set(assert_error(created, 400)["error"]["details"]["fields"]) == {"served_by"}
+    assert ModelVersion.objects.get(model=model, version="1.0.0").changelog == ""
+    assert not ModelVersion.objects.filter(model=model, version="2.0.0").exists()
+
+
+def test_nul_characters_are_a_400_naming_the_field_and_nothing_is_written(
+    acme: Tenant, alice: Any, published: Any
+) -> None:
+    # given (PostgreSQL stores no NUL in text: these were 500s)
+    model = published()
+    client = client_for(alice)
+
+    # when
+    created = client.post(f"{API}/models/", model_body(slug="nul", name="Nul\u0000"), format="json")
+    changed = client.patch(
+        f"{API}/models/{model.handle}/", {"description": "a\u0000b", "tags": ["ok", "b\u0000"]}, format="json"
+    )
+    versioned = client.patch(f"{API}/models/{model.handle}/versions/1.0.0/", {"changelog": "\u0000"}, format="json")
+
+    # then
+    assert set(assert_error(created, 400)["error"]["details"]["fields"]) == {"name"}
+    assert set(assert_error(changed, 400)["error"]["details"]["fields"]) == {"description", "tags[1]"}
+    assert set(assert_error(versioned, 400)["error"]["details"]["fields"]) == {"changelog"}
+    assert not CatalogModel.objects.filter(slug="nul").exists()
+    model.refresh_from_db()
+    assert "\u0000" not in model.description and model.versions.get().changelog == ""
+
+
+def test_a_handle_or_version_that_cannot_exist_is_a_404(acme: Tenant, alice: Any, published: Any) -> None:
+    # given
+    model = published()
+    client = client_for(alice)
+
+    # when
+    odd_version = client.get(f"{API}/models/{model.handle}/versions/1.0%00/")
+    odd_dataset = client.get(f"{API}/datasets/acme--x%00y/")
+
+    # then
+    assert_error(odd_version, 404)
+    assert_error(odd_dataset, 404)
+
+
 def test_archiving_removes_a_model_from_other_tenants_listings(
     acme: Tenant, alice: Any, bob: Any, globex: Tenant, published: Any
 ) -> None:

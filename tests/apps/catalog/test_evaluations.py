@@ -93,6 +93,29 @@ def test_bad_evaluations_are_a_400_naming_the_fields(
     assert not Evaluation.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"model": "acme--support\u0000"}, "model"),
+        ({"version": "1.0\u0000"}, "version"),
+        ({"benchmark": "custom", "name": "mine\u0000"}, "name"),
+        ({"error": "\u0000", "status": "failed", "score": None}, "error"),
+    ],
+)
+def test_nul_characters_are_a_400_naming_the_field(
+    acme: Tenant, alice: Any, published: Any, overrides: dict[str, Any], field: str
+) -> None:
+    # given (PostgreSQL stores no NUL in text: these were 500s)
+    published()
+
+    # when
+    response = client_for(alice).post(f"{API}/evaluations/", body(**overrides), format="json")
+
+    # then
+    assert field in assert_error(response, 400, "validation_error")["error"]["details"]["fields"]
+    assert not Evaluation.objects.exists()
+
+
 def test_a_second_result_for_the_same_benchmark_version_is_a_conflict(acme: Tenant, alice: Any, published: Any) -> None:
     published()
     client = client_for(alice)

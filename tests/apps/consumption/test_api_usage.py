@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -134,6 +135,9 @@ def test_record_filters_by_key_version_service_and_time(recorded: Traffic) -> No
         ({"limit": "101"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"cursor": "garbage"}, "cursor"),
+        # valid ISO 8601 times before year 1 in UTC
+        ({"until": "0001-01-01T00:16:58+22:31"}, "until"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
     ],
 )
 def test_bad_record_parameters_are_400s_naming_them(recorded: Traffic, params: dict[str, str], field: str) -> None:
@@ -141,6 +145,18 @@ def test_bad_record_parameters_are_400s_naming_them(recorded: Traffic, params: d
 
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["details"]["fields"]
+
+
+def test_record_times_of_any_offset_are_compared_in_utc(recorded: Traffic) -> None:
+    # given: an offset Python accepts but PostgreSQL refuses (±15:59 at most): the contract fuzzer's 500
+    between = timezone.now() - timedelta(days=2, seconds=30)  # after r-other, before r-502
+    far_east = between.astimezone(dt_timezone(timedelta(hours=22, minutes=31))).isoformat()
+
+    # when
+    response = session(recorded.consumer.owner).get(f"{API}/usage/", {"until": far_east})
+
+    # then
+    assert request_ids(response) == ["r-other"]
 
 
 def test_cursor_pagination_walks_every_record_once(traffic: Traffic) -> None:

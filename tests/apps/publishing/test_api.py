@@ -211,6 +211,19 @@ def test_status_shows_runs_and_steps_to_the_publisher_only(
     assert alice.get(f"{API}{service_id}/status/", {"version": "9.9.9"}).status_code == 404
 
 
+@pytest.mark.parametrize("version", ["1.0\u0000", "9" * 40])
+def test_a_status_version_the_database_cannot_hold_is_a_400_naming_it(alice: APIClient, version: str) -> None:
+    # given (found by the contract fuzzer: a NUL character in `version` was a 500)
+    service_id = publish(alice)["service"]["id"]
+
+    # when
+    response = alice.get(f"{API}{service_id}/status/", {"version": version})
+
+    # then
+    assert response.status_code == 400, response.content
+    assert set(response.json()["error"]["details"]["fields"]) == {"version"}
+
+
 def test_consumers_see_servable_versions_without_the_endpoint_url(
     alice: APIClient, carol: APIClient, publisher: Any
 ) -> None:

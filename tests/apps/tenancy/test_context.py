@@ -50,6 +50,12 @@ def test_header_alone_never_grants_access(tenant) -> None:
         resolve_tenant(request_for(AnonymousUser(), "acme"))
 
 
+def test_a_header_no_slug_can_match_is_refused_like_an_unknown_tenant(tenant, owner) -> None:
+    # a NUL character reached the database, which refuses to compare it: a 500 on every endpoint
+    with pytest.raises(AuthorizationError):
+        resolve_tenant(request_for(owner, "ac\x00me"))
+
+
 def test_api_key_tenant_wins_and_a_conflicting_header_is_refused(tenant) -> None:
     other = TenantFactory(slug="other")
     key = SimpleNamespace(tenant_id=other.pk, tenant=other)
