@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.support.cluster import free_port, postgres_bin
+
+__all__ = ["free_port"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -34,6 +39,14 @@ def _requirement(marker: str) -> str | None:
         if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
             return "DATABASE_URL is not a PostgreSQL URL"
         return None if _reachable(DATABASE_URL, 5432) else "PostgreSQL is not answering"
+    if marker == "faults":
+        if shutil.which("redis-server") is None:
+            return "redis-server is not installed"
+        if postgres_bin() is None:
+            return "the PostgreSQL server binaries (initdb, pg_ctl) are not installed"
+        if os.geteuid() == 0 and shutil.which("runuser") is None:
+            return "running as root, and runuser (to start PostgreSQL as postgres) is missing"
+        return None
     if marker == "celery_worker":
         if not CELERY_BROKER_URL:
             return "CELERY_BROKER_URL is not set"
@@ -42,7 +55,7 @@ def _requirement(marker: str) -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("redis", "postgres", "celery_worker"):
+    for marker in ("redis", "postgres", "celery_worker", "faults"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _requirement(marker)
@@ -80,18 +93,10 @@ def unique_prefix(request: pytest.FixtureRequest) -> str:
     return f"t:{worker}:{request.node.name}:{os.urandom(4).hex()}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(autouse=True)
 def _tier_defaults(request: pytest.FixtureRequest) -> None:
     """Transactional tests flush every table, data migrations' rows included: put the tier table back."""
-    if not {"db", "transactional_db"} & set(request.fixturenames) and not request.node.get_closest_marker(
-        "django_db"
-    ):
+    if not {"db", "transactional_db"} & set(request.fixturenames) and not request.node.get_closest_marker("django_db"):
         return
     from django.apps import apps
 
@@ -105,7 +110,6 @@ def _tier_defaults(request: pytest.FixtureRequest) -> None:
     if not TierQuota.objects.exists():
         migration = importlib.import_module("apps.tenancy.migrations.0002_tier_defaults")
         migration.load(apps, None)
-
 
 
 @pytest.fixture(scope="session", autouse=True)

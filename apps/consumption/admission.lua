@@ -9,10 +9,13 @@
 --       7 budget day limit, 8 budget month limit, 9 estimated cost (micro-USD),
 --       10/11/12 requests quota limit/action/seed, 13/14/15 tokens quota, 16/17/18 spend quota,
 --       19 budget day seed, 20 budget month seed, 21 throttle rate per second, 22 quota ttl s, 23 tpm window ms,
---       24 key id (recorded with the reservation for reconciliation)
+--       24 key id (recorded with the reservation for reconciliation), 25 the ledger entry to write should the
+--       request's process die (may be empty), 26 the time (ms) after which the caller no longer waits for this
+--       answer (-1: none): later, nothing is applied (a call that reached a frozen Redis, run when it woke up)
 -- Limits are -1 when absent; seeds are -1 when unknown (the caller reads the database and calls again).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[26] and tonumber(ARGV[26]) > 0 and now > tonumber(ARGV[26]) then return {-3, 'stale'} end
 
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'revoked'} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'suspended'} end
@@ -138,6 +141,7 @@ for i, m in ipairs(metered) do
 end
 redis.call('HSET', KEYS[11], 'tokens', est_tokens, 'cost', est_cost, 'deadline', now + slot_ms,
   'charged', table.concat(charged, ','), 'tpm', tpm_limit >= 0 and 1 or 0, 'key', ARGV[24], 'at', now)
+if ARGV[25] and ARGV[25] ~= '' then redis.call('HSET', KEYS[11], 'rec', ARGV[25]) end
 redis.call('PEXPIRE', KEYS[11], slot_ms + 86400000)
 redis.call('ZADD', KEYS[12], now + slot_ms, request_id)
 

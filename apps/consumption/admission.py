@@ -4,8 +4,11 @@ same semantics is used (limits are then per process, which suits a single develo
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,24 +16,38 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from asgiref.sync import sync_to_async
 from redis.exceptions import RedisError
 
 from apps.consumption.keys import KeyInfo
 from apps.tenancy import quotas
 from apps.tenancy.conf import tenancy_settings
+from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import (
     AuthenticationError,
     QuotaExceededError,
     RateLimitError,
     ServiceUnavailableError,
 )
-from llm_infra_django.redis import cached_script, get_async_redis, get_redis
+from llm_infra_django.redis import CLIENT_OPTIONS, cached_script, get_async_redis, get_redis
 
 logger = structlog.get_logger(__name__)
 
 ADMIT_LUA = (Path(__file__).with_name("admission.lua")).read_text()
 SETTLE_LUA = (Path(__file__).with_name("settle.lua")).read_text()
+# Push a live reservation's deadline (and its parallel slot's) one slot lifetime ahead of now.
+# KEYS: reservation hash, reservation index, parallel slots. ARGV: request id, slot lifetime ms.
+EXTEND_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local t = redis.call('TIME')
+local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'deadline', deadline)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 86400000)
+redis.call('ZADD', KEYS[2], 'XX', deadline, ARGV[1])
+if redis.call('ZADD', KEYS[3], 'XX', 'CH', deadline, ARGV[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]) + 60000)
+end
+return 1
+"""
 MICRO = Decimal(1_000_000)
 TPM_WINDOW_MS = 60_000
 SLOT_MARGIN_MS = 30_000
@@ -66,6 +83,7 @@ class Ticket:
     tpm_reset_ms: int
     flags: list[str] = field(default_factory=list)
     settled: bool = False
+    slot_ms: int = 0
 
 
 def _tag(tenant_id: str) -> str:
@@ -126,6 +144,8 @@ def admission_args(
     est_cost_micro: int,
     slot_ms: int,
     seeds: dict[str, int],
+    orphan_record: str = "",
+    valid_until_ms: int = -1,
 ) -> list[Any]:
     def quota(name: str) -> list[Any]:
         snapshot = limits[name]
@@ -151,6 +171,8 @@ def admission_args(
         _period_ttl(limits),
         TPM_WINDOW_MS,
         key.id,
+        orphan_record,
+        valid_until_ms,
     ]
 
 
@@ -231,16 +253,26 @@ async def admit(
     est_tokens: int,
     est_cost: Decimal,
     timeout_s: float,
+    orphan_record: str = "",
 ) -> Ticket:
-    """Admit the request or raise the error naming the limit it hit. One Redis round trip in the common case."""
+    """Admit the request or raise the error naming the limit it hit. One Redis round trip in the common case.
+
+    `orphan_record` (an encoded ledger entry) is kept with the reservation: should the process serving the request
+    die, the reconciler writes it to the ledger when the reservation expires (see reconcile.py)."""
     now = datetime.now(UTC)
     keys = counter_keys(key, request_id, limits, now)
     slot_ms = int(timeout_s * 1000) + SLOT_MARGIN_MS
     est_micro = to_micro(est_cost)
     client = get_async_redis()
     seeds: dict[str, int] = {}
-    for _attempt in range(3):
-        args = admission_args(key, request_id, limits, est_tokens, est_micro, slot_ms, seeds)
+    # Redis refuses to apply this admission after the moment this process stops waiting for it (a call that reached
+    # a frozen Redis and ran once it woke up would hold a reservation nobody serves). A refusal that does reach us
+    # means the clocks disagree, not that we gave up: then we ask again without the limit.
+    valid_until_ms = int(time.time() * 1000 + float(CLIENT_OPTIONS["socket_timeout"]) * 1000)
+    for _attempt in range(4):
+        args = admission_args(
+            key, request_id, limits, est_tokens, est_micro, slot_ms, seeds, orphan_record, valid_until_ms
+        )
         if client is None:
             result = local.admit(keys, args)
         else:
@@ -250,6 +282,10 @@ async def admit(
                 logger.error("admission_unavailable", error=type(exc).__name__)
                 raise ServiceUnavailableError("Admission is unavailable; try again shortly.", retry_after=1) from exc
         status = int(result[0])
+        if status == -3:
+            logger.warning("admission_clock_skew", request_id=request_id)
+            valid_until_ms = -1
+            continue
         if status == 1:
             return Ticket(
                 request_id=request_id,
@@ -263,10 +299,11 @@ async def admit(
                 tpm_remaining=int(result[3]) if key.tpm_limit is not None else None,
                 tpm_reset_ms=int(result[4]),
                 flags=[f for f in _text(result[5]).split(",") if f],
+                slot_ms=slot_ms,
             )
         if status == -2:
             names = [_text(name) for name in result[2:]]
-            seeds.update(await sync_to_async(read_seeds)(key, limits, names, now))
+            seeds.update(await database_sync_to_async(read_seeds)(key, limits, names, now))
             continue
         raise _deny(result, key, limits)
     raise ServiceUnavailableError("Admission could not seed its counters.", retry_after=1)
@@ -293,42 +330,108 @@ async def settle(
     tokens: int,
     cost: Decimal,
     counted: bool = True,
-    record: tuple[str, dict[str, str]] | None = None,
-) -> bool:
-    """Replace the reservation by the actual usage and free the slot (idempotent). With `record` (a stream key
-    and fields), the usage record is appended to the ledger stream in the same round trip; returns whether it was.
+    record: tuple[str, dict[str, str], str] | None = None,
+    charge_missing: bool = False,
+) -> tuple[str, str] | None:
+    """Replace the reservation by the actual usage and free the slot (idempotent; with `charge_missing`, a
+    reservation Redis no longer holds is charged the whole usage instead, see settle.lua). With `record` (a stream
+    key, the fields, and the key of the stream's epoch token), the usage record is appended to the ledger stream in
+    the same round trip; returns its entry id and the epoch it was appended in if it was (None otherwise).
     """
     if ticket.settled:
-        return False
+        return None
     ticket.settled = True
-    args = [ticket.request_id, int(tokens), to_micro(cost), 1 if counted else 0]
+    args = [ticket.request_id, int(tokens), to_micro(cost), 1 if counted else 0, 1 if charge_missing else 0]
     keys = settle_keys(ticket.keys)
     client = get_async_redis()
     if client is None:
         local.settle(keys, args)
-        return False
+        return None
+    # As for admission: applied only while this process still waits for the answer (see settle.lua).
+    args.append(int(time.time() * 1000 + float(CLIENT_OPTIONS["socket_timeout"]) * 1000))
     try:
         if record is None:
-            await cached_script(client, SETTLE_LUA)(keys=keys, args=args)
-            return False
+            if await cached_script(client, SETTLE_LUA)(keys=keys, args=args) == -3:
+                await _settle_despite_skew(client, keys, args)
+            return None
+        stream, fields, epoch_key = record
         pipe = client.pipeline(transaction=False)
         await cached_script(client, SETTLE_LUA)(keys=keys, args=args, client=pipe)
-        pipe.xadd(record[0], record[1])
-        await pipe.execute()
-        return True
+        pipe.xadd(stream, fields)
+        # The epoch names the Redis data set the record went into (made anew after a loss, see stream.py).
+        pipe.set(epoch_key, uuid.uuid4().hex, nx=True)
+        pipe.get(epoch_key)
+        settled, message_id, _, epoch = await pipe.execute()
+        if settled == -3:
+            await _settle_despite_skew(client, keys, args)
+        return _text(message_id), _text(epoch)
     except (RedisError, OSError) as exc:
-        # The reservation stays in Redis; the reconciler settles it from the ledger once its deadline passes.
+        # The caller writes the record to the database itself. The reservation may stay in Redis: settle it (without
+        # the record, and without charging a missing one) once Redis answers, or the reconciler will, from the
+        # record, once its deadline passes. Settling twice changes nothing.
         logger.error("settle_failed", request_id=ticket.request_id, error=type(exc).__name__)
-        return False
+        _settle_later(keys, [*args[:4], 0], ticket.slot_ms)
+        return None
 
 
-def settle_sync(keys: list[str], request_id: str, *, tokens: int, cost_micro: int, counted: bool) -> int:
-    """Synchronous settlement used by the reconciler (keys as given by `settle_keys`)."""
-    args = [request_id, tokens, cost_micro, 1 if counted else 0]
+def settle_sync(
+    keys: list[str], request_id: str, *, tokens: int, cost_micro: int, counted: bool, charge_missing: bool = False
+) -> int:
+    """Synchronous settlement (keys as given by `settle_keys`) for the reconciler and the ledger's outbox; returns
+    1 when a reservation was settled, 2 when a missing one was charged (`charge_missing`), 0 otherwise."""
+    args = [request_id, tokens, cost_micro, 1 if counted else 0, 1 if charge_missing else 0]
     client = get_redis()
     if client is None:
         return local.settle(keys, args)
     return int(cached_script(client, SETTLE_LUA)(keys=keys, args=args))
+
+
+async def _settle_despite_skew(client: Any, keys: list[str], args: list[Any]) -> None:
+    """A settlement Redis found late although we were still waiting: the clocks disagree. Apply it without limit."""
+    logger.warning("settle_clock_skew", request_id=args[0])
+    await cached_script(client, SETTLE_LUA)(keys=keys, args=[*args[:5], -1])
+
+
+_later: set[asyncio.Task[None]] = set()
+LATE_SETTLE_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+def _settle_later(keys: list[str], args: list[Any], within_ms: int) -> None:
+    """Retry a failed settlement in the background until Redis answers (at most for about `within_ms`)."""
+
+    async def retry() -> None:
+        started = time.monotonic()
+        for delay in LATE_SETTLE_DELAYS:
+            await asyncio.sleep(delay)
+            client = get_async_redis()
+            if client is None:
+                return
+            try:
+                await cached_script(client, SETTLE_LUA)(keys=keys, args=args)
+                return
+            except (RedisError, OSError):
+                if (time.monotonic() - started) * 1000 > within_ms:
+                    return
+
+    task = asyncio.get_running_loop().create_task(retry(), context=contextvars.Context())
+    _later.add(task)
+    task.add_done_callback(_later.discard)
+
+
+async def extend(ticket: Ticket) -> None:
+    """Keep a long request's reservation (and parallel slot) alive: its deadline moves one slot lifetime ahead, so
+    that only the reservations of requests nobody serves any more expire and are reconciled."""
+    if ticket.settled or not ticket.slot_ms:
+        return
+    keys = [ticket.keys[10], ticket.keys[11], ticket.keys[4]]
+    client = get_async_redis()
+    if client is None:
+        local.extend(keys, ticket.request_id, ticket.slot_ms)
+        return
+    try:
+        await cached_script(client, EXTEND_LUA)(keys=keys, args=[ticket.request_id, ticket.slot_ms])
+    except (RedisError, OSError) as exc:
+        logger.warning("reservation_extend_failed", request_id=ticket.request_id, error=type(exc).__name__)
 
 
 def mark_revoked(tenant_id: str, key_id: str) -> None:
@@ -466,16 +569,36 @@ class LocalAdmission:
             "deadline": now + slot_ms,
             "key": a[23],
             "at": now,
+            **({"rec": a[24]} if len(a) > 24 and a[24] else {}),
         }
         remaining_rpm = rpm_limit - len(log) if rpm_limit >= 0 else -1
         remaining_tpm = tpm_limit - tpm_used - est_tokens if tpm_limit >= 0 else -1
         return [1, "ok", remaining_rpm, remaining_tpm, window - now % window, ",".join(flags)]
 
+    def extend(self, keys: list[str], request_id: str, slot_ms: int) -> None:
+        with self.lock:
+            reservation = self.values.get(keys[0])
+            if reservation is None:
+                return
+            deadline = int(time.time() * 1000) + slot_ms
+            reservation["deadline"] = deadline
+            slots = self.values.get(keys[2])
+            if isinstance(slots, dict) and request_id in slots:
+                slots[request_id] = deadline
+
     def settle(self, keys: list[str], args: list[Any]) -> int:
         with self.lock:
             reservation = self.values.pop(keys[0], None)
             if reservation is None:
-                return 0
+                if len(args) < 5 or int(args[4]) != 1:
+                    return 0
+                amounts = {3: int(args[1]), 4: int(args[2]), 5: int(args[2]), 6: int(args[3])}
+                amounts.update({7: int(args[1]), 8: int(args[2])})
+                for slot, amount in amounts.items():
+                    if keys[slot] in self.values and amount:
+                        self.values[keys[slot]] += amount
+                self.values.get(keys[2], {}).pop(args[0], None)
+                return 2
             tokens_delta = int(args[1]) - reservation["tokens"]
             cost_delta = int(args[2]) - reservation["cost"]
             deltas = {

@@ -25,18 +25,25 @@ from apps.consumption.models import Scope
 from apps.publishing import echo
 from apps.publishing.selectors import Route
 from apps.tenancy import quotas
+from llm_infra_django.body import read_body
+from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import (
     AppError,
     ExternalServiceError,
     InternalError,
     RateLimitError,
     ValidationError,
+    to_app_error,
 )
 from llm_infra_django.redis import get_async_redis
 from llm_infra_django.responses import openai_error_response
 
 logger = structlog.get_logger(__name__)
 COST_QUANTUM = Decimal("0.0000000001")
+WORKER_LOST = "worker_lost"
+# A stream that keeps flowing pushes its reservation's deadline ahead this often (the slot lifetime is the SLA
+# timeout plus 30 s): only reservations of requests nobody serves any more expire.
+EXTEND_EVERY_SECONDS = 10.0
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -54,6 +61,7 @@ class Call:
     stream: bool = False
     include_usage: bool = False
     prompt_estimate: int = 0
+    prompt_bound: int = 0  # at least what any upstream can count: what admission reserves
     completion_estimate: int = 0
     ticket: admission.Ticket | None = None
 
@@ -69,13 +77,12 @@ def spawn(coroutine: Any) -> None:
 # --- Validation and estimates ----------------------------------------------------------------------------------
 
 
+def request_body(request: Any) -> bytes:
+    """The body, at most `MAX_BODY_BYTES` (a 413 otherwise, before a larger one is read)."""
+    return read_body(request, consumption_settings.MAX_BODY_BYTES, code="request_too_large")
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
-    if len(raw) > consumption_settings.MAX_BODY_BYTES:
-        raise ValidationError(
-            f"The request body is larger than {consumption_settings.MAX_BODY_BYTES} bytes.",
-            fields={"body": ["Too large."]},
-            code="request_too_large",
-        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -119,6 +126,16 @@ def _prompt_tokens(kind: str, body: dict[str, Any]) -> int:
     )
 
 
+def _prompt_bound(kind: str, body: dict[str, Any], counted: int) -> int:
+    """An upper bound of the prompt tokens any upstream can count: byte-level BPE tokenizers never make more tokens
+    than the text has UTF-8 bytes, and the JSON of the messages exceeds their text by more than any per-message
+    overhead. Reservations use it, so actual usage never costs more than was reserved and budgets and quotas hold."""
+    value = body.get("messages") if kind == "chat" else body.get("prompt" if kind == "completions" else "input")
+    if isinstance(value, list) and value and all(isinstance(item, (int, list)) for item in value):
+        return counted  # token ids: the count is exact
+    return max(counted, len(orjson.dumps(value)) + 3)
+
+
 def estimate(call: Call, route: Route) -> None:
     """Validate the fields that decide cost and count the prompt; nothing reaches the upstream before this."""
     body, kind = call.body, call.kind
@@ -159,6 +176,8 @@ def estimate(call: Call, route: Route) -> None:
     call.stream = stream
     call.include_usage = bool(options and options.get("include_usage"))
     call.prompt_estimate = prompt
+    # The echo provider counts with our own tokenizer, so its count is exact; any other upstream may count more.
+    call.prompt_bound = prompt if route.protocol == "echo" else _prompt_bound(kind, body, prompt)
     call.completion_estimate = completion * n
 
 
@@ -231,24 +250,20 @@ def _quota_periods(call: Call) -> dict[str, tuple[datetime, datetime]]:
     return periods
 
 
-async def record(
+def _entry(
     call: Call,
     *,
     status: int,
-    prompt_tokens: int = 0,
-    completion_tokens: int = 0,
-    cost: Decimal | None = None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost: Decimal,
     error_code: str = "",
     estimated: bool = False,
     ttft_ms: float | None = None,
     counted: bool = True,
-) -> Decimal:
-    """Settle the reservation with what was used and record the usage: with Redis the record is appended to the
-    ledger stream in the settlement's round trip (no SQL on the hot path); without, it is written to the database.
-    Either way it is durable (or queued durably) when this returns."""
+) -> ledger.Entry:
     assert call.key is not None and call.route is not None
-    cost = price(call.route, prompt_tokens, completion_tokens) if cost is None else cost
-    entry = ledger.Entry(
+    return ledger.Entry(
         request_id=call.request_id,
         tenant_id=call.key.tenant_id,
         api_key_id=call.key.id,
@@ -271,13 +286,76 @@ async def record(
         tenant_timezone=call.key.tenant_timezone,
         quota_periods=_quota_periods(call) if counted else {},
     )
-    logged = False
+
+
+def _orphan_record(call: Call) -> str:
+    """The record of this request should its process die before recording it (kept with the reservation; the
+    reconciler writes it): a 499 `worker_lost`, billed for the prompt only, flagged as estimated."""
+    assert call.route is not None
+    entry = _entry(
+        call,
+        status=499,
+        prompt_tokens=call.prompt_estimate,
+        completion_tokens=0,
+        cost=price(call.route, call.prompt_estimate, 0),
+        error_code=WORKER_LOST,
+        estimated=True,
+    )
+    return ledger_stream.encode(entry)["e"]
+
+
+async def record(
+    call: Call,
+    *,
+    status: int,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    cost: Decimal | None = None,
+    error_code: str = "",
+    estimated: bool = False,
+    ttft_ms: float | None = None,
+    counted: bool = True,
+) -> Decimal:
+    """Settle the reservation with what was used and record the usage: with Redis the record is appended to the
+    ledger stream in the settlement's round trip (no SQL on the hot path) and kept in this process's outbox until
+    the database has it; without Redis (or when it fails), it is written to the database before this returns."""
+    assert call.key is not None and call.route is not None
+    cost = price(call.route, prompt_tokens, completion_tokens) if cost is None else cost
+    entry = _entry(
+        call,
+        status=status,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+        error_code=error_code,
+        estimated=estimated,
+        ttft_ms=ttft_ms,
+        counted=counted,
+    )
+
+    appended = None
+    tokens = prompt_tokens + completion_tokens
     if call.ticket is not None:
-        streamed = (ledger_stream.stream_key(), ledger_stream.encode(entry)) if get_async_redis() else None
-        logged = await admission.settle(
-            call.ticket, tokens=prompt_tokens + completion_tokens, cost=cost, counted=counted, record=streamed
+        streamed = None
+        if get_async_redis() is not None:
+            key = ledger_stream.stream_key()
+            streamed = (key, ledger_stream.encode(entry), ledger_stream.epoch_key(key))
+        appended = await admission.settle(
+            call.ticket, tokens=tokens, cost=cost, counted=counted, record=streamed, charge_missing=True
         )
-    if logged:
+    if appended is not None:
+        assert call.ticket is not None
+        ledger_stream.remember(
+            ledger_stream.Sent(
+                entry=entry,
+                settle_keys=admission.settle_keys(call.ticket.keys),
+                tokens=tokens,
+                cost_micro=admission.to_micro(cost),
+                counted=counted,
+                message_id=appended[0],
+                epoch=appended[1],
+            )
+        )
         ledger_stream.ensure_drainer()
     else:
         await ledger.writer().write(entry)
@@ -318,7 +396,7 @@ async def handle(
     try:
         call.key = await runtime.authenticate(request.headers.get("Authorization"))
         runtime.require_scope(call.key, Scope.CONSUME)
-        call.body = body_override if body_override is not None else parse_body(request.body)
+        call.body = body_override if body_override is not None else parse_body(request_body(request))
         call.route = await runtime.resolve_route(call.body["model"], call.key)
         estimate(call, call.route)
         await _screen(call)
@@ -326,9 +404,10 @@ async def handle(
             key=call.key,
             request_id=call.request_id,
             limits=call.key.quota_limits,
-            est_tokens=call.prompt_estimate + call.completion_estimate,
-            est_cost=price(call.route, call.prompt_estimate, call.completion_estimate),
+            est_tokens=call.prompt_bound + call.completion_estimate,
+            est_cost=price(call.route, call.prompt_bound, call.completion_estimate),
             timeout_s=call.route.sla_timeout_ms / 1000,
+            orphan_record=_orphan_record(call) if get_async_redis() is not None else "",
         )
         _emit_quota_events(call)
         if call.stream:
@@ -340,7 +419,8 @@ async def handle(
         logger.exception("proxy_failed", request_id=call.request_id, exc_type=type(exc).__name__)
         if call.ticket is not None and not call.ticket.settled:
             await admission.settle(call.ticket, tokens=0, cost=Decimal(0), counted=False)
-        return error_response(InternalError(), call.request_id)
+        # A known failure (the database being away: 503) keeps its meaning; anything else is a 500 without internals.
+        return error_response(to_app_error(exc) or InternalError(), call.request_id)
 
 
 async def _screen(call: Call) -> None:
@@ -373,7 +453,6 @@ async def _screen(call: Call) -> None:
 def _emit_quota_events(call: Call) -> None:
     if not call.ticket or not call.ticket.flags:
         return
-    from asgiref.sync import sync_to_async
 
     def fire(flags: list[str], tenant_id: str) -> None:
         from apps.tenancy.models import Tenant
@@ -386,7 +465,7 @@ def _emit_quota_events(call: Call) -> None:
             logger.warning(f"quota_{'soft_limit_reached' if kind == 'soft' else 'alert'}", quota=quota)
             signal.send(sender=Tenant, tenant=tenant, quota_type=quota, limit=None, used=None, period_end=None)
 
-    spawn(sync_to_async(fire, thread_sensitive=False)(call.ticket.flags, call.ticket.tenant_id))
+    spawn(database_sync_to_async(fire, thread_sensitive=False)(call.ticket.flags, call.ticket.tenant_id))
 
 
 async def _upstream_failed(call: Call, exc: Exception) -> HttpResponse:
@@ -461,8 +540,12 @@ async def _relay(call: Call, stream: upstream.Stream) -> AsyncIterator[bytes]:
     ttft_ms: float | None = None
     failure: BaseException | None = None
     completed = False
+    extended = time.monotonic()
     try:
         async for event in stream.events():
+            if call.ticket is not None and time.monotonic() - extended >= EXTEND_EVERY_SECONDS:
+                extended = time.monotonic()
+                await admission.extend(call.ticket)
             data = event[len(b"data: ") :].strip() if event.startswith(b"data: ") else b""
             if data and data != b"[DONE]":
                 try:

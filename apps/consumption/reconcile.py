@@ -1,4 +1,5 @@
-"""Settles admission reservations left unsettled past their deadline from the ledger, and prunes old raw records."""
+"""Settles admission reservations left unsettled past their deadline from the ledger (writing the record a dead
+process left with its reservation when the ledger has none), and prunes old raw records."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class ReconcileReport:
     refunded: int = 0
     already_settled: int = 0
     key_unknown: int = 0
+    orphans_recorded: int = 0
 
 
 def _text(value: Any) -> str:
@@ -128,26 +130,54 @@ def _settle_one(
         if "budget" in str(reservation.get("charged", "")):
             logger.warning("reservation_budget_not_refunded", request_id=request_id, tenant=tenant.slug)
     keys = settle_keys_for(tenant, request_id, key_id, admitted_at)
+    orphan = None
+    if record is None and reservation.get("rec"):
+        orphan = _write_orphan_record(reservation["rec"])
+        record = {
+            "prompt_tokens": orphan.prompt_tokens,
+            "completion_tokens": orphan.completion_tokens,
+            "cost": orphan.cost,
+            "status_code": orphan.status_code,
+        }
     if record is not None:
         tokens = int(record["prompt_tokens"]) + int(record["completion_tokens"])
         cost_micro = admission.to_micro(record["cost"])
-        counted = int(record["status_code"]) < 400
+        counted = is_counted(int(record["status_code"]))
     else:
         tokens, cost_micro, counted = 0, 0, False
     done = admission.settle_sync(keys, request_id, tokens=tokens, cost_micro=cost_micro, counted=counted)
+    outcome = "orphan" if orphan is not None else "ledger" if record is not None else "refund"
     if not done:
         report.already_settled += 1
+    elif orphan is not None:
+        report.orphans_recorded += 1
     elif record is not None:
         report.settled_from_ledger += 1
     else:
         report.refunded += 1
     logger.info(
-        "reservation_reconciled",
-        request_id=request_id,
-        tenant=tenant.slug,
-        outcome="ledger" if record is not None else "refund",
-        settled=bool(done),
+        "reservation_reconciled", request_id=request_id, tenant=tenant.slug, outcome=outcome, settled=bool(done)
     )
+
+
+def is_counted(status_code: int) -> bool:
+    """Whether a record's request counts against the request quota, as the proxy decided: answered, or a stream
+    billed for what it delivered (499: the client left, the stream broke, or its process died)."""
+    return status_code < 400 or status_code == 499
+
+
+def _write_orphan_record(encoded: str) -> Any:
+    """Write the record a request's process left with its reservation (it died before recording the request):
+    finished now; idempotent, so a record written meanwhile wins."""
+    from apps.consumption.ledger import write_entries
+    from apps.consumption.stream import decode
+
+    entry = decode({"e": encoded})
+    entry.finished_at = datetime.now(UTC)
+    entry.latency_ms = round((entry.finished_at - entry.started_at).total_seconds() * 1000, 3)
+    write_entries([entry])
+    logger.warning("usage_recorded_for_lost_worker", request_id=entry.request_id, tenant_id=entry.tenant_id)
+    return entry
 
 
 def _records(request_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -223,7 +253,10 @@ def _reconcile_local(now_ms: int, cutoff_ms: int, report: ReconcileReport) -> No
 
 def reconcile_reservations(*, now_ms: int | None = None) -> ReconcileReport:
     """Settle every reservation whose deadline passed more than `RESERVATION_GRACE_SECONDS` ago: with its usage
-    record's actual tokens and cost when the ledger has one, else refunded to zero (the request uncounted).
+    record's actual tokens and cost when the ledger has one; else, when its process left the record to write should
+    it die (the proxy does), with that record, written now (a `worker_lost` 499 billed for the prompt); else
+    refunded to zero (the request uncounted). Live streams keep pushing their deadline ahead, so only requests
+    nobody serves any more are reconciled.
     Idempotent (the settle script does nothing for a reservation already gone). Redis is walked with SCAN over
     the tenants' reservation indexes (never KEYS); without Redis, the in-process admission twin."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms

@@ -7,7 +7,6 @@ import hmac
 import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from apps.consumption.admission import QuotaSnapshot
@@ -16,6 +15,7 @@ from apps.consumption.keys import KeyInfo, hash_secret, key_cache, looks_like_ke
 from apps.consumption.models import ApiKey, Scope
 from apps.publishing.lifecycle import SERVABLE
 from apps.publishing.selectors import Route, get_route
+from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import AuthenticationError, AuthorizationError, NotFoundError
 
 METERED = ("api_requests", "tokens", "spend_usd")
@@ -71,7 +71,7 @@ async def authenticate(authorization: str | None) -> KeyInfo:
     key_hash = _key_hash(authorization)
     found, info = key_cache.get(key_hash)
     if not found:
-        info = await sync_to_async(load_key)(key_hash)
+        info = await database_sync_to_async(load_key)(key_hash)
         key_cache.put(key_hash, info)
     return _usable(info)
 
@@ -132,7 +132,7 @@ async def resolve_route(model_id: str, key: KeyInfo) -> Route:
     split_model_id(model_id)  # 400 for a malformed id
     entry = route_cache.routes.get(model_id)
     if not _fresh(entry):
-        entry = (time.monotonic(), await sync_to_async(_lookup_route)(model_id))
+        entry = (time.monotonic(), await database_sync_to_async(_lookup_route)(model_id))
         route_cache.routes[model_id] = entry
     route = entry[1]  # type: ignore[index]
     if route is None or route.status not in SERVABLE:
@@ -142,7 +142,7 @@ async def resolve_route(model_id: str, key: KeyInfo) -> Route:
     access_key = (key.tenant_id, route.service_id)
     access = route_cache.access.get(access_key)
     if not _fresh(access):
-        access = (time.monotonic(), await sync_to_async(_can_use)(key.tenant_id, route))
+        access = (time.monotonic(), await database_sync_to_async(_can_use)(key.tenant_id, route))
         route_cache.access[access_key] = access
     if not access[1]:  # type: ignore[index]
         raise AuthorizationError(f"Your tenant has no access to '{model_id}'.", code="model_not_allowed")

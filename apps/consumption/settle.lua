@@ -1,18 +1,40 @@
 -- Settle a reservation with the actual usage: charge or refund the difference, free the parallel slot.
--- Idempotent: a reservation settled (or reconciled) once is gone, and settling again does nothing.
+-- Idempotent: a reservation settled (or reconciled) once is gone, and settling again does nothing — unless the
+-- caller knows the usage was never counted (ARGV 5 = 1: the proxy settling its own request, whose reservation Redis
+-- lost in a restart or the reconciler refunded): then the whole usage is charged to the counters that exist (the
+-- others are seeded from the database, which will hold the request's record).
 --
 -- KEYS: 1 reservation (hash), 2 reservation index, 3 parallel slots, 4 tpm window, 5 budget day, 6 budget month,
 --       7 quota requests, 8 quota tokens, 9 quota spend
--- ARGV: 1 request id, 2 actual tokens, 3 actual cost (micro-USD), 4 counted requests (1, or 0 to refund it)
-local reservation = redis.call('HMGET', KEYS[1], 'tokens', 'cost', 'charged', 'tpm')
-if not reservation[1] then return 0 end
-local token_delta = tonumber(ARGV[2]) - tonumber(reservation[1])
-local cost_delta = tonumber(ARGV[3]) - tonumber(reservation[2])
-local request_delta = tonumber(ARGV[4]) - 1
+-- ARGV: 1 request id, 2 actual tokens, 3 actual cost (micro-USD), 4 counted requests (1, or 0 to refund it),
+--       5 charge the usage when the reservation is gone (1) or do nothing then (0, absent), 6 the time (ms) after
+--       which the caller no longer waits for this answer (absent or -1: none): later, nothing is applied (the caller
+--       gave up, wrote the record itself, and settles again without charging)
+if ARGV[6] and tonumber(ARGV[6]) > 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[6]) then return -3 end
+end
 
 local function adjust(key, delta)
   if delta ~= 0 and redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, delta) end
 end
+
+local reservation = redis.call('HMGET', KEYS[1], 'tokens', 'cost', 'charged', 'tpm')
+if not reservation[1] then
+  if ARGV[5] ~= '1' then return 0 end
+  adjust(KEYS[4], tonumber(ARGV[2]))
+  for index = 5, 9 do
+    local amount = tonumber(ARGV[3])
+    if index == 7 then amount = tonumber(ARGV[4]) elseif index == 8 then amount = tonumber(ARGV[2]) end
+    adjust(KEYS[index], amount)
+  end
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 2
+end
+local token_delta = tonumber(ARGV[2]) - tonumber(reservation[1])
+local cost_delta = tonumber(ARGV[3]) - tonumber(reservation[2])
+local request_delta = tonumber(ARGV[4]) - 1
 
 if reservation[4] == '1' then adjust(KEYS[4], token_delta) end
 local index = {budget_day = 5, budget_month = 6, api_requests = 7, tokens = 8, spend_usd = 9}

@@ -1,8 +1,10 @@
 """The ledger's Redis stream: with Redis, a usage record is appended to a stream in the same round trip as the
 settlement (so the proxy's hot path touches no SQL), and every web process drains the stream into the database in
-large batches. A record the proxy acknowledged is in Redis (durable as Redis is: run it with AOF in production)
-and reaches the database once the database answers; pending entries of a dead process are claimed by another.
-Without Redis the proxy writes records itself (`ledger.LedgerWriter`)."""
+large batches. A record the proxy acknowledged is in Redis and reaches the database once the database answers;
+pending entries of a dead process are claimed by another. Should Redis lose the stream (a restart without
+persistence, a flush), each process still holds the records it appended and has not seen written (its outbox) and
+writes them itself — the ledger is idempotent on request ids, so nothing is counted twice. Without Redis the proxy
+writes records itself (`ledger.LedgerWriter`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,11 @@ import contextvars
 import json
 import os
 import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,6 +38,11 @@ LINGER_SECONDS = 0.2
 _consumer = f"{socket.gethostname()}-{os.getpid()}"
 _drainers: dict[int, asyncio.Task[None]] = {}
 _groups: set[str] = set()
+# Records this process appended and has not yet seen written to the database, by request id.
+OUTBOX_LIMIT = 100_000
+OUTBOX_CHECK_SECONDS = 1.0
+_outbox: OrderedDict[str, Sent] = OrderedDict()
+_outbox_lock = threading.Lock()
 
 
 def stream_key() -> str:
@@ -50,8 +62,9 @@ def decode(fields: dict[Any, Any]) -> Entry:
     data["cost"] = Decimal(data["cost"])
     data["started_at"] = datetime.fromisoformat(data["started_at"])
     data["finished_at"] = datetime.fromisoformat(data["finished_at"])
-    data["quota_periods"] = {k: (datetime.fromisoformat(v[0]), datetime.fromisoformat(v[1]))
-                             for k, v in data["quota_periods"].items()}
+    data["quota_periods"] = {
+        k: (datetime.fromisoformat(v[0]), datetime.fromisoformat(v[1])) for k, v in data["quota_periods"].items()
+    }
     return Entry(**data)
 
 
@@ -76,13 +89,15 @@ def drain_once(count: int = BATCH, *, consumer: str | None = None) -> int:
     key = stream_key()
     _ensure_group(client, key)
     name = consumer or _consumer
-    messages = []
-    for start in ("0", ">"):
-        found = client.xreadgroup(GROUP, name, {key: start}, count=count)
-        messages = found[0][1] if found else []
-        messages = [(mid, fields) for mid, fields in messages if fields]
-        if messages:
-            break
+    try:
+        messages = _read(client, key, name, count)
+    except ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        # Redis lost the group (it restarted empty, or the stream was deleted): make it again and read on.
+        _groups.discard(key)
+        _ensure_group(client, key)
+        messages = _read(client, key, name, count)
     if not messages:
         claimed = client.xautoclaim(key, GROUP, name, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=count)
         messages = [(mid, fields) for mid, fields in (claimed[1] if claimed else []) if fields]
@@ -95,9 +110,138 @@ def drain_once(count: int = BATCH, *, consumer: str | None = None) -> int:
     except Exception:
         _write_one_by_one(client, key, messages)
     ids = [mid for mid, _ in messages]
-    client.xack(key, GROUP, *ids)
-    client.xdel(key, *ids)
+    # Acknowledged and deleted together (MULTI): an entry acknowledged but left in the stream would sit there for
+    # ever (a reply lost to a timeout is enough), as would one deleted but still pending.
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(key, GROUP, *ids)
+    pipe.xdel(key, *ids)
+    pipe.execute()
     return len(ids)
+
+
+def _read(client: Any, key: str, consumer: str, count: int) -> list[tuple[Any, Any]]:
+    """This consumer's pending entries (delivered before, not acknowledged), else new ones."""
+    for start in ("0", ">"):
+        found = client.xreadgroup(GROUP, consumer, {key: start}, count=count)
+        messages = [(mid, fields) for mid, fields in (found[0][1] if found else []) if fields]
+        if messages:
+            return messages
+    return []
+
+
+# --- The outbox: what this process appended, kept until the database has it -----------------------------------
+
+
+@dataclass
+class Sent:
+    """A record this process appended to the stream, with what its settlement charged (to charge it again should
+    Redis lose it). `state`: "streamed" (in the stream of `epoch`), "write" (to be written to the database by this
+    process), "charge" (written; its usage still to be charged to Redis' counters)."""
+
+    entry: Entry
+    settle_keys: list[str]
+    tokens: int
+    cost_micro: int
+    counted: bool
+    message_id: str
+    epoch: str
+    state: str = "streamed"
+
+
+def epoch_key(key: str) -> str:
+    """The key of the stream's epoch token: set once (NX) by the first writer of a Redis data set, so a token that
+    changed or vanished means Redis lost what it held (same hash tag as the stream)."""
+    return key.rsplit(":", 1)[0] + ":epoch"
+
+
+def remember(sent: Sent) -> None:
+    """Keep a record appended to the stream until the database is known to hold it."""
+    with _outbox_lock:
+        _outbox[sent.entry.request_id] = sent
+        if len(_outbox) > OUTBOX_LIMIT:
+            dropped, _ = _outbox.popitem(last=False)
+            logger.warning("ledger_outbox_full", dropped=dropped, limit=OUTBOX_LIMIT)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id(value: Any) -> tuple[int, int]:
+    milliseconds, _, sequence = _text(value).partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+def _in_state(state: str) -> list[Sent]:
+    with _outbox_lock:
+        return [sent for sent in _outbox.values() if sent.state == state]
+
+
+def check_outbox() -> int:
+    """Forget the outbox records the stream's readers wrote to the database. Records appended to a Redis data set
+    that is gone since (another epoch) are written to the database directly (idempotent), and those that were not
+    there yet are charged again to the counters Redis holds now (admission seeds the others from the database,
+    which then holds them). Returns how many records this wrote. Synchronous, for the drainer's thread; raises when
+    Redis or the database fails, forgetting nothing."""
+    from apps.consumption.admission import settle_sync
+
+    client = get_redis()
+    if client is None:
+        return 0
+    with _outbox_lock:
+        if not _outbox:
+            return 0
+    key = stream_key()
+    client.set(epoch_key(key), uuid.uuid4().hex, nx=True)
+    epoch = _text(client.get(epoch_key(key)))
+    lost = [sent for sent in _in_state("streamed") if sent.epoch != epoch]
+    for sent in lost:
+        sent.state = "write"
+    if lost:
+        logger.warning("ledger_stream_lost", records=len(lost))
+    fresh: set[str] = set()
+    if to_write := _in_state("write"):
+        fresh = write_with_reconnect([sent.entry for sent in to_write])
+        for sent in to_write:
+            sent.state = "charge" if sent.entry.request_id in fresh else "done"
+    for sent in _in_state("charge"):
+        settle_sync(
+            sent.settle_keys,
+            sent.entry.request_id,
+            tokens=sent.tokens,
+            cost_micro=sent.cost_micro,
+            counted=sent.counted,
+            charge_missing=True,
+        )
+        sent.state = "done"
+    with _outbox_lock:
+        for request_id in [rid for rid, sent in _outbox.items() if sent.state == "done"]:
+            del _outbox[request_id]
+    _forget_written(client, key)
+    return len(fresh)
+
+
+def _forget_written(client: Any, key: str) -> None:
+    """Drop the outbox records whose stream entries were delivered to a reader and acknowledged (readers
+    acknowledge only after the database committed them)."""
+    try:
+        groups = client.xinfo_groups(key)
+    except ResponseError:
+        return  # no stream (yet)
+    group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
+    if group is None:
+        return
+    written = _id(group["last-delivered-id"])
+    if int(group.get("pending") or 0):
+        # Another reader may acknowledge the last pending entries between the two calls: then none is pending.
+        oldest = client.xpending(key, GROUP).get("min")
+        if oldest is not None:
+            oldest_pending = _id(oldest)
+            written = min(written, (oldest_pending[0], oldest_pending[1] - 1))
+    with _outbox_lock:
+        done = [rid for rid, sent in _outbox.items() if sent.state == "streamed" and _id(sent.message_id) <= written]
+        for request_id in done:
+            del _outbox[request_id]
 
 
 def _write_one_by_one(client: Any, key: str, messages: list[tuple[Any, Any]]) -> None:
@@ -119,8 +263,12 @@ async def _drain_forever() -> None:
     if client is None:
         return
     key = await loop.run_in_executor(_executor, stream_key)
+    checked = 0.0
     while True:
         try:
+            if time.monotonic() - checked >= OUTBOX_CHECK_SECONDS:
+                checked = time.monotonic()
+                await loop.run_in_executor(_executor, check_outbox)
             written = await loop.run_in_executor(_executor, drain_once)
             if written:
                 # Let a few more records gather: one larger batch costs the database less than many small ones.

@@ -108,37 +108,8 @@ FAST_PATH_SECONDS = 1.0
 _closed_at: dict[str, float] = {}
 
 
-async def _guarded_send(route: Route, kind: str, body: dict[str, Any], request_id: str) -> httpx.Response:
-    if time.monotonic() - _closed_at.get(route.version_id, -FAST_PATH_SECONDS) < FAST_PATH_SECONDS:
-        try:
-            response = await _send(route, kind, body, request_id)
-            if response.status_code >= 500:
-                raise UpstreamStatusError(response.status_code, response.content)
-            return response
-        except (UpstreamStatusError, httpx.TransportError) as exc:
-            _closed_at.pop(route.version_id, None)
-            async with circuit(route).guard():  # record the failure (or learn that the circuit opened meanwhile)
-                raise exc from None
-    async with circuit(route).guard():
-        response = await _send(route, kind, body, request_id)
-        if response.status_code >= 500:
-            raise UpstreamStatusError(response.status_code, response.content)
-    _closed_at[route.version_id] = time.monotonic()
-    return response
-
-
-async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Answer:
-    """A non-streamed call; upstream errors raise `UpstreamStatusError`, transport problems 502/504 errors."""
-    if route.protocol == "echo":
-        return Answer(200, _echo(route, kind, body))
-    try:
-        response = await _guarded_send(route, kind, body, request_id)
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(
-            f"The upstream of {route.model_id} did not answer in time.", service=route.model_id
-        ) from exc
-    except httpx.TransportError as exc:
-        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.", service=route.model_id) from exc
+def _answer(route: Route, response: httpx.Response) -> Answer:
+    """The upstream's answer, or the error it stands for: an error status, or a body that is not a JSON object."""
     if response.status_code >= 400:
         raise UpstreamStatusError(response.status_code, response.content)
     try:
@@ -148,6 +119,43 @@ async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -
     if not isinstance(parsed, dict):
         raise ExternalServiceError("The upstream answered an unexpected shape.", service=route.model_id)
     return Answer(response.status_code, parsed)
+
+
+async def _guarded_call(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Answer:
+    """`_send` and `_answer` through the version's breaker: transport errors, timeouts, 5xx and unreadable answers
+    count as its failures; a 4xx proves the upstream alive."""
+    if time.monotonic() - _closed_at.get(route.version_id, -FAST_PATH_SECONDS) < FAST_PATH_SECONDS:
+        try:
+            return _answer(route, await _send(route, kind, body, request_id))
+        except UpstreamStatusError as exc:
+            if exc.status_code < 500:
+                raise
+            failure: Exception = exc
+        except (httpx.TransportError, ExternalServiceError) as exc:
+            failure = exc
+        _closed_at.pop(route.version_id, None)
+        async with circuit(route).guard():  # record the failure (or learn that the circuit opened meanwhile)
+            raise failure from None
+    async with circuit(route).guard() as guard:
+        answer = _answer(route, await _send(route, kind, body, request_id))
+    if not guard.probe:  # a half-open circuit counts every call until it closes: no fast path before that
+        _closed_at[route.version_id] = time.monotonic()
+    return answer
+
+
+async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Answer:
+    """A non-streamed call; upstream errors raise `UpstreamStatusError`, transport problems and unreadable answers
+    502/504 errors."""
+    if route.protocol == "echo":
+        return Answer(200, _echo(route, kind, body))
+    try:
+        return await _guarded_call(route, kind, body, request_id)
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(
+            f"The upstream of {route.model_id} did not answer in time.", service=route.model_id
+        ) from exc
+    except httpx.TransportError as exc:
+        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.", service=route.model_id) from exc
 
 
 def _echo(route: Route, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -234,4 +242,12 @@ async def open_stream(route: Route, kind: str, body: dict[str, Any], request_id:
         error = UpstreamStatusError(response.status_code, content)
         await guard.__aexit__(UpstreamStatusError, error if response.status_code >= 500 else None, None)
         raise error
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        # Not the event stream asked for (an error page, garbage): a failure of the upstream, nothing to relay.
+        await response.aclose()
+        failure = ExternalServiceError(
+            f"The upstream of {route.model_id} did not answer with an event stream.", service=route.model_id
+        )
+        await guard.__aexit__(ExternalServiceError, failure, None)
+        raise failure
     return Stream(response, guard=guard)

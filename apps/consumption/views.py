@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 
 import orjson
-from asgiref.sync import sync_to_async
+import structlog
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.consumption import admission, proxy, runtime, selectors
 from apps.consumption.models import Scope
-from llm_infra_django.errors import AppError, AuthenticationError, ValidationError
+from llm_infra_django.db import database_sync_to_async
+from llm_infra_django.errors import AuthenticationError, InternalError, ValidationError, to_app_error
+
+logger = structlog.get_logger(__name__)
 
 
 @csrf_exempt
@@ -42,9 +45,9 @@ async def models(request: HttpRequest) -> HttpResponse:
         if await admission.is_revoked(key):
             raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
         runtime.require_scope(key, Scope.CONSUME)
-        rows = await sync_to_async(selectors.models_for_key)(key)
-    except AppError as error:
-        return proxy.error_response(error, request_id)
+        rows = await database_sync_to_async(selectors.models_for_key)(key)
+    except Exception as exc:
+        return _failed(exc, request_id)
     now = int(time.time())
     data = [
         {"id": row["model_id"], "object": "model", "created": row["created"] or now, "owned_by": row["publisher"]}
@@ -60,8 +63,8 @@ async def consume(request: HttpRequest, service_id: str) -> HttpResponse:
     latency_ms}` on the service's latest active version."""
     request_id = getattr(request, "request_id", "")
     try:
-        body = _native_body(request.body)
-        model_id = await sync_to_async(selectors.model_id_of_service)(service_id)
+        body = _native_body(proxy.request_body(request))
+        model_id = await database_sync_to_async(selectors.model_id_of_service)(service_id)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             raise ValidationError("'prompt' must be a non-empty string.", fields={"prompt": ["Required string."]})
@@ -72,9 +75,19 @@ async def consume(request: HttpRequest, service_id: str) -> HttpResponse:
         for name in ("max_tokens", "temperature"):
             if body.get(name) is not None:
                 chat[name] = body[name]
-    except AppError as error:
-        return proxy.error_response(error, request_id)
+    except Exception as exc:
+        return _failed(exc, request_id)
     return await proxy.handle(request, "chat", native=True, body_override=chat)
+
+
+def _failed(exc: Exception, request_id: str) -> HttpResponse:
+    """OpenAI's error shape for any failure: a known one keeps its status (the database away: 503), anything else
+    is a 500 without internals."""
+    error = to_app_error(exc)
+    if error is None:
+        logger.exception("proxy_view_failed", request_id=request_id, exc_type=type(exc).__name__)
+        error = InternalError()
+    return proxy.error_response(error, request_id)
 
 
 def _native_body(raw: bytes) -> dict[str, object]:

@@ -36,12 +36,12 @@ UsageProvider = Callable[[Tenant, date, date], Iterable[DailyUsage] | None]
 _usage_providers: dict[str, UsageProvider] = {}
 
 
-
 def money(amount: Decimal) -> str:
     """An amount with cents, and more digits only when it has them (`2.50`, `0.000032`): per-token prices make
     small spends, which `0.00` would hide."""
     cents = amount.quantize(Decimal("0.01"))
     return f"{cents:.2f}" if cents == amount else format(amount.normalize(), "f")
+
 
 def register_usage_provider(name: str, provider: UsageProvider) -> None:
     """Let an app supply daily usage (the consumption app: its rollups). The most recently registered provider that

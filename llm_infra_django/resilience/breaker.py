@@ -498,6 +498,11 @@ class _Guard:
         self._owner = owner
         self._permit: _Permit | None = None
 
+    @property
+    def probe(self) -> bool:
+        """Whether the call was admitted as a half-open probe (its success does not mean the circuit is closed)."""
+        return self._permit is not None and self._permit.token is not None
+
     def __enter__(self) -> _Guard:
         self._permit = self._owner._acquire()
         return self

@@ -40,8 +40,22 @@ def test_real_worker_runs_the_task_through_the_broker(monkeypatch: pytest.Monkey
     assert app.conf.result_backend, "a result backend (CELERY_RESULT_BACKEND or REDIS_URL) is needed to read results"
     queue = f"test-{uuid.uuid4().hex[:8]}"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo", "--concurrency=1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue, "--loglevel=WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "marketplace",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-Q",
+            queue,
+            "--loglevel=WARNING",
+        ],
         cwd=REPO,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "settings.test"},
         stdout=subprocess.PIPE,

@@ -25,9 +25,14 @@ class Behaviour:
         self.hang = False
         self.garbage = False
         self.chunk_delay = 0.0
+        # Per-request stream pace by the request's "user" field (wins over chunk_delay).
+        self.chunk_delays: dict[str, float] = {}
         self.reply_words = 8
         self.disconnected = 0
         self.bodies: list[dict[str, Any]] = []
+        self.request_ids: list[str] = []
+        # Down: connections still open (keep-alive) are closed without an answer, as by a crashed server.
+        self.down = False
 
 
 def _reply(behaviour: Behaviour, max_tokens: int | None) -> list[str]:
@@ -58,6 +63,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         b = self.behaviour
+        if b.down:
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         with b.lock:
@@ -65,6 +73,7 @@ class Handler(BaseHTTPRequestHandler):
             b.in_flight += 1
             b.max_in_flight = max(b.max_in_flight, b.in_flight)
             b.bodies.append(body)
+            b.request_ids.append(self.headers.get("X-Request-ID") or "")
         try:
             self._answer(b, body)
         finally:
@@ -142,8 +151,9 @@ class Handler(BaseHTTPRequestHandler):
                     else {"index": 0, "text": text, "finish_reason": None}
                 )
                 send({"id": "s1", "object": "chat.completion.chunk", "model": body["model"], "choices": [delta]})
-                if b.chunk_delay:
-                    time.sleep(b.chunk_delay)
+                pace = b.chunk_delays.get(str(body.get("user")), b.chunk_delay)
+                if pace:
+                    time.sleep(pace)
             send(
                 {
                     "id": "s1",
@@ -174,9 +184,12 @@ class Handler(BaseHTTPRequestHandler):
                 b.disconnected += 1
 
 
-def start(host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, Behaviour, str]:
-    """Serve in a daemon thread; returns (server, behaviour, base URL ending in /v1)."""
-    behaviour = Behaviour()
+def start(
+    host: str = "127.0.0.1", port: int = 0, behaviour: Behaviour | None = None
+) -> tuple[ThreadingHTTPServer, Behaviour, str]:
+    """Serve in a daemon thread; returns (server, behaviour, base URL ending in /v1). Pass the `behaviour` (and
+    port) of a server stopped earlier to bring it back as it was."""
+    behaviour = behaviour or Behaviour()
     handler = type("BoundHandler", (Handler,), {"behaviour": behaviour})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True

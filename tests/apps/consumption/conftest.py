@@ -94,11 +94,28 @@ def api_key(make_key, echo_service) -> str:
     return make_key()
 
 
-def drain_ledger() -> int:
-    """Write what the ledger stream holds (with Redis, records reach the database asynchronously)."""
+def drain_ledger(seconds: float = 10.0) -> int:
+    """Write what the ledger stream holds (with Redis, records reach the database asynchronously), and wait for
+    entries another reader (a server's drainer) took but has not yet written."""
+    import time
+
+    from redis.exceptions import ResponseError
+
     from apps.consumption import stream
+    from llm_infra_django.redis import get_redis
 
     total = 0
-    while written := stream.drain_once():
+    deadline = time.monotonic() + seconds
+    while True:
+        written = stream.drain_once()
         total += written
-    return total
+        if written:
+            continue
+        client = get_redis()
+        try:
+            pending = int(client.xpending(stream.stream_key(), stream.GROUP)["pending"]) if client else 0
+        except ResponseError:  # no stream or no group: nothing taken
+            pending = 0
+        if not pending or time.monotonic() > deadline:
+            return total
+        time.sleep(0.02)

@@ -117,8 +117,13 @@ async def test_authentication_errors(api_key: str) -> None:
 async def test_oversized_body_is_refused(api_key: str) -> None:
     huge = {**CHAT, "messages": [{"role": "user", "content": "x " * 600_000}]}
     response = await post("/v1/chat/completions", huge, api_key)
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
+    # above Django's own upload limit too: refused from Content-Length, never a 500
+    larger = {**CHAT, "messages": [{"role": "user", "content": "x " * 2_000_000}]}
+    response = await post("/v1/chat/completions", larger, api_key)
+    assert response.status_code == 413
+    assert response.json()["error"]["param"] == "body"
 
 
 async def test_rate_limit_headers_and_429(make_key, echo_service) -> None:
@@ -155,3 +160,31 @@ async def test_streaming_relays_events_and_bills_from_the_usage_chunk(api_key: s
     assert usage["completion_tokens"] == 4 and "cost" in usage
     record = await wait_for_record(response["X-Request-ID"])
     assert record.stream and record.completion_tokens == 4 and not record.estimated
+
+
+async def test_the_database_being_away_is_a_503_in_openai_shape(api_key: str, monkeypatch) -> None:
+    """A key not in the process's memory needs the database: when it is down the answer is a 503 the SDKs retry,
+    never a 500."""
+    from django.db import OperationalError
+
+    from apps.consumption import runtime, selectors
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(runtime, "load_key", down)
+    response = await post("/v1/chat/completions", CHAT, api_key)
+    assert response.status_code == 503, response.content
+    assert response.json()["error"] == {
+        "message": "The database is unavailable.",
+        "type": "api_error",
+        "code": "database_unavailable",
+        "param": None,
+    }
+    assert response["Retry-After"]
+
+    monkeypatch.undo()
+    monkeypatch.setattr(selectors, "models_for_key", down)
+    listing = await AsyncClient().get("/v1/models", headers=auth(api_key))
+    assert listing.status_code == 503, listing.content
+    assert listing.json()["error"]["code"] == "database_unavailable"

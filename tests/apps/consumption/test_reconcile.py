@@ -270,3 +270,124 @@ def test_records_still_refuse_ordinary_deletion(traffic: Traffic) -> None:
     write([entry(traffic)])
     with pytest.raises(PermissionError):
         UsageRecord.objects.get().delete()
+
+
+def dead_process_record(traffic: Traffic, key: Any, info: Any, request_id: str) -> Any:
+    """The record the proxy leaves with a reservation for the case its process dies (a 499 `worker_lost`)."""
+    from apps.tenancy import quotas
+
+    orphan = entry(traffic, key=key, request_id=request_id, prompt=30, completion=0, cost=Decimal("0.003"), status=499)
+    orphan.error_code, orphan.estimated, orphan.stream = "worker_lost", True, True
+    orphan.quota_periods = {
+        name: quotas.period_bounds(limit.period, info.tenant_timezone, orphan.started_at)
+        for name, limit in info.quota_limits.items()
+    }
+    return orphan
+
+
+def admitted_with_orphan(info: Any, orphan: Any) -> admission.Ticket:
+    from apps.consumption.stream import encode
+
+    return async_to_sync(admission.admit)(
+        key=info,
+        request_id=orphan.request_id,
+        limits=info.quota_limits,
+        est_tokens=100,
+        est_cost=Decimal("0.01"),
+        timeout_s=1.0,
+        orphan_record=encode(orphan)["e"],
+    )
+
+
+def assert_orphan_reconciled(ticket: admission.Ticket, request_id: str) -> None:
+    record = UsageRecord.objects.get(request_id=request_id)
+    assert (record.status_code, record.error_code, record.estimated) == (499, "worker_lost", True)
+    assert (record.prompt_tokens, record.completion_tokens, record.cost) == (30, 0, Decimal("0.003"))
+    assert Counters(ticket).snapshot() == {
+        "budget_day": 3_000,
+        "budget_month": 3_000,
+        "api_requests": 1,
+        "tokens": 30,
+        "spend_usd": 3_000,
+    }
+    assert not Counters(ticket).reserved() and Counters(ticket).slots() == 0
+
+
+@override_settings(CACHES=LOCAL_CACHE)
+def test_a_dead_process_s_request_is_recorded_from_its_reservation(
+    traffic: Traffic, budget_key: tuple[Any, Any]
+) -> None:
+    key, info = budget_key
+    ticket = admitted_with_orphan(info, dead_process_record(traffic, key, info, "req-dead"))
+    now_ms = int(time.time() * 1000)
+
+    report = reconcile.reconcile_reservations(now_ms=now_ms + 10 * 60_000)
+
+    assert (report.due, report.orphans_recorded, report.refunded) == (1, 1, 0)
+    assert_orphan_reconciled(ticket, "req-dead")
+    # idempotent
+    assert reconcile.reconcile_reservations(now_ms=now_ms + 20 * 60_000).due == 0
+    assert UsageRecord.objects.filter(request_id="req-dead").count() == 1
+
+
+@pytest.mark.redis
+def test_redis_a_dead_process_s_request_is_recorded_and_a_live_one_is_left_alone(
+    traffic: Traffic, budget_key: tuple[Any, Any]
+) -> None:
+    client = admission.get_redis()
+    key, info = budget_key
+    tenant = str(traffic.consumer.pk)
+    index = admission.reservation_index_key(tenant)
+    dead = admitted_with_orphan(info, dead_process_record(traffic, key, info, "req-dead"))
+    live = admitted_with_orphan(info, dead_process_record(traffic, key, info, "req-live"))
+
+    # given both past their first deadline; the live one's process pushes its deadline ahead (a flowing stream)
+    past = int(time.time() * 1000) - 120_000
+    for request_id in ("req-dead", "req-live"):
+        client.hset(f"ck:{{t:{tenant}}}:resv:{request_id}", "deadline", past)
+        client.zadd(index, {request_id: past})
+        client.zadd(dead.keys[4], {request_id: past})
+    async_to_sync(admission.extend)(live)
+
+    # when the reconciler runs
+    report = reconcile.reconcile_reservations()
+
+    # then the dead request is recorded and settled; the live one keeps its reservation and its parallel slot
+    assert report.orphans_recorded >= 1  # (the shared Redis may hold other tests' due reservations)
+    assert not UsageRecord.objects.filter(request_id="req-live").exists()
+    assert Counters(live).reserved()
+    assert client.zscore(live.keys[4], "req-live") > time.time() * 1000
+    assert client.zscore(live.keys[4], "req-dead") is None
+    assert UsageRecord.objects.get(request_id="req-dead").error_code == "worker_lost"
+
+
+@pytest.mark.parametrize("redis", [False, pytest.param(True, marks=pytest.mark.redis)])
+def test_a_request_settling_after_its_reservation_is_gone_is_charged_once(
+    traffic: Traffic, budget_key: tuple[Any, Any], redis: bool
+) -> None:
+    """The proxy settles its own requests with `charge_missing`: a reservation Redis lost (or the reconciler refunded)
+    is charged the actual usage; settling again changes nothing."""
+    from contextlib import nullcontext
+
+    with nullcontext() if redis else override_settings(CACHES=LOCAL_CACHE):
+        _, info = budget_key
+        ticket = admitted(info, "req-late", tokens=100, cost="0.01")
+        counters = Counters(ticket)
+        # the reservation disappears with its charge (as after a refund)
+        async_to_sync(admission.settle)(ticket, tokens=0, cost=Decimal(0), counted=False)
+        assert counters.snapshot()["budget_day"] == 0
+
+        ticket.settled = False
+        async_to_sync(admission.settle)(ticket, tokens=40, cost=Decimal("0.004"), charge_missing=True)
+
+        assert counters.snapshot() == {
+            "budget_day": 4_000,
+            "budget_month": 4_000,
+            "api_requests": 1,
+            "tokens": 40,
+            "spend_usd": 4_000,
+        }
+        assert counters.slots() == 0
+        keys = admission.settle_keys(ticket.keys)
+        assert admission.settle_sync(keys, "req-late", tokens=40, cost_micro=4_000, counted=True) == 0
+        assert counters.snapshot()["budget_day"] == 4_000

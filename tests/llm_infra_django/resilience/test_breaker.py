@@ -488,3 +488,16 @@ async def test_redis_down_async_falls_back_to_memory(unique_prefix: str) -> None
         with pytest.raises(CircuitOpenError):
             async with circuit.guard():
                 pass
+
+
+def test_a_guard_tells_whether_its_call_was_a_half_open_probe(circuit: CircuitBreaker) -> None:
+    # a call admitted by a closed circuit is no probe
+    with circuit.guard() as guard:
+        pass
+    assert not guard.probe
+    # once the circuit opened and its reset timeout passed, the next call is a probe
+    fail_times(circuit, 5)
+    time.sleep(RESET + 0.1)
+    with circuit.guard() as guard:
+        assert guard.probe
+    assert circuit.state() is State.HALF_OPEN

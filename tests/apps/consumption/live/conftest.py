@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
-import httpx
 import pytest
 from django.db import connection
 
-from tests.conftest import free_port
-from tests.support import openai_upstream
-
-REPO = Path(__file__).resolve().parents[4]
+from tests.support import cluster, openai_upstream
+from tests.support.cluster import REPO, free_port
 
 
 def database_url() -> str:
@@ -27,15 +21,6 @@ def database_url() -> str:
         return f"sqlite:///{settings_dict['NAME']}"
     parsed = urlparse(os.environ["DATABASE_URL"])
     return urlunparse(parsed._replace(path="/" + settings_dict["NAME"]))
-
-
-LOG_DIR = REPO / "var" / "server-logs"
-
-
-def log_file(port: int):  # type: ignore[no-untyped-def]
-    """Server output goes to var/server-logs/<port>.log, kept for diagnosis."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    return (LOG_DIR / f"{port}.log").open("wb")
 
 
 @pytest.fixture
@@ -56,44 +41,16 @@ def start_servers(transactional_db) -> Iterator[Callable[[int], list[str]]]:
             port = free_port()
             processes.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "marketplace.asgi:application",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--loop",
-                        "uvloop",
-                        "--http",
-                        "httptools",
-                        "--no-access-log",
-                        "--lifespan",
-                        "off",
-                    ],
+                    cluster.uvicorn_command(port),
                     cwd=REPO,
                     env=env,
                     stdout=subprocess.DEVNULL,
-                    stderr=log_file(port),
+                    stderr=cluster.log_file(port),
                 )
             )
             urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
         for url, process in zip(urls, processes[-count:], strict=True):
-            while True:
-                if process.poll() is not None:
-                    port = url.rsplit(":", 1)[1]
-                    raise RuntimeError("server exited: " + (LOG_DIR / f"{port}.log").read_text()[-3000:])
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start in 30 s")
-                time.sleep(0.1)
+            cluster.wait_healthy(url, process, url.rsplit(":", 1)[1], seconds=30)
         return urls
 
     yield start

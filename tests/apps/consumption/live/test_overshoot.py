@@ -89,6 +89,35 @@ def test_budget_is_never_exceeded_and_admits_floor_of_budget_over_cost(start_ser
     assert billed == cost * 10 <= budget
 
 
+def test_budget_holds_when_the_upstream_counts_more_prompt_tokens(start_servers, make_key, provider, upstream) -> None:
+    # given an OpenAI-compatible upstream that counts 7 prompt tokens for a prompt our tokenizer counts as 1
+    behaviour, url = upstream
+    behaviour.delay = 0.05
+    publishing.publish_service(
+        publisher=provider,
+        actor=provider.owner,
+        slug="counted",
+        version="1.0.0",
+        values={**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m"},
+    )
+    short = [{"role": "user", "content": "Hi"}]
+    assert echo.count_chat_prompt_tokens(short) < 7
+    cost = Decimal(7) * 1000 / 10**6 + Decimal(2) * 2000 / 10**6
+    budget = cost * Decimal("10.5")
+    urls = start_servers(2)
+    secret = make_key(budget_day_usd=str(budget))
+
+    # when 64 clients spend it from two processes
+    statuses = fire(urls, secret, 80, {"model": "acme/counted", "messages": short, "max_tokens": 2})
+
+    # then the ledger bills the upstream's counts, and never more than the budget (reservations use an upper bound)
+    served = statuses.count(200)
+    assert served >= 1 and set(statuses) <= {200, 402}
+    records = wait_for_records(served)
+    assert all(record.prompt_tokens == 7 for record in records)
+    assert sum(record.cost for record in records) == cost * served <= budget
+
+
 def test_tenant_request_quota_admits_exactly_q(start_servers, make_key, echo_service, consumer) -> None:
     staff = UserFactory(username="ops", is_staff=True, is_superuser=True)
     tenancy.set_quota_override(tenant=consumer, quota_type="api_requests", limit=25, action="block", actor=staff)
