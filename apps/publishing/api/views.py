@@ -31,9 +31,10 @@ from apps.publishing.conf import publishing_settings
 from apps.publishing.models import Service, ServiceVersion, ValidationRun, ValidationStep
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
+from llm_infra_django.body import read_body
 from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
 from llm_infra_django.drf.validation import validated
-from llm_infra_django.errors import AppError, AuthorizationError, ValidationError
+from llm_infra_django.errors import AuthorizationError, ValidationError
 
 _ERROR_DESCRIPTIONS = {
     400: "Invalid input: `error.details.fields` maps each offending field path (`endpoint.url`, `tags[0]`) to "
@@ -60,12 +61,6 @@ TENANT_HEADER_PARAMETER = OpenApiParameter(
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Documented error responses (the one error envelope) of an operation."""
     return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
-
-
-class PayloadTooLargeError(AppError):
-    status_code = 413
-    code = "payload_too_large"
-    default_message = "The service definition is too large."
 
 
 class ServiceViewSet(viewsets.ViewSet):
@@ -104,17 +99,7 @@ class ServiceViewSet(viewsets.ViewSet):
 
     def body(self) -> Any:
         """The parsed JSON body, refused (413) above `MAX_SERVICE_BYTES` before it is parsed."""
-        limit = publishing_settings.MAX_SERVICE_BYTES
-        try:
-            declared = int(self.request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        size = declared if declared > limit else len(self.request._request.body)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"The body ({size} bytes) is larger than the limit of {limit} bytes.",
-                details={"limit": limit, "size": size},
-            )
+        read_body(self.request._request, publishing_settings.MAX_SERVICE_BYTES)
         try:
             return self.request.data
         except RecursionError:
