@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.support import openai_upstream
 from tests.support.cluster import free_port, postgres_bin
 
 __all__ = ["free_port"]
@@ -124,3 +125,12 @@ def _close_ledger_connection() -> Iterator[None]:
         from apps.consumption.ledger import _executor
 
         _executor.submit(connections.close_all).result(timeout=10)
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[openai_upstream.Behaviour, str]]:
+    """A real local OpenAI-compatible server in a thread: its `Behaviour` (what it does, what it saw) and base URL."""
+    server, behaviour, url = openai_upstream.start()
+    yield behaviour, url
+    server.shutdown()
+    server.server_close()

@@ -15,7 +15,9 @@ import orjson
 
 from apps.consumption.conf import consumption_settings
 from apps.publishing import echo
+from apps.publishing.conf import publishing_settings
 from apps.publishing.crypto import decrypt_secret
+from apps.publishing.network import AsyncGuardedTransport
 from apps.publishing.selectors import Route
 from llm_infra_django.errors import ExternalServiceError
 from llm_infra_django.errors import TimeoutError as UpstreamTimeout
@@ -24,7 +26,7 @@ from llm_infra_django.tracing import inject_trace_headers
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 
-_clients: dict[int, httpx.AsyncClient] = {}
+_clients: dict[tuple[int, bool], httpx.AsyncClient] = {}
 _secrets: dict[str, tuple[str, str]] = {}
 
 
@@ -38,16 +40,21 @@ class UpstreamStatusError(Exception):
 
 
 def client() -> httpx.AsyncClient:
-    """The pooled client of the running event loop."""
-    loop_id = id(asyncio.get_running_loop())
-    current = _clients.get(loop_id)
+    """The pooled client of the running event loop: SSRF-guarded (every new connection goes only to a checked public
+    address; environment proxies ignored) unless `MARKETPLACE_PUBLISHING["ALLOW_PRIVATE_ENDPOINTS"]` is on."""
+    guarded = not publishing_settings.ALLOW_PRIVATE_ENDPOINTS
+    key = (id(asyncio.get_running_loop()), guarded)
+    current = _clients.get(key)
     if current is None or current.is_closed:
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
         current = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
+            transport=AsyncGuardedTransport(limits=limits, trust_env=False) if guarded else None,
+            limits=limits,
+            trust_env=not guarded,
             timeout=30.0,  # each call passes the route's SLA timeout
             follow_redirects=False,
         )
-        _clients[loop_id] = current
+        _clients[key] = current
     return current
 
 

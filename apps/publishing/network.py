@@ -1,70 +1,194 @@
-"""The SSRF guard: upstream endpoints must not reach loopback, private, link-local or metadata addresses."""
+"""The SSRF guard: upstream endpoints must not reach loopback, private, link-local or metadata addresses.
+
+Checked at publish time (`check_public_url`) and again on every new connection (`GuardedTransport`,
+`AsyncGuardedTransport`): the transports resolve the host themselves, refuse it unless every address is public, and
+connect to the address they checked, so a DNS answer that changes between the check and the connect (rebinding)
+cannot smuggle a private address in. TLS still verifies the certificate against the host name.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+import time
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+# Seconds a checked DNS answer is reused for new connections (connections themselves are pooled).
+DNS_CACHE_SECONDS = 30.0
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_checked: dict[str, tuple[float, list[Address]]] = {}
 
 
 class PrivateAddressError(ValueError):
     """The URL points, directly or after DNS resolution, at an address the guard refuses."""
 
 
-def _is_forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def _is_forbidden(address: Address) -> bool:
     """Anything not globally routable (loopback, private, link-local incl. 169.254.169.254, shared, reserved)."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     return not address.is_global or address.is_multicast
 
 
-def resolve_addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """Every address `host` stands for (itself, when it is an IP literal)."""
+def _literal(host: str) -> Address | None:
     try:
-        return [ipaddress.ip_address(host.strip("[]"))]
+        return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        pass
-    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        return None
+
+
+def _addresses_of(infos: list[Any]) -> list[Address]:
+    found: list[Address] = []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def resolve_addresses(host: str) -> list[Address]:
+    """Every address `host` stands for (itself, when it is an IP literal)."""
+    literal = _literal(host)
+    if literal is not None:
+        return [literal]
+    return _addresses_of(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM))
+
+
+def _refuse_local_names(host: str) -> None:
+    if not host:
+        raise PrivateAddressError("The URL has no host.")
+    if host in METADATA_HOSTS or host == "localhost" or host.endswith(".localhost"):
+        raise PrivateAddressError(f"{host} is a local or metadata host.")
+
+
+def _public_only(host: str, addresses: list[Address]) -> list[Address]:
+    forbidden = [str(a) for a in addresses if _is_forbidden(a)]
+    if forbidden or not addresses:
+        raise PrivateAddressError(f"{host} resolves to a non-public address ({', '.join(forbidden) or 'none'}).")
+    return addresses
 
 
 def check_public_url(url: str) -> None:
     """Raise `PrivateAddressError` unless every address of the URL's host is public."""
     host = (urlsplit(url).hostname or "").lower()
-    if not host:
-        raise PrivateAddressError("The URL has no host.")
-    if host in METADATA_HOSTS or host == "localhost" or host.endswith(".localhost"):
-        raise PrivateAddressError(f"{host} is a local or metadata host.")
+    public_addresses(host)
+
+
+def public_addresses(host: str) -> list[Address]:
+    """The addresses to connect to for `host`, all of them public, or `PrivateAddressError`."""
+    host = host.lower()
+    _refuse_local_names(host)
+    cached = _checked.get(host)
+    if cached is not None and time.monotonic() - cached[0] < DNS_CACHE_SECONDS:
+        return cached[1]
     try:
-        addresses = resolve_addresses(host)
+        addresses = _public_only(host, resolve_addresses(host))
     except socket.gaierror as exc:
         raise PrivateAddressError(f"{host} does not resolve: {exc}") from None
-    forbidden = [str(a) for a in addresses if _is_forbidden(a)]
-    if forbidden:
-        raise PrivateAddressError(f"{host} resolves to a non-public address ({', '.join(forbidden)}).")
+    _checked[host] = (time.monotonic(), addresses)
+    return addresses
+
+
+async def public_addresses_async(host: str) -> list[Address]:
+    """`public_addresses` without blocking the event loop on DNS."""
+    host = host.lower()
+    _refuse_local_names(host)
+    cached = _checked.get(host)
+    if cached is not None and time.monotonic() - cached[0] < DNS_CACHE_SECONDS:
+        return cached[1]
+    literal = _literal(host)
+    if literal is not None:
+        addresses = _public_only(host, [literal])
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise PrivateAddressError(f"{host} does not resolve: {exc}") from None
+        addresses = _public_only(host, _addresses_of(infos))
+    _checked[host] = (time.monotonic(), addresses)
+    return addresses
+
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """Connects only to checked public addresses of the host."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, **kwargs: Any) -> httpcore.NetworkStream:
+        try:
+            addresses = public_addresses(host)
+        except PrivateAddressError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(str(address), port, **kwargs)
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def connect_unix_socket(self, path: str, **kwargs: Any) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("Unix sockets are not upstreams.")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _AsyncPinnedBackend(httpcore.AsyncNetworkBackend):
+    """The asyncio twin of `_PinnedBackend`."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(self, host: str, port: int, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await public_addresses_async(host)
+        except PrivateAddressError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(str(address), port, **kwargs)
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(self, path: str, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("Unix sockets are not upstreams.")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _pin(pool: Any, backend_type: type) -> None:
+    # httpx builds its httpcore pool without a way to pass a network backend; swap the pool's one (tested).
+    inner = getattr(pool, "_network_backend", None)
+    if inner is None:
+        raise RuntimeError("httpcore's connection pool has no network backend to guard; check the pinned versions.")
+    pool._network_backend = backend_type(inner)
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    """An httpx transport that re-checks the destination before every request (DNS may have changed)."""
+    """An httpx transport whose new connections go only to checked public addresses (see the module docstring)."""
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            check_public_url(str(request.url))
-        except PrivateAddressError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from None
-        return super().handle_request(request)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _pin(self._pool, _PinnedBackend)
 
 
 class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
     """The asyncio twin of `GuardedTransport`."""
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            check_public_url(str(request.url))
-        except PrivateAddressError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from None
-        return await super().handle_async_request(request)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _pin(self._pool, _AsyncPinnedBackend)

@@ -115,7 +115,7 @@ def _probe(version: ServiceVersion) -> list[Issue]:
             Issue("BUILTIN_PROVIDER", "endpoint.protocol", "The echo provider is built in; no network probe.", "info")
         ]
     url = version.endpoint_url.rstrip("/") + "/models"
-    transport = None if publishing_settings.ALLOW_PRIVATE_ENDPOINTS else GuardedTransport()
+    transport = None if publishing_settings.ALLOW_PRIVATE_ENDPOINTS else GuardedTransport(trust_env=False)
     started = time.perf_counter()
     try:
         with httpx.Client(

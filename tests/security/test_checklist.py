@@ -1,6 +1,6 @@
 """The security checklist of issue 9, as tests: CSRF on session-authenticated writes, CORS off by default, secure
-cookies and HSTS in production settings, admin brute force throttled, injection attempts in every query parameter
-harmless, request body size limits."""
+cookies, HSTS and the upstream SSRF guard in production settings, admin brute force throttled, injection attempts in
+every query parameter harmless, request body size limits."""
 
 from __future__ import annotations
 
@@ -105,10 +105,12 @@ def test_no_cross_origin_access_by_default(world, path: str) -> None:
 def test_production_settings_make_cookies_secure_and_send_hsts() -> None:
     script = (
         "import json; from django.conf import settings as s; "
-        "print(json.dumps({k: getattr(s, k) for k in ('SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "
+        "print(json.dumps(dict({k: getattr(s, k) for k in ('SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "
         "'SESSION_COOKIE_HTTPONLY', 'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_SSL_REDIRECT', "
-        "'DEBUG', 'X_FRAME_OPTIONS', 'SECURE_CONTENT_TYPE_NOSNIFF')}))"
+        "'DEBUG', 'X_FRAME_OPTIONS', 'SECURE_CONTENT_TYPE_NOSNIFF')}, "
+        "guard=not p.ALLOW_PRIVATE_ENDPOINTS, https=p.REQUIRE_HTTPS)))"
     )
+    script = "from apps.publishing.conf import publishing_settings as p; " + script
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "DEBUG"))}
     env.update(
         {
@@ -133,6 +135,8 @@ def test_production_settings_make_cookies_secure_and_send_hsts() -> None:
     assert values["SECURE_HSTS_SECONDS"] >= 31_536_000 and values["SECURE_HSTS_INCLUDE_SUBDOMAINS"]
     assert values["SECURE_SSL_REDIRECT"] and not values["DEBUG"]
     assert values["X_FRAME_OPTIONS"] == "DENY" and values["SECURE_CONTENT_TYPE_NOSNIFF"]
+    # the upstream SSRF guard (publish-time checks and every proxy connection, tests/apps/publishing/test_network.py)
+    assert values["guard"] and values["https"]
 
 
 # --- Admin brute force ------------------------------------------------------------------------------------------

@@ -19,19 +19,10 @@ from apps.consumption import ledger
 from apps.consumption.models import ApiKey, UsageRecord, UsageRollup
 from apps.publishing import services as publishing
 from tests.apps.consumption.conftest import ECHO_DEFINITION, drain_ledger
-from tests.support import openai_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BODY = {"model": "acme/local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
-
-
-@pytest.fixture
-def upstream():
-    server, behaviour, url = openai_upstream.start()
-    yield behaviour, url
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from apps.publishing import services as publishing
 from apps.publishing.models import ServiceVersion
 from llm_infra_django.resilience.breaker import breaker
 from tests.apps.consumption.conftest import ECHO_DEFINITION, drain_ledger
-from tests.support import openai_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,14 +28,6 @@ FAST_BREAKER = {
         "HALF_OPEN_MAX_CALLS": 1,
     },
 }
-
-
-@pytest.fixture
-def upstream():
-    server, behaviour, url = openai_upstream.start()
-    yield behaviour, url
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -105,3 +96,31 @@ async def test_a_half_open_circuit_counts_every_call_until_it_closes(make_key, l
 
     # then the second success went through the breaker too (no fast path from a probe), and closed it
     assert await circuit_state() == "closed"
+
+
+GUARDED = {"REQUIRE_HTTPS": False, "ALLOW_PRIVATE_ENDPOINTS": False}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_proxy_never_connects_to_an_upstream_that_now_resolves_privately(
+    make_key, local_service, stream: bool
+) -> None:
+    # given a version published while private endpoints were allowed (or whose DNS answer changed since its checks)
+    secret = await sync_to_async(make_key)()
+    answered = await call(secret, stream=stream)
+    assert answered.status_code == 200
+    if stream:
+        assert b"[DONE]" in b"".join([chunk async for chunk in answered.streaming_content])
+    seen = local_service.requests
+
+    # when production's SSRF guard is on
+    with override_settings(MARKETPLACE_PUBLISHING=GUARDED):
+        refused = await call(secret, stream=stream)
+
+    # then the call is refused as an unreachable upstream, nothing reached the private address, and it is on record
+    assert refused.status_code == 502, refused.content
+    assert refused.json()["error"]["code"] == "external_service_error"
+    assert local_service.requests == seen
+    await sync_to_async(drain_ledger)()
+    statuses = [r async for r in UsageRecord.objects.order_by("started_at").values_list("status_code", flat=True)]
+    assert statuses == [200, 502]

@@ -10,7 +10,7 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 from django.db import connection
 
-from tests.support import cluster, openai_upstream
+from tests.support import cluster
 from tests.support.cluster import REPO, free_port
 
 
@@ -61,11 +61,3 @@ def start_servers(transactional_db) -> Iterator[Callable[[int], list[str]]]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-@pytest.fixture
-def upstream() -> Iterator[tuple[openai_upstream.Behaviour, str]]:
-    server, behaviour, url = openai_upstream.start()
-    yield behaviour, url
-    server.shutdown()
-    server.server_close()
