@@ -30,7 +30,7 @@ migrate: setup
 run: migrate
 	$(PY) manage.py seed_demo --site-url http://$(HOST):$(PORT)
 	$(PY) -m uvicorn marketplace.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools \
-		--no-access-log --lifespan off
+		--no-access-log --lifespan off --timeout-keep-alive 75
 
 ## Set everything up and run the whole test suite (the infra package on its own minimal settings, then the rest).
 test: setup

@@ -38,8 +38,6 @@ def test_soak_accounting_is_exact(capsys) -> None:
     assert report.rollups.startswith("equal"), text
     # limits, secrets in logs, 5xx, anything else the audit found
     assert report.logs["secrets"] == 0, text
-    unanswered = [p for p in report.problems if "no answer" in p]
-    assert [p for p in report.problems if p not in unanswered] == [], text
-    # A connection closed without any answer: about one call in 2 000 on a loaded machine, not yet diagnosed (open
-    # in the issue note). The client saw nothing, and the books above hold for everything it was told.
-    assert sum(int(p.split(" ", 1)[0]) for p in unanswered) <= 2, text
+    # (a call with no answer at all is a problem too: with uvicorn's default 5 s keep-alive, equal to the clients',
+    # about one call in 2 000 met a connection the server was closing; tests/marketplace/test_serving.py)
+    assert report.problems == [], text

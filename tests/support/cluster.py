@@ -286,6 +286,8 @@ def uvicorn_command(port: int) -> list[str]:
         "--no-access-log",
         "--lifespan",
         "off",
+        "--timeout-keep-alive",  # as production serves (docs/deployment.md; tests/marketplace/test_serving.py)
+        "75",
     ]
 
 
