@@ -107,6 +107,15 @@ def api_key_of(request: Any) -> KeyInfo | None:
     return auth if isinstance(auth, KeyInfo) else None
 
 
+def actor_for(request: Any) -> Any:
+    """Who a service call acts as: the session user; for an API key, its creator's stand-in (so the creator's role
+    in the tenant is the ceiling and the audit log names them), or None for a key without an active creator (its
+    scopes, checked by the permissions, are then its whole authority)."""
+    if api_key_of(request) is None:
+        return request.user
+    return request.user if isinstance(request.user, get_user_model()) else None
+
+
 def has_scope(key: KeyInfo, scope: str) -> bool:
     """`admin` implies every other scope."""
     return scope in key.scopes or Scope.ADMIN in key.scopes

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 COST = {"max_digits": 20, "decimal_places": 10}
 # Upper bounds (ms) of the latency histogram kept in rollups; the last bucket is open-ended.
@@ -58,6 +59,24 @@ class ApiKey(models.Model):
     def display(self) -> str:
         """What the UI shows instead of the secret: prefix and last four characters."""
         return f"{self.prefix}…{self.last4}"
+
+
+class ApiKeyStatus:
+    """A key's status now (derived from `revoked_at` and `expires_at`)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    CHOICES = (ACTIVE, EXPIRED, REVOKED)
+
+
+def key_status(key: ApiKey) -> str:
+    now = timezone.now()
+    if key.revoked_at is not None and key.revoked_at <= now:
+        return ApiKeyStatus.REVOKED
+    if key.expires_at is not None and key.expires_at <= now:
+        return ApiKeyStatus.EXPIRED
+    return ApiKeyStatus.ACTIVE
 
 
 class UsageRecord(models.Model):

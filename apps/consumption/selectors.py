@@ -1,4 +1,5 @@
-"""Reads of the consumption app: models a key may use, spend of a key, usage, a tenant's keys, SLA-relevant versions."""
+"""Reads of the consumption app: models a key may use, spend and quota of a key, a tenant's keys, SLA-relevant
+versions."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from apps.consumption.admission import to_micro
+from apps.consumption.admission import MICRO, to_micro
 from apps.consumption.keys import KeyInfo
-from apps.consumption.models import ApiKey, UsageRollup
+from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRollup
 from llm_infra_django.errors import NotFoundError, ValidationError
 
 
@@ -68,8 +69,6 @@ def model_id_of_service(service_id: str) -> str:
 def list_api_keys(tenant: Any, *, status: str | None = None) -> QuerySet[ApiKey]:
     """A tenant's keys (metadata with creator and rotation links joined), newest first; with `status`, only those
     `active`, `expired` or `revoked` now (anything else is a 400 naming `status`)."""
-    from apps.consumption.api.serializers import ApiKeyStatus
-
     queryset = (
         ApiKey.objects.filter(tenant=tenant)
         .select_related("created_by", "rotated_to", "rotated_from")
@@ -104,3 +103,32 @@ def list_sla_versions(tenant: Any, *, as_provider: bool = False, since: date | N
             "service__publisher__slug", "service__slug", "created_at"
         )
     )
+
+
+def _budget(limit: Decimal | None, spent_micro: int, period_start: date) -> dict[str, Any]:
+    spent = Decimal(spent_micro) / MICRO
+    return {
+        "limit": limit,
+        "spent": spent,
+        "remaining": None if limit is None else max(limit - spent, Decimal(0)),
+        "period_start": period_start,
+    }
+
+
+def key_quota(key: KeyInfo) -> dict[str, Any]:
+    """The calling key's limits and what it spent today and this month (UTC, from the rollups)."""
+    today = timezone.now().date()
+    month_start = today.replace(day=1)
+    stored = ApiKey.objects.filter(pk=key.id).values_list("prefix", "last4").first()
+    display = f"{stored[0]}…{stored[1]}" if stored else ""
+    return {
+        "id": key.id,
+        "display": display,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "max_parallel": key.max_parallel,
+        "budget_day": _budget(key.budget_day_usd, key_spend_micro(key.id, day=today), today),
+        "budget_month": _budget(
+            key.budget_month_usd, key_spend_micro(key.id, month=(today.year, today.month)), month_start
+        ),
+    }

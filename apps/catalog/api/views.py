@@ -402,14 +402,10 @@ class DatasetViewSet(CatalogViewSet):
     )
     def list(self, request: Request) -> Response:
         params = self.query(serializers.DatasetQuerySerializer).validated_data
-        queryset = self.get_queryset()
-        exact = {"owner__slug": params.get("owner"), "visibility": params.get("visibility")}
-        queryset = queryset.filter(**{k: v for k, v in exact.items() if v})
-        if params.get("license"):
-            queryset = queryset.filter(license=params["license"].lower())
-        if params.get("commercial_use") is not None:
-            queryset = queryset.filter(commercial_use=params["commercial_use"])
-        return self.page(queryset.order_by("owner__slug", "slug"), serializers.DatasetSerializer)
+        filters = {
+            name: params[name] for name in ("owner", "visibility", "license", "commercial_use") if name in params
+        }
+        return self.page(selectors.search_datasets(self.viewer(), **filters), serializers.DatasetSerializer)
 
     @extend_schema(
         tags=["datasets"],
@@ -541,17 +537,8 @@ class EvaluationViewSet(CatalogViewSet):
     )
     def list(self, request: Request) -> Response:
         params = self.query(serializers.EvaluationQuerySerializer).validated_data
-        queryset = self.get_queryset()
-        if params.get("model"):
-            parts = selectors.split_handle(params["model"]) or ("", "")
-            queryset = queryset.filter(model_version__model__owner__slug=parts[0], model_version__model__slug=parts[1])
-            if params.get("version"):
-                queryset = queryset.filter(model_version__version=params["version"])
-        if params.get("benchmark"):
-            queryset = queryset.filter(benchmark_name__iexact=params["benchmark"])
-        if params.get("status"):
-            queryset = queryset.filter(status=params["status"])
-        return self.page(queryset.order_by("-created_at", "id"), serializers.EvaluationSerializer)
+        filters = {name: params[name] for name in ("model", "version", "benchmark", "status") if params.get(name)}
+        return self.page(selectors.search_evaluations(self.viewer(), **filters), serializers.EvaluationSerializer)
 
     @extend_schema(
         tags=["evaluations"],

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import graphene
-from graphql_relay import from_global_id
 
 from apps.catalog import selectors
 from apps.tenancy.context import resolve_tenant
 from apps.tenancy.models import Role, Tenant
 from apps.tenancy.permissions import has_role
-from llm_infra_django.errors import AuthorizationError
-from llm_infra_django.graphql import Check, key_scope
+from llm_infra_django.errors import AuthorizationError, NotFoundError
+from llm_infra_django.graphql import Check, key_scope, node_pk
 
 # Catalog writes need a key with the publish scope (`admin` implies it), as the REST API's key authentication.
 WRITE = key_scope("publish")
@@ -50,14 +48,9 @@ ACTING_ADMIN = acting_role(Role.ADMIN)
 
 def plain_id(value: Any) -> Any:
     """A Relay global id as the bare UUID the services take (anything else unchanged, for them to judge)."""
-    text = str(value or "").strip()
     try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        pass
-    try:
-        return str(uuid.UUID(from_global_id(text)[1]))
-    except Exception:
+        return str(node_pk(str(value or "").strip()))
+    except NotFoundError:
         return value
 
 

@@ -9,28 +9,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.consumption.models import ApiKey, Scope, UsageRecord
+from apps.consumption.models import ApiKey, Scope, UsageRecord, key_status
 from apps.tenancy.api.serializers import InputSerializer, PlainDecimalField, QuotaStatusSerializer
 
 MAX_INT32 = 2_147_483_647
 MAX_GRACE_HOURS = 24 * 30
 PERSPECTIVES = ("consumer", "provider")
-
-
-class ApiKeyStatus:
-    ACTIVE = "active"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    CHOICES = (ACTIVE, EXPIRED, REVOKED)
-
-
-def key_status(key: ApiKey) -> str:
-    now = timezone.now()
-    if key.revoked_at is not None and key.revoked_at <= now:
-        return ApiKeyStatus.REVOKED
-    if key.expires_at is not None and key.expires_at <= now:
-        return ApiKeyStatus.EXPIRED
-    return ApiKeyStatus.ACTIVE
 
 
 # --- API keys ------------------------------------------------------------------------------------------------

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,14 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from apps.consumption import services, usage
+from apps.consumption import selectors, services, usage
 from apps.consumption.api import serializers
 from apps.consumption.api.filters import UsageRecordFilter
 from apps.consumption.api.pagination import KeyPagination, UsageCursorPagination
-from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key_of
-from apps.consumption.keys import KeyInfo
-from apps.consumption.models import ApiKey, UsageRecord
-from apps.consumption.selectors import key_spend_micro
+from apps.consumption.authentication import HasAdminScope, HasReadScope, actor_for, api_key_of
+from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRecord
 from apps.tenancy import quotas
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Tenant
@@ -57,7 +51,6 @@ AS_PARAMETER = OpenApiParameter(
     description="`consumer` (default): what your tenant used. `provider`: what others used of the services your "
     "tenant publishes.",
 )
-MICRO = Decimal(1_000_000)
 
 KEY_EXAMPLE: dict[str, Any] = {
     "id": "0b7f2c1e-8a43-4f51-9a0e-3c2d1b0a9f87",
@@ -147,15 +140,6 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
-def actor_for(request: Request) -> Any:
-    """Who a service call acts as: the session user; for an API key, its creator's stand-in (so the creator's role
-    in the tenant is the ceiling and the audit log names them), or None for a key without an active creator (its
-    scopes, checked by the permissions, are then its whole authority)."""
-    if api_key_of(request) is None:
-        return request.user
-    return request.user if isinstance(request.user, get_user_model()) else None
-
-
 def parse_as(request: Request) -> bool:
     """Whether the caller asks for the provider view (`?as=provider`)."""
     value = request.query_params.get("as", "consumer")
@@ -203,18 +187,7 @@ class ApiKeyViewSet(ConsumptionViewSet):
     def get_queryset(self) -> QuerySet[ApiKey]:
         if getattr(self, "swagger_fake_view", False):
             return ApiKey.objects.none()
-        queryset = ApiKey.objects.filter(tenant=self.get_tenant()).select_related("created_by", "rotated_to")
-        wanted = self.request.query_params.get("status")
-        if wanted is None:
-            return queryset
-        now = timezone.now()
-        if wanted == serializers.ApiKeyStatus.REVOKED:
-            return queryset.filter(revoked_at__isnull=False)
-        if wanted == serializers.ApiKeyStatus.EXPIRED:
-            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
-        if wanted == serializers.ApiKeyStatus.ACTIVE:
-            return queryset.filter(revoked_at__isnull=True).exclude(expires_at__lte=now)
-        raise ValidationError(fields={"status": [f"One of: {', '.join(serializers.ApiKeyStatus.CHOICES)}."]})
+        return selectors.list_api_keys(self.get_tenant(), status=self.request.query_params.get("status"))
 
     def get_key(self, pk: UUID) -> ApiKey:
         """A key of the caller's tenant; any other id (another tenant's key included) is a 404."""
@@ -238,7 +211,7 @@ class ApiKeyViewSet(ConsumptionViewSet):
         "prefix … last 4; secrets and their hashes never appear.",
         parameters=[
             TENANT_HEADER_PARAMETER,
-            OpenApiParameter("status", OpenApiTypes.STR, enum=list(serializers.ApiKeyStatus.CHOICES)),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(ApiKeyStatus.CHOICES)),
         ],
         responses={
             200: OpenApiResponse(
@@ -427,35 +400,6 @@ class UsageViewSet(ConsumptionViewSet):
 # --- Quota ---------------------------------------------------------------------------------------------------
 
 
-def _budget(limit: Decimal | None, spent_micro: int, period_start: date) -> dict[str, Any]:
-    spent = Decimal(spent_micro) / MICRO
-    return {
-        "limit": limit,
-        "spent": spent,
-        "remaining": None if limit is None else max(limit - spent, Decimal(0)),
-        "period_start": period_start,
-    }
-
-
-def key_quota(key: KeyInfo) -> dict[str, Any]:
-    """The calling key's limits and what it spent today and this month (UTC, from the rollups)."""
-    today = timezone.now().date()
-    month_start = today.replace(day=1)
-    stored = ApiKey.objects.filter(pk=key.id).values_list("prefix", "last4").first()
-    display = f"{stored[0]}…{stored[1]}" if stored else ""
-    return {
-        "id": key.id,
-        "display": display,
-        "rpm_limit": key.rpm_limit,
-        "tpm_limit": key.tpm_limit,
-        "max_parallel": key.max_parallel,
-        "budget_day": _budget(key.budget_day_usd, key_spend_micro(key.id, day=today), today),
-        "budget_month": _budget(
-            key.budget_month_usd, key_spend_micro(key.id, month=(today.year, today.month)), month_start
-        ),
-    }
-
-
 class QuotaViewSet(ConsumptionViewSet):
     """Quota status of the caller's tenant, and of the calling key."""
 
@@ -477,6 +421,6 @@ class QuotaViewSet(ConsumptionViewSet):
             "tenant": tenant.slug,
             "timezone": tenant.timezone,
             "quotas": quotas.quota_status(tenant),
-            "key": key_quota(key) if key is not None else None,
+            "key": selectors.key_quota(key) if key is not None else None,
         }
         return Response(self.output(data, serializers.QuotaReportSerializer))

@@ -10,7 +10,7 @@ import graphene
 
 from apps.consumption import selectors, services
 from apps.consumption.api.serializers import ApiKeyCreateSerializer, ApiKeyRotateSerializer
-from apps.consumption.api.views import actor_for
+from apps.consumption.authentication import actor_for
 from apps.consumption.graphql.types import MANAGE_KEYS, ApiKeyNode
 from apps.consumption.models import ApiKey
 from apps.tenancy.context import resolve_tenant

@@ -12,7 +12,6 @@ from django.utils import timezone
 from apps.consumption import selectors, sla, usage
 from apps.consumption.api.filters import UsageRecordFilter
 from apps.consumption.api.serializers import SummaryQuerySerializer
-from apps.consumption.api.views import key_quota
 from apps.consumption.authentication import api_key_of
 from apps.consumption.graphql.types import (
     MANAGE_KEYS,
@@ -27,6 +26,7 @@ from apps.consumption.graphql.types import (
     perspective_argument,
 )
 from apps.consumption.models import ApiKey
+from apps.consumption.selectors import key_quota
 from apps.tenancy import quotas
 from apps.tenancy.context import resolve_tenant
 from apps.tenancy.models import Tenant

@@ -11,8 +11,8 @@ from django.db.models import Q, QuerySet
 from graphene import relay
 from graphene_django import DjangoObjectType
 
-from apps.consumption.api.serializers import PERSPECTIVES, key_status
-from apps.consumption.models import ApiKey, Scope, UsageRecord
+from apps.consumption.api.serializers import PERSPECTIVES
+from apps.consumption.models import ApiKey, Scope, UsageRecord, key_status
 from apps.tenancy.context import resolve_tenant
 from apps.tenancy.graphql.types import QuotaType
 from apps.tenancy.models import Role, Tenant

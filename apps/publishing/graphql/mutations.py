@@ -23,19 +23,13 @@ from apps.publishing.graphql.types import (
 )
 from apps.publishing.models import Service, ServiceVersion
 from apps.tenancy.context import resolve_tenant
-from apps.tenancy.services import is_platform_staff
+from apps.tenancy.graphql.scoping import platform_staff
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import AuthorizationError, ValidationError
 from llm_infra_django.graphql import FieldError, key_scope, mutation, node_pk, requires
 
 Errors = graphene.List(graphene.NonNull(FieldError), required=True)
 DEFINITION_HELP = "The service definition: the same JSON document as the REST API's body."
-
-
-def platform_staff(info: graphene.ResolveInfo) -> None:
-    """A check: platform staff only (an API key never is)."""
-    if getattr(info.context, "auth", None) is not None or not is_platform_staff(info.context.user):
-        raise AuthorizationError("Only platform staff can do this.")
 
 
 def _definition(value: Any) -> Any:

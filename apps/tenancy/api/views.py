@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from django.db.models import QuerySet
-from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -456,14 +455,7 @@ class UsageViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.UsageSerializer, **errors(401, 403, 404)},
     )
     def retrieve(self, request: Request, slug: str) -> Response:
-        tenant = self.get_tenant()
-        now = timezone.now()
-        rows = [
-            {**row, "period_start": quotas.period_bounds(row["period"], tenant.timezone, now)[0]}
-            for row in quotas.quota_status(tenant, now)
-            if row["quota_type"] in quotas.METERED
-        ]
-        return Response(self.output({"tenant": tenant.slug, "timezone": tenant.timezone, "quotas": rows}))
+        return Response(self.output(selectors.get_usage(self.get_tenant())))
 
 
 class AuditLogViewSet(TenantFromURLMixin, TenancyViewSet):

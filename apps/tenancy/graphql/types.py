@@ -11,11 +11,11 @@ from graphene import relay
 from graphene_django import DjangoObjectType
 
 from apps.tenancy import quotas, selectors
-from apps.tenancy.graphql.paging import nested_connection
 from apps.tenancy.graphql.scoping import UUIDNode, caller_admin_tenant_ids, caller_tenant_ids, scoped
 from apps.tenancy.models import AuditLog, Membership, Role, Tenant
 from llm_infra_django.graphql import CountedConnection, PagedConnectionField
 from llm_infra_django.graphql import Decimal as GqlDecimal
+from llm_infra_django.graphql.nested import nested_connection
 
 __all__ = [
     "AuditLogConnection",

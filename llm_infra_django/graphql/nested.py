@@ -15,7 +15,7 @@ from graphql_relay import connection_from_array_slice, get_offset_with_default
 from llm_infra_django.graphql import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, load_related
 
 
-class Head(list):  # type: ignore[type-arg]
+class Head(list[Any]):
     """The first rows of one parent's list, and how many rows the list has in all (`total`)."""
 
     total: int = 0
@@ -75,6 +75,6 @@ def nested_connection(
         edge_type=connection_type.Edge,
         page_info_type=page_info_adapter,
     )
-    connection.iterable = rows
-    connection._total = rows.total
+    connection.iterable = rows  # type: ignore[attr-defined]
+    connection._total = rows.total  # type: ignore[attr-defined]
     return connection
