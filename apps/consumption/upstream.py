@@ -216,8 +216,10 @@ async def open_stream(route: Route, kind: str, body: dict[str, Any], request_id:
     """Start a streamed call; returns once the upstream's headers arrived with a 2xx (errors raise as in `call`)."""
     if route.protocol == "echo":
         model = body.get("model") or route.model_id
+        # Like every upstream, asked for its usage chunk (bills exactly; the proxy drops it unless the client asked).
+        with_usage = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         chunks = (echo.stream_chat_completion if kind == "chat" else echo.stream_completion)(
-            body, model=model, context_length=route.context_length
+            with_usage, model=model, context_length=route.context_length
         )
         return Stream(None, echo_chunks=chunks)
     guard = circuit(route).guard()

@@ -12,6 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from tests.apps.consumption.conftest import drain_ledger
+
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,5 +52,17 @@ def test_the_first_five_minutes(settings) -> None:
         "/v1/chat/completions", json.dumps(mine), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
     )
     assert answer.status_code == 200, answer.content
-    usage = Client().get("/api/v1/usage/", HTTP_AUTHORIZATION=f"Bearer {key}")
-    assert usage.status_code == 200  # the consumer key reads the management API too
+    # step 5 without a browser: the documented usage calls show both calls (the ledger drains eagerly here)
+    drain_ledger()
+    paths = re.findall(r'curl -s "?http://127\.0\.0\.1:8000(/api/v1/usage/[^"\s]*)"?', README)
+    assert sorted(paths) == ["/api/v1/usage/", "/api/v1/usage/summary/?days=30"], paths
+    records = Client().get("/api/v1/usage/", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert records.status_code == 200 and len(records.json()["results"]) == 2, records.content
+    summary = Client().get("/api/v1/usage/summary/?days=30", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert summary.status_code == 200, summary.content
+    totals = summary.json()["totals"]
+    assert totals["requests"] == 2 and float(totals["cost"]) > 0, totals
+    assert sorted(row["service"] for row in summary.json()["per_service"]) == [
+        "demo-provider/echo",
+        f"demo-provider/{body['slug']}",
+    ]

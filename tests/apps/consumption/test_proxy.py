@@ -162,6 +162,22 @@ async def test_streaming_relays_events_and_bills_from_the_usage_chunk(api_key: s
     assert record.stream and record.completion_tokens == 4 and not record.estimated
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+async def test_a_stream_that_did_not_ask_for_usage_is_still_billed_exactly(api_key: str, path: str) -> None:
+    # given a streamed call without stream_options (what the OpenAI SDK sends by default)
+    body = {**CHAT, "max_tokens": 4, "stream": True}
+    if path == "/v1/completions":
+        body = {"model": CHAT["model"], "prompt": "Say hello", "max_tokens": 4, "stream": True}
+    response = await post(path, body, api_key)
+    raw = b"".join([chunk async for chunk in response.streaming_content])
+
+    # then the client gets no usage chunk it did not ask for, and the record holds the provider's exact usage
+    chunks = [json.loads(e[6:]) for e in raw.split(b"\n\n") if e and e != b"data: [DONE]"]
+    assert chunks and all(chunk.get("choices") for chunk in chunks)
+    record = await wait_for_record(response["X-Request-ID"])
+    assert record.stream and record.completion_tokens == 4 and not record.estimated
+
+
 async def test_the_database_being_away_is_a_503_in_openai_shape(api_key: str, monkeypatch) -> None:
     """A key not in the process's memory needs the database: when it is down the answer is a 503 the SDKs retry,
     never a 500."""

@@ -100,7 +100,7 @@ def test_seed_creates_the_demo_and_a_second_run_changes_nothing(local_upstream) 
         assert text in out
     assert "curl http://127.0.0.1:8000/v1/chat/completions" in out
     assert 'OpenAI(base_url="http://127.0.0.1:8000/v1"' in out
-    assert "create an API key with: manage.py create_api_key --tenant demo-consumer" in out
+    assert "export KEY=$(.venv/bin/python manage.py create_api_key --tenant demo-consumer --scopes consume,read" in out
     assert "mk_" not in out  # no invented key
     assert "local use only" in err
 

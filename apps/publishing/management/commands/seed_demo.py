@@ -128,16 +128,19 @@ class Command(BaseCommand):
 
         echo_id = f"{demo.PROVIDER_SLUG}/{demo.ECHO_SLUG}"
         out(style.MIGRATE_HEADING("\nAPI key"))
-        out(f"  create an API key with: manage.py create_api_key --tenant {demo.CONSUMER_SLUG}")
-        out("  (it prints the secret once, on its last line: export MARKETPLACE_API_KEY=<that secret>)")
+        out(
+            f"  export KEY=$(.venv/bin/python manage.py create_api_key --tenant {demo.CONSUMER_SLUG} "
+            "--scopes consume,read | tail -n 1)"
+        )
+        out("  (the README's first five minutes use $KEY; the secret is printed once, on the last line)")
         out(style.MIGRATE_HEADING("\ncurl"))
         out(f"  curl {site}/v1/chat/completions \\")
-        out('    -H "Authorization: Bearer $MARKETPLACE_API_KEY" -H "Content-Type: application/json" \\')
+        out('    -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\')
         out(f'    -d \'{{"model": "{echo_id}", "messages": [{{"role": "user", "content": "Hello!"}}]}}\'')
         out(style.MIGRATE_HEADING("\nOpenAI SDK (pip install openai)"))
         out("  import os")
         out("  from openai import OpenAI")
-        out(f'  client = OpenAI(base_url="{site}/v1", api_key=os.environ["MARKETPLACE_API_KEY"])')
+        out(f'  client = OpenAI(base_url="{site}/v1", api_key=os.environ["KEY"])')
         out(
             f'  reply = client.chat.completions.create(model="{echo_id}", '
             'messages=[{"role": "user", "content": "Hello!"}])'
