@@ -111,9 +111,13 @@ def ensure_litellm() -> Path:
     binary = LITELLM_VENV / "bin" / "litellm"
     if not binary.exists():
         subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        subprocess.run(
-            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"], check=True
-        )
+        requirement = f"litellm[proxy]=={LITELLM_VERSION}"
+        uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+        if Path(uv).exists():  # the project's setup installs uv: seconds instead of minutes
+            command = [uv, "pip", "install", "-q", "--python", str(LITELLM_VENV / "bin" / "python"), requirement]
+        else:
+            command = [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", requirement]
+        subprocess.run(command, check=True)
     return binary
 
 
