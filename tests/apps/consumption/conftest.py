@@ -61,6 +61,20 @@ def provider(transactional_db):
     return tenant
 
 
+def publish_openai(provider: Any, url: str, *, slug: str = "local", **values: Any) -> None:
+    """Publish an OpenAI-protocol service of `provider` whose upstream is `url` (a test server), as `acme/<slug>`."""
+    definition = {**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m", **values}
+    publishing.publish_service(publisher=provider, actor=provider.owner, slug=slug, version="1.0.0", values=definition)
+
+
+@pytest.fixture
+def local_service(provider, upstream):
+    """`acme/local`, served by the test upstream; returns the upstream's `Behaviour`."""
+    behaviour, url = upstream
+    publish_openai(provider, url)
+    return behaviour
+
+
 @pytest.fixture
 def echo_service(provider):
     service, version, _ = publishing.publish_service(

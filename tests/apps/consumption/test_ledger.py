@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from apps.consumption import ledger
 from apps.consumption.models import ApiKey, UsageRecord, UsageRollup
-from apps.publishing import services as publishing
-from tests.apps.consumption.conftest import ECHO_DEFINITION, drain_ledger
+from tests.apps.consumption.conftest import drain_ledger, publish_openai
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,19 +27,7 @@ BODY = {"model": "acme/local", "messages": [{"role": "user", "content": "hi"}], 
 @pytest.fixture
 def local_service(provider, upstream):
     behaviour, url = upstream
-    publishing.publish_service(
-        publisher=provider,
-        actor=provider.owner,
-        slug="local",
-        version="1.0.0",
-        values={
-            **ECHO_DEFINITION,
-            "protocol": "openai",
-            "endpoint_url": url,
-            "upstream_model": "m",
-            "sla_timeout_ms": 500,
-        },
-    )
+    publish_openai(provider, url, sla_timeout_ms=500)
     return behaviour
 
 

@@ -11,10 +11,9 @@ from django.conf import settings
 from django.test import AsyncClient, override_settings
 
 from apps.consumption.models import UsageRecord
-from apps.publishing import services as publishing
 from apps.publishing.models import ServiceVersion
 from llm_infra_django.resilience.breaker import breaker
-from tests.apps.consumption.conftest import ECHO_DEFINITION, drain_ledger
+from tests.apps.consumption.conftest import drain_ledger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,19 +27,6 @@ FAST_BREAKER = {
         "HALF_OPEN_MAX_CALLS": 1,
     },
 }
-
-
-@pytest.fixture
-def local_service(provider, upstream):
-    behaviour, url = upstream
-    publishing.publish_service(
-        publisher=provider,
-        actor=provider.owner,
-        slug="local",
-        version="1.0.0",
-        values={**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m"},
-    )
-    return behaviour
 
 
 async def call(secret: str, **extra: object):

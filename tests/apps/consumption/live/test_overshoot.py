@@ -12,9 +12,8 @@ from asgiref.sync import async_to_sync
 
 from apps.consumption.models import UsageRecord
 from apps.publishing import echo
-from apps.publishing import services as publishing
 from apps.tenancy import services as tenancy
-from tests.apps.consumption.conftest import ECHO_DEFINITION
+from tests.apps.consumption.conftest import publish_openai
 from tests.apps.tenancy.factories import UserFactory
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -93,13 +92,7 @@ def test_budget_holds_when_the_upstream_counts_more_prompt_tokens(start_servers,
     # given an OpenAI-compatible upstream that counts 7 prompt tokens for a prompt our tokenizer counts as 1
     behaviour, url = upstream
     behaviour.delay = 0.05
-    publishing.publish_service(
-        publisher=provider,
-        actor=provider.owner,
-        slug="counted",
-        version="1.0.0",
-        values={**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m"},
-    )
+    publish_openai(provider, url, slug="counted")
     short = [{"role": "user", "content": "Hi"}]
     assert echo.count_chat_prompt_tokens(short) < 7
     cost = Decimal(7) * 1000 / 10**6 + Decimal(2) * 2000 / 10**6
@@ -132,13 +125,7 @@ def test_tenant_request_quota_admits_exactly_q(start_servers, make_key, echo_ser
 def test_parallel_limit_holds_at_the_upstream(start_servers, make_key, provider, upstream) -> None:
     behaviour, url = upstream
     behaviour.delay = 0.2
-    publishing.publish_service(
-        publisher=provider,
-        actor=provider.owner,
-        slug="slow",
-        version="1.0.0",
-        values={**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m"},
-    )
+    publish_openai(provider, url, slug="slow")
     urls = start_servers(2)
     secret = make_key(max_parallel=3)
     statuses = fire(urls, secret, 96, {"model": "acme/slow", "messages": MESSAGES, "max_tokens": 1})

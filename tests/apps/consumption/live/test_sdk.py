@@ -6,8 +6,7 @@ import openai
 import pytest
 
 from apps.consumption.services import create_api_key
-from apps.publishing import services as publishing
-from tests.apps.consumption.conftest import ECHO_DEFINITION
+from tests.apps.consumption.conftest import publish_openai
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -15,16 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 @pytest.fixture
 def openai_service(provider, upstream):
     behaviour, url = upstream
-    definition = {
-        **ECHO_DEFINITION,
-        "protocol": "openai",
-        "endpoint_url": url,
-        "upstream_model": "local-model",
-        "name": "Local LLM",
-    }
-    publishing.publish_service(
-        publisher=provider, actor=provider.owner, slug="local", version="1.0.0", values=definition
-    )
+    publish_openai(provider, url, upstream_model="local-model", name="Local LLM")
     return behaviour
 
 

@@ -9,23 +9,8 @@ import httpx
 import pytest
 
 from apps.consumption.models import UsageRecord
-from apps.publishing import services as publishing
-from tests.apps.consumption.conftest import ECHO_DEFINITION
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def local_service(provider, upstream):
-    behaviour, url = upstream
-    publishing.publish_service(
-        publisher=provider,
-        actor=provider.owner,
-        slug="local",
-        version="1.0.0",
-        values={**ECHO_DEFINITION, "protocol": "openai", "endpoint_url": url, "upstream_model": "m"},
-    )
-    return behaviour
 
 
 def wait_for(predicate, seconds: float = 10.0):
