@@ -64,6 +64,7 @@ class Call:
     prompt_bound: int = 0  # at least what any upstream can count: what admission reserves
     completion_estimate: int = 0
     ticket: admission.Ticket | None = None
+    quota_periods: dict[str, tuple[datetime, datetime]] | None = None
 
 
 def spawn(coroutine: Any) -> None:
@@ -211,6 +212,16 @@ def error_response(error: AppError, request_id: str) -> HttpResponse:
     return response
 
 
+def failure_response(exc: Exception, request_id: str) -> HttpResponse:
+    """OpenAI's error shape for any failure: a known one keeps its meaning (the database away: 503); anything else
+    is logged and answered as a 500 without internals."""
+    error = to_app_error(exc)
+    if error is None:
+        logger.exception("proxy_failed", request_id=request_id, exc_type=type(exc).__name__)
+        error = InternalError()
+    return error_response(error, request_id)
+
+
 def limit_headers(response: HttpResponse, ticket: admission.Ticket | None) -> None:
     if ticket is None:
         return
@@ -243,11 +254,14 @@ def upstream_error(exc: upstream.UpstreamStatusError, route: Route) -> AppError:
 
 
 def _quota_periods(call: Call) -> dict[str, tuple[datetime, datetime]]:
+    """The quota periods the call's start falls in (computed once: the orphan record and the record share them)."""
     assert call.key is not None
-    periods = {}
-    for name, snapshot in call.key.quota_limits.items():
-        periods[name] = quotas.period_bounds(snapshot.period, call.key.tenant_timezone, call.started_at)
-    return periods
+    if call.quota_periods is None:
+        call.quota_periods = {
+            name: quotas.period_bounds(snapshot.period, call.key.tenant_timezone, call.started_at)
+            for name, snapshot in call.key.quota_limits.items()
+        }
+    return call.quota_periods
 
 
 def _entry(
@@ -416,11 +430,9 @@ async def handle(
     except AppError as error:
         return error_response(error, call.request_id)
     except Exception as exc:
-        logger.exception("proxy_failed", request_id=call.request_id, exc_type=type(exc).__name__)
         if call.ticket is not None and not call.ticket.settled:
             await admission.settle(call.ticket, tokens=0, cost=Decimal(0), counted=False)
-        # A known failure (the database being away: 503) keeps its meaning; anything else is a 500 without internals.
-        return error_response(to_app_error(exc) or InternalError(), call.request_id)
+        return failure_response(exc, call.request_id)
 
 
 async def _screen(call: Call) -> None:

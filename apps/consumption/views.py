@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import orjson
-import structlog
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -13,9 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.consumption import admission, proxy, runtime, selectors
 from apps.consumption.models import Scope
 from llm_infra_django.db import database_sync_to_async
-from llm_infra_django.errors import AuthenticationError, InternalError, ValidationError, to_app_error
-
-logger = structlog.get_logger(__name__)
+from llm_infra_django.errors import AuthenticationError, ValidationError
 
 
 @csrf_exempt
@@ -47,7 +44,7 @@ async def models(request: HttpRequest) -> HttpResponse:
         runtime.require_scope(key, Scope.CONSUME)
         rows = await database_sync_to_async(selectors.models_for_key)(key)
     except Exception as exc:
-        return _failed(exc, request_id)
+        return proxy.failure_response(exc, request_id)
     now = int(time.time())
     data = [
         {"id": row["model_id"], "object": "model", "created": row["created"] or now, "owned_by": row["publisher"]}
@@ -76,18 +73,8 @@ async def consume(request: HttpRequest, service_id: str) -> HttpResponse:
             if body.get(name) is not None:
                 chat[name] = body[name]
     except Exception as exc:
-        return _failed(exc, request_id)
+        return proxy.failure_response(exc, request_id)
     return await proxy.handle(request, "chat", native=True, body_override=chat)
-
-
-def _failed(exc: Exception, request_id: str) -> HttpResponse:
-    """OpenAI's error shape for any failure: a known one keeps its status (the database away: 503), anything else
-    is a 500 without internals."""
-    error = to_app_error(exc)
-    if error is None:
-        logger.exception("proxy_view_failed", request_id=request_id, exc_type=type(exc).__name__)
-        error = InternalError()
-    return proxy.error_response(error, request_id)
 
 
 def _native_body(raw: bytes) -> dict[str, object]:
