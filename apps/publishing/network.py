@@ -81,39 +81,47 @@ def check_public_url(url: str) -> None:
     public_addresses(host)
 
 
-def public_addresses(host: str) -> list[Address]:
-    """The addresses to connect to for `host`, all of them public, or `PrivateAddressError`."""
-    host = host.lower()
+def _recently_checked(host: str) -> list[Address] | None:
+    """The checked public addresses of `host` if it was checked less than `DNS_CACHE_SECONDS` ago (local and
+    metadata names are refused first)."""
     _refuse_local_names(host)
     cached = _checked.get(host)
     if cached is not None and time.monotonic() - cached[0] < DNS_CACHE_SECONDS:
         return cached[1]
+    return None
+
+
+def _checked_now(host: str, addresses: list[Address]) -> list[Address]:
+    _checked[host] = (time.monotonic(), _public_only(host, addresses))
+    return addresses
+
+
+def public_addresses(host: str) -> list[Address]:
+    """The addresses to connect to for `host`, all of them public, or `PrivateAddressError`."""
+    host = host.lower()
+    cached = _recently_checked(host)
+    if cached is not None:
+        return cached
     try:
-        addresses = _public_only(host, resolve_addresses(host))
+        return _checked_now(host, resolve_addresses(host))
     except socket.gaierror as exc:
         raise PrivateAddressError(f"{host} does not resolve: {exc}") from None
-    _checked[host] = (time.monotonic(), addresses)
-    return addresses
 
 
 async def public_addresses_async(host: str) -> list[Address]:
     """`public_addresses` without blocking the event loop on DNS."""
     host = host.lower()
-    _refuse_local_names(host)
-    cached = _checked.get(host)
-    if cached is not None and time.monotonic() - cached[0] < DNS_CACHE_SECONDS:
-        return cached[1]
+    cached = _recently_checked(host)
+    if cached is not None:
+        return cached
     literal = _literal(host)
     if literal is not None:
-        addresses = _public_only(host, [literal])
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise PrivateAddressError(f"{host} does not resolve: {exc}") from None
-        addresses = _public_only(host, _addresses_of(infos))
-    _checked[host] = (time.monotonic(), addresses)
-    return addresses
+        return _checked_now(host, [literal])
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise PrivateAddressError(f"{host} does not resolve: {exc}") from None
+    return _checked_now(host, _addresses_of(infos))
 
 
 class _PinnedBackend(httpcore.NetworkBackend):
