@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from marketplace.celery import app
 from marketplace.tasks import ping
+from tests.support.cluster import CELERY_WORKER
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,17 +41,7 @@ def test_real_worker_runs_the_task_through_the_broker(monkeypatch: pytest.Monkey
     queue = f"test-{uuid.uuid4().hex[:8]}"
     worker = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "marketplace",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
+            *CELERY_WORKER,
             "-Q",
             queue,
             "--loglevel=WARNING",

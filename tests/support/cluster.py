@@ -269,6 +269,22 @@ class PostgresCluster:
 # --- The project -----------------------------------------------------------------------------------------------
 
 
+# A Celery worker of the project in one process (solo pool), without the cluster chatter tests do not need.
+CELERY_WORKER = [
+    sys.executable,
+    "-m",
+    "celery",
+    "-A",
+    "marketplace",
+    "worker",
+    "--pool=solo",
+    "--concurrency=1",
+    "--without-gossip",
+    "--without-mingle",
+    "--without-heartbeat",
+]
+
+
 def uvicorn_command(port: int) -> list[str]:
     return [
         sys.executable,
@@ -406,17 +422,7 @@ class Project:
         self._scratch.append(scratch)
         schedule = scratch / "schedule"
         command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "marketplace",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
+            *CELERY_WORKER,
             "--loglevel=WARNING",
             "-n",
             f"{name}-{os.getpid()}-{free_port()}@%h",
