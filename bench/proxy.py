@@ -22,6 +22,10 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python bench/proxy.py` from a checkout
+
+from tests.support.cluster import uvicorn_command
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 DB_NAME = "bench_proxy"
@@ -171,27 +175,7 @@ def main() -> None:
         ours_port = free_port()
         processes.append(
             subprocess.Popen(
-                [
-                    PY,
-                    "-m",
-                    "uvicorn",
-                    "marketplace.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(ours_port),
-                    "--workers",
-                    "2",
-                    "--loop",
-                    "uvloop",
-                    "--http",
-                    "httptools",
-                    "--no-access-log",
-                    "--lifespan",
-                    "off",
-                    "--log-level",
-                    "warning",
-                ],
+                [*uvicorn_command(ours_port), "--workers", "2", "--log-level", "warning"],  # as production serves
                 cwd=ROOT,
                 env=env_for_project(),
             )
