@@ -355,13 +355,14 @@ async def settle(
                 await _settle_despite_skew(client, keys, args)
             return None
         stream, fields, epoch_key = record
-        pipe = client.pipeline(transaction=False)
-        await cached_script(client, SETTLE_LUA)(keys=keys, args=args, client=pipe)
-        pipe.xadd(stream, fields)
-        # The epoch names the Redis data set the record went into (made anew after a loss, see stream.py).
-        pipe.set(epoch_key, uuid.uuid4().hex, nx=True)
-        pipe.get(epoch_key)
-        settled, message_id, _, epoch = await pipe.execute()
+        # As a context, the pipeline gives its connection back even when the request is cancelled meanwhile.
+        async with client.pipeline(transaction=False) as pipe:
+            await cached_script(client, SETTLE_LUA)(keys=keys, args=args, client=pipe)
+            pipe.xadd(stream, fields)
+            # The epoch names the Redis data set the record went into (made anew after a loss, see stream.py).
+            pipe.set(epoch_key, uuid.uuid4().hex, nx=True)
+            pipe.get(epoch_key)
+            settled, message_id, _, epoch = await pipe.execute()
         if settled == -3:
             await _settle_despite_skew(client, keys, args)
         return _text(message_id), _text(epoch)
