@@ -77,6 +77,14 @@ def graphql(url: str, secret: str, query: str = "{ __typename }") -> httpx.Respo
     )
 
 
+def assert_served_or_unavailable(outcomes: Any, code: str | None = None) -> None:
+    """Every answer was a complete success or an OpenAI-shaped 503: no 500, no HTML, no dropped connection."""
+    for outcome in outcomes:
+        if not outcome.ok:
+            assert_openai_error(outcome, 503, code)
+    assert all(o.completed for o in outcomes if o.ok)
+
+
 def assert_openai_error(outcome: Any, status: int, code: str | None = None) -> None:
     """An error in OpenAI's shape (what SDKs parse), never an HTML page or a bare 500."""
     assert outcome.status == status, (outcome.status, outcome.body, outcome.error)

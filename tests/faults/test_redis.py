@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import assert_openai_error, fault_cluster, graphql
+from tests.faults.conftest import assert_served_or_unavailable, fault_cluster, graphql
 from tests.support.traffic import Load, call_sync, chat_body
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -78,10 +78,7 @@ def test_redis_killed_during_load_fails_closed_for_money_then_recovers_from_the_
         outcomes = load.stop()
 
     # every answer was a success or an OpenAI-shaped refusal: no 500, no HTML, no dropped connection
-    for outcome in outcomes:
-        if not outcome.ok:
-            assert_openai_error(outcome, 503, "service_unavailable")
-    assert all(o.completed for o in outcomes if o.ok)
+    assert_served_or_unavailable(outcomes, "service_unavailable")
 
     # every call answered 2xx has exactly one usage record, with the usage the client was told
     books = cluster.books
@@ -145,10 +142,7 @@ def test_redis_unreachable_during_load_fails_closed_then_reconciles_what_it_coul
     finally:
         outcomes = load.stop()
 
-    for outcome in outcomes:
-        if not outcome.ok:
-            assert_openai_error(outcome, 503, "service_unavailable")
-    assert all(o.completed for o in outcomes if o.ok)
+    assert_served_or_unavailable(outcomes, "service_unavailable")
 
     # the reservations Redis kept for calls it could not settle expire (2 s SLA + 30 s) and are reconciled
     books = cluster.books
