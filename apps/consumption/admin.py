@@ -171,9 +171,10 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "cost",
         "latency_ms",
         "estimated",
+        "usage_disputed",
         "stream",
     ]
-    list_filter = ["endpoint", "estimated", "stream"]
+    list_filter = ["endpoint", "estimated", "usage_disputed", "stream"]
     search_fields = ["request_id", "model_id"]
     list_select_related = ["tenant"]
     fields = [
@@ -186,6 +187,9 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "endpoint",
         "prompt_tokens",
         "completion_tokens",
+        "reported_prompt_tokens",
+        "reported_completion_tokens",
+        "usage_disputed",
         "cost",
         "price_snapshot",
         "latency_ms",
@@ -210,6 +214,7 @@ class UsageRollupAdmin(ReadOnlyAdmin):
         "model_id",
         "requests",
         "errors",
+        "disputed",
         "prompt_tokens",
         "completion_tokens",
         "cost",
@@ -228,6 +233,7 @@ class UsageRollupAdmin(ReadOnlyAdmin):
         "model_id",
         "requests",
         "errors",
+        "disputed",
         "prompt_tokens",
         "completion_tokens",
         "cost",

@@ -11,11 +11,24 @@
 --       19 budget day seed, 20 budget month seed, 21 throttle rate per second, 22 quota ttl s, 23 tpm window ms,
 --       24 key id (recorded with the reservation for reconciliation), 25 the ledger entry to write should the
 --       request's process die (may be empty), 26 the time (ms) after which the caller no longer waits for this
---       answer (-1: none): later, nothing is applied (a call that reached a frozen Redis, run when it woke up)
+--       answer (-1: none): later, nothing is applied (a call that reached a frozen Redis, run when it woke up),
+--       27 the largest amount one call may reserve, 28 the largest value a counter may hold
 -- Limits are -1 when absent; seeds are -1 when unknown (the caller reads the database and calls again).
+-- Every amount is an integer in [0, ARGV 27] and every counter stays in [0, ARGV 28] (exact in Lua's doubles): an
+-- argument out of range refuses the call before anything changes ({-4, name}); a stored counter that is not such an
+-- integer is treated as missing, i.e. rebuilt from the database.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[26] and tonumber(ARGV[26]) > 0 and now > tonumber(ARGV[26]) then return {-3, 'stale'} end
+
+local max_amount = tonumber(ARGV[27])
+local max_counter = tonumber(ARGV[28])
+for _, i in ipairs({2, 3, 5, 7, 8, 10, 12, 13, 15, 16, 18, 19, 20}) do
+  if integer(ARGV[i], -1, max_counter) == nil then return {-4, 'argument ' .. i} end
+end
+for _, i in ipairs({4, 6, 9, 22, 23}) do
+  if integer(ARGV[i], 0, max_amount) == nil then return {-4, 'argument ' .. i} end
+end
 
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'revoked'} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'suspended'} end
@@ -42,9 +55,9 @@ local missing = {}
 local current = {}
 for i, m in ipairs(metered) do
   if m[2] >= 0 then
-    local value = redis.call('GET', KEYS[m[1]])
+    local value = integer(redis.call('GET', KEYS[m[1]]), 0, max_counter)
     if value then
-      current[i] = tonumber(value)
+      current[i] = value
     elseif m[4] >= 0 then
       current[i] = m[4]
     else
@@ -70,7 +83,7 @@ end
 -- Tokens per minute: the window of the current minute, charged with the estimate and settled later.
 local tpm_used = 0
 if tpm_limit >= 0 then
-  tpm_used = tonumber(redis.call('GET', KEYS[4]) or '0')
+  tpm_used = integer(redis.call('GET', KEYS[4]) or '0', 0, max_counter) or 0
   if tpm_used + est_tokens > tpm_limit then
     return {0, 'tpm', window_ms - (now % window_ms), tpm_limit}
   end
@@ -89,6 +102,7 @@ local flags = {}
 for i, m in ipairs(metered) do
   if m[2] >= 0 then
     local after = current[i] + m[5]
+    if after > max_counter then return {0, m[6], 0, m[2], current[i]} end
     if after > m[2] then
       if m[3] == 'block' then
         return {0, m[6], 0, m[2], current[i]}
@@ -125,7 +139,7 @@ if rpm_limit >= 0 then
   redis.call('PEXPIRE', KEYS[3], 61000)
 end
 if tpm_limit >= 0 then
-  redis.call('INCRBY', KEYS[4], est_tokens)
+  redis.call('SET', KEYS[4], tpm_used + est_tokens)
   redis.call('PEXPIRE', KEYS[4], window_ms * 2)
 end
 if max_parallel >= 0 then

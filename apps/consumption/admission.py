@@ -27,13 +27,15 @@ from llm_infra_django.errors import (
     QuotaExceededError,
     RateLimitError,
     ServiceUnavailableError,
+    ValidationError,
 )
 from llm_infra_django.redis import CLIENT_OPTIONS, cached_script, get_async_redis, get_redis
 
 logger = structlog.get_logger(__name__)
 
-ADMIT_LUA = (Path(__file__).with_name("admission.lua")).read_text()
-SETTLE_LUA = (Path(__file__).with_name("settle.lua")).read_text()
+_INTEGERS_LUA = Path(__file__).with_name("integers.lua").read_text()
+ADMIT_LUA = _INTEGERS_LUA + Path(__file__).with_name("admission.lua").read_text()
+SETTLE_LUA = _INTEGERS_LUA + Path(__file__).with_name("settle.lua").read_text()
 # Push a live reservation's deadline (and its parallel slot's) one slot lifetime ahead of now.
 # KEYS: reservation hash, reservation index, parallel slots. ARGV: request id, slot lifetime ms.
 EXTEND_LUA = """
@@ -49,6 +51,10 @@ end
 return 1
 """
 MICRO = Decimal(1_000_000)
+# The largest amount one call may reserve, and (with the counters' ceiling) what keeps every counter an integer that
+# Redis' Lua (doubles, exact below 2**53) and INCRBY (int64) both hold exactly.
+MAX_AMOUNT = 2**50
+MAX_COUNTER = 2**52
 TPM_WINDOW_MS = 60_000
 SLOT_MARGIN_MS = 30_000
 
@@ -127,9 +133,16 @@ def counter_keys(key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot]
 
 
 def _limit(value: int | Decimal | None, micro: bool = False) -> int:
-    if value is None:
+    """A limit as the script takes it: -1 for none; a limit beyond what a counter may hold is that ceiling (it can
+    never be reached anyway)."""
+    if value is None or value == -1:
         return -1
-    return to_micro(Decimal(value)) if micro else int(value)
+    return min(to_micro(Decimal(value)) if micro else int(value), MAX_COUNTER)
+
+
+def _seed(seeds: dict[str, int], name: str) -> int:
+    value = seeds.get(name, -1)
+    return -1 if value < 0 else min(value, MAX_COUNTER)
 
 
 def _period_ttl(limits: dict[str, QuotaSnapshot]) -> int:
@@ -149,7 +162,7 @@ def admission_args(
 ) -> list[Any]:
     def quota(name: str) -> list[Any]:
         snapshot = limits[name]
-        return [snapshot.limit_units, snapshot.action, seeds.get(name, -1)]
+        return [_limit(snapshot.limit_units), snapshot.action, _seed(seeds, name)]
 
     rate = quotas_throttle_rate()
     return [
@@ -165,14 +178,16 @@ def admission_args(
         *quota("api_requests"),
         *quota("tokens"),
         *quota("spend_usd"),
-        seeds.get("budget_day", -1),
-        seeds.get("budget_month", -1),
+        _seed(seeds, "budget_day"),
+        _seed(seeds, "budget_month"),
         rate,
         _period_ttl(limits),
         TPM_WINDOW_MS,
         key.id,
         orphan_record,
         valid_until_ms,
+        MAX_AMOUNT,
+        MAX_COUNTER,
     ]
 
 
@@ -282,6 +297,12 @@ async def admit(
                 logger.error("admission_unavailable", error=type(exc).__name__)
                 raise ServiceUnavailableError("Admission is unavailable; try again shortly.", retry_after=1) from exc
         status = int(result[0])
+        if status == -4:
+            logger.error("admission_arguments_refused", request_id=request_id, detail=_text(result[1]))
+            raise ValidationError(
+                "This request's estimate is out of the range one call may reserve.",
+                fields={"max_tokens": ["Too large for one call."]},
+            )
         if status == -3:
             logger.warning("admission_clock_skew", request_id=request_id)
             valid_until_ms = -1
@@ -341,14 +362,14 @@ async def settle(
     if ticket.settled:
         return None
     ticket.settled = True
-    args = [ticket.request_id, int(tokens), to_micro(cost), 1 if counted else 0, 1 if charge_missing else 0]
     keys = settle_keys(ticket.keys)
     client = get_async_redis()
     if client is None:
-        local.settle(keys, args)
+        local.settle(keys, settle_args(ticket.request_id, int(tokens), to_micro(cost), counted, charge_missing))
         return None
     # As for admission: applied only while this process still waits for the answer (see settle.lua).
-    args.append(int(time.time() * 1000 + float(CLIENT_OPTIONS["socket_timeout"]) * 1000))
+    valid_until_ms = int(time.time() * 1000 + float(CLIENT_OPTIONS["socket_timeout"]) * 1000)
+    args = settle_args(ticket.request_id, int(tokens), to_micro(cost), counted, charge_missing, valid_until_ms)
     try:
         if record is None:
             if await cached_script(client, SETTLE_LUA)(keys=keys, args=args) == -3:
@@ -365,14 +386,32 @@ async def settle(
             settled, message_id, _, epoch = await pipe.execute()
         if settled == -3:
             await _settle_despite_skew(client, keys, args)
+        elif settled == -4:
+            logger.error("settle_arguments_refused", request_id=ticket.request_id)
         return _text(message_id), _text(epoch)
     except (RedisError, OSError) as exc:
         # The caller writes the record to the database itself. The reservation may stay in Redis: settle it (without
         # the record, and without charging a missing one) once Redis answers, or the reconciler will, from the
         # record, once its deadline passes. Settling twice changes nothing.
         logger.error("settle_failed", request_id=ticket.request_id, error=type(exc).__name__)
-        _settle_later(keys, [*args[:4], 0], ticket.slot_ms)
+        _settle_later(keys, settle_args(ticket.request_id, int(tokens), to_micro(cost), counted, False), ticket.slot_ms)
         return None
+
+
+def settle_args(
+    request_id: str, tokens: int, cost_micro: int, counted: bool, charge_missing: bool, valid_until_ms: int = -1
+) -> list[Any]:
+    """The settle script's arguments, in its order (see settle.lua)."""
+    return [
+        request_id,
+        tokens,
+        cost_micro,
+        1 if counted else 0,
+        1 if charge_missing else 0,
+        valid_until_ms,
+        MAX_AMOUNT,
+        MAX_COUNTER,
+    ]
 
 
 def settle_sync(
@@ -380,17 +419,22 @@ def settle_sync(
 ) -> int:
     """Synchronous settlement (keys as given by `settle_keys`) for the reconciler and the ledger's outbox; returns
     1 when a reservation was settled, 2 when a missing one was charged (`charge_missing`), 0 otherwise."""
-    args = [request_id, tokens, cost_micro, 1 if counted else 0, 1 if charge_missing else 0]
+    args = settle_args(request_id, tokens, cost_micro, counted, charge_missing)
     client = get_redis()
     if client is None:
-        return local.settle(keys, args)
-    return int(cached_script(client, SETTLE_LUA)(keys=keys, args=args))
+        result = local.settle(keys, args)
+    else:
+        result = int(cached_script(client, SETTLE_LUA)(keys=keys, args=args))
+    if result == -4:
+        logger.error("settle_arguments_refused", request_id=request_id)
+        return 0
+    return result
 
 
 async def _settle_despite_skew(client: Any, keys: list[str], args: list[Any]) -> None:
     """A settlement Redis found late although we were still waiting: the clocks disagree. Apply it without limit."""
     logger.warning("settle_clock_skew", request_id=args[0])
-    await cached_script(client, SETTLE_LUA)(keys=keys, args=[*args[:5], -1])
+    await cached_script(client, SETTLE_LUA)(keys=keys, args=[*args[:5], -1, *args[6:]])
 
 
 _later: set[asyncio.Task[None]] = set()
@@ -496,6 +540,8 @@ class LocalAdmission:
             return [0, "suspended"]
         request_id, rpm_limit, tpm_limit, est_tokens, max_parallel, slot_ms = a[0], *map(int, a[1:6])
         est_cost = int(a[8])
+        if not (0 <= est_tokens <= MAX_AMOUNT and 0 <= est_cost <= MAX_AMOUNT):
+            return [-4, "amount"]
         metered = [
             (5, int(a[6]), "block", int(a[18]), est_cost, "budget_day"),
             (6, int(a[7]), "block", int(a[19]), est_cost, "budget_month"),
@@ -508,7 +554,7 @@ class LocalAdmission:
         for index, (slot, limit, _action, seed, _amount, name) in enumerate(metered):
             if limit >= 0:
                 value = self.values.get(keys[slot])
-                if value is not None:
+                if isinstance(value, int) and 0 <= value <= MAX_COUNTER:
                     current[index] = value
                 elif seed >= 0:
                     current[index] = seed
@@ -535,6 +581,8 @@ class LocalAdmission:
             if limit < 0:
                 continue
             after = current[index] + amount
+            if after > MAX_COUNTER:
+                return [0, name, 0, limit, current[index]]
             if after > limit:
                 if action == "block":
                     return [0, name, 0, limit, current[index]]
@@ -587,34 +635,43 @@ class LocalAdmission:
             if isinstance(slots, dict) and request_id in slots:
                 slots[request_id] = deadline
 
+    def _adjust(self, key: str, delta: int) -> None:
+        """As settle.lua: never below zero, never above the ceiling; a counter out of range is dropped."""
+        value = self.values.get(key)
+        if delta == 0 or value is None:
+            return
+        if not isinstance(value, int) or not 0 <= value <= MAX_COUNTER:
+            del self.values[key]
+            return
+        self.values[key] = min(max(value + delta, 0), MAX_COUNTER)
+
     def settle(self, keys: list[str], args: list[Any]) -> int:
+        tokens, cost, requests = int(args[1]), int(args[2]), int(args[3])
+        if not (0 <= tokens <= MAX_AMOUNT and 0 <= cost <= MAX_AMOUNT and requests in (0, 1)):
+            return -4
         with self.lock:
             reservation = self.values.pop(keys[0], None)
             if reservation is None:
-                if len(args) < 5 or int(args[4]) != 1:
+                if int(args[4]) != 1:
                     return 0
-                amounts = {3: int(args[1]), 4: int(args[2]), 5: int(args[2]), 6: int(args[3])}
-                amounts.update({7: int(args[1]), 8: int(args[2])})
-                for slot, amount in amounts.items():
-                    if keys[slot] in self.values and amount:
-                        self.values[keys[slot]] += amount
+                for slot, amount in {3: tokens, 4: cost, 5: cost, 6: requests, 7: tokens, 8: cost}.items():
+                    self._adjust(keys[slot], amount)
                 self.values.get(keys[2], {}).pop(args[0], None)
                 return 2
-            tokens_delta = int(args[1]) - reservation["tokens"]
-            cost_delta = int(args[2]) - reservation["cost"]
+            tokens_delta = tokens - reservation["tokens"]
+            cost_delta = cost - reservation["cost"]
             deltas = {
                 "budget_day": (4, cost_delta),
                 "budget_month": (5, cost_delta),
-                "api_requests": (6, int(args[3]) - 1),
+                "api_requests": (6, requests - 1),
                 "tokens": (7, tokens_delta),
                 "spend_usd": (8, cost_delta),
             }
-            if reservation["tpm"] and keys[3] in self.values:
-                self.values[keys[3]] += tokens_delta
+            if reservation["tpm"]:
+                self._adjust(keys[3], tokens_delta)
             for name in reservation["charged"]:
                 slot, delta = deltas[name]
-                if keys[slot] in self.values:
-                    self.values[keys[slot]] += delta
+                self._adjust(keys[slot], delta)
             self.values.get(keys[2], {}).pop(args[0], None)
             return 1
 

@@ -13,6 +13,10 @@ consumption_settings = AppSettings(
         "ROUTE_CACHE_SECONDS": 5,
         # Completion tokens reserved when a request names no max_tokens (capped by the model's context length).
         "DEFAULT_MAX_TOKENS": 1024,
+        # Most completions (`n`) one request may ask for; `max_tokens` is bounded by the model's context length.
+        "MAX_N": 128,
+        # With Shield configured, scan answers too (streams are then read whole before their first byte is sent).
+        "SHIELD_RESPONSES": True,
         # Largest request body the proxy reads.
         "MAX_BODY_BYTES": 1_048_576,
         # Seconds after a reservation's deadline before the reconciler settles it from the ledger.

@@ -20,7 +20,7 @@ import structlog
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from apps.consumption.conf import consumption_settings
-from apps.consumption.models import LATENCY_BUCKETS_MS, UsageRecord, UsageRollup
+from apps.consumption.models import LATENCY_BUCKETS_MS, UsageRecord, UsageRollup, time_ordered_uuid
 
 logger = structlog.get_logger(__name__)
 
@@ -50,9 +50,13 @@ class Entry:
     estimated: bool = False
     stream: bool = False
     quota_periods: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    reported_prompt_tokens: int | None = None
+    reported_completion_tokens: int | None = None
+    usage_disputed: bool = False
 
 
 COLUMNS = (
+    "id",
     "request_id",
     "tenant_id",
     "api_key_id",
@@ -72,6 +76,9 @@ COLUMNS = (
     "stream",
     "started_at",
     "finished_at",
+    "reported_prompt_tokens",
+    "reported_completion_tokens",
+    "usage_disputed",
 )
 
 
@@ -83,6 +90,7 @@ def _uuid_param(value: str) -> str:
 def _row(entry: Entry) -> list[Any]:
     ops = connection.ops
     return [
+        _uuid_param(str(time_ordered_uuid())),
         entry.request_id,
         _uuid_param(entry.tenant_id),
         _uuid_param(entry.api_key_id),
@@ -102,6 +110,9 @@ def _row(entry: Entry) -> list[Any]:
         entry.stream,
         ops.adapt_datetimefield_value(entry.started_at),
         ops.adapt_datetimefield_value(entry.finished_at),
+        entry.reported_prompt_tokens,
+        entry.reported_completion_tokens,
+        entry.usage_disputed,
     ]
 
 
@@ -129,7 +140,32 @@ def write_entries(entries: list[Entry]) -> set[str]:
         fresh = [entry for entry in entries if entry.request_id in inserted]
         _roll_up(fresh)
         _count_quota_usage(fresh)
+        if disputed := [entry for entry in fresh if entry.usage_disputed]:
+            transaction.on_commit(lambda: _announce_disputes(disputed))
     return inserted
+
+
+def _announce_disputes(entries: list[Entry]) -> None:
+    """The alert event of each disputed record (logged, and sent as `usage_disputed`); a receiver's failure is
+    logged, never raised into the ledger writer."""
+    from apps.consumption.signals import usage_disputed
+
+    for entry in entries:
+        details = {
+            "request_id": entry.request_id,
+            "tenant_id": entry.tenant_id,
+            "publisher_id": entry.publisher_id,
+            "service_version_id": entry.service_version_id,
+            "model_id": entry.model_id,
+            "prompt_tokens": entry.prompt_tokens,
+            "completion_tokens": entry.completion_tokens,
+            "reported_prompt_tokens": entry.reported_prompt_tokens,
+            "reported_completion_tokens": entry.reported_completion_tokens,
+        }
+        logger.warning("usage_disputed", **details)
+        for receiver, result in usage_disputed.send_robust(sender=UsageRecord, **details):
+            if isinstance(result, Exception):
+                logger.error("usage_disputed_receiver_failed", receiver=repr(receiver), error=type(result).__name__)
 
 
 def _roll_up(entries: list[Entry]) -> None:
@@ -144,6 +180,7 @@ def _roll_up(entries: list[Entry]) -> None:
                 "model_id": entry.model_id.split("@", 1)[0],
                 "requests": 0,
                 "errors": 0,
+                "disputed": 0,
                 "prompt": 0,
                 "completion": 0,
                 "cost": Decimal(0),
@@ -153,6 +190,7 @@ def _roll_up(entries: list[Entry]) -> None:
         )
         group["requests"] += 1
         group["errors"] += 1 if entry.status_code >= 400 else 0
+        group["disputed"] += 1 if entry.usage_disputed else 0
         group["prompt"] += entry.prompt_tokens
         group["completion"] += entry.completion_tokens
         group["cost"] += entry.cost
@@ -193,6 +231,7 @@ def _upsert_rollup(day: Any, tenant_id: str, key_id: str, version_id: str, group
         if row is not None:
             row.requests += group["requests"]
             row.errors += group["errors"]
+            row.disputed += group["disputed"]
             row.prompt_tokens += group["prompt"]
             row.completion_tokens += group["completion"]
             row.cost += group["cost"]
@@ -203,6 +242,7 @@ def _upsert_rollup(day: Any, tenant_id: str, key_id: str, version_id: str, group
                 update_fields=[
                     "requests",
                     "errors",
+                    "disputed",
                     "prompt_tokens",
                     "completion_tokens",
                     "cost",
@@ -218,6 +258,7 @@ def _upsert_rollup(day: Any, tenant_id: str, key_id: str, version_id: str, group
                     model_id=group["model_id"],
                     requests=group["requests"],
                     errors=group["errors"],
+                    disputed=group["disputed"],
                     prompt_tokens=group["prompt"],
                     completion_tokens=group["completion"],
                     cost=group["cost"],

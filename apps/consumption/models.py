@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from typing import Any
 
@@ -81,10 +83,22 @@ def key_status(key: ApiKey) -> str:
     return ApiKeyStatus.ACTIVE
 
 
-class UsageRecord(models.Model):
-    """One request that reached (or was meant for) an upstream: append-only, unique per request id."""
+def time_ordered_uuid(millis: int | None = None) -> uuid.UUID:
+    """A UUID whose first 48 bits are the time in milliseconds (now, or `millis`; the layout of UUIDv7): new rows
+    land at the end of the index, and an id tells nothing of how many others were made."""
+    millis = time.time_ns() // 1_000_000 if millis is None else millis
+    value = millis << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    return uuid.UUID(int=value)
 
-    id = models.BigAutoField(primary_key=True)
+
+class UsageRecord(models.Model):
+    """One request that reached (or was meant for) an upstream: append-only, unique per request id. Billed tokens
+    never exceed what the request admitted; what the provider reported is kept beside them (`reported_*`), and a
+    claim above the bound or not a count marks the record `usage_disputed`."""
+
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     request_id = models.CharField(max_length=64, unique=True)
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
     api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
@@ -94,8 +108,15 @@ class UsageRecord(models.Model):
     )
     model_id = models.CharField(max_length=200)
     endpoint = models.CharField(max_length=20)
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    reported_prompt_tokens = models.BigIntegerField(
+        null=True, blank=True, help_text="What the provider reported (None: nothing, or not an integer)."
+    )
+    reported_completion_tokens = models.BigIntegerField(null=True, blank=True)
+    usage_disputed = models.BooleanField(
+        default=False, help_text="The provider claimed more than the request admitted, or not a token count."
+    )
     cost = models.DecimalField(**COST, default=0)
     price_snapshot = models.JSONField(default=dict)
     latency_ms = models.FloatField(default=0)
@@ -113,6 +134,11 @@ class UsageRecord(models.Model):
             models.Index(fields=["tenant", "-started_at"], name="consumption_usage_tenant"),
             models.Index(fields=["service_version", "-started_at"], name="consumption_usage_version"),
             models.Index(fields=["publisher", "-started_at"], name="consumption_usage_publisher"),
+            models.Index(
+                fields=["publisher", "-started_at"],
+                condition=models.Q(usage_disputed=True),
+                name="consumption_usage_disputed",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +166,7 @@ class UsageRollup(models.Model):
     model_id = models.CharField(max_length=200)
     requests = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)
+    disputed = models.PositiveBigIntegerField(default=0, help_text="Requests whose reported usage was disputed.")
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(**COST, default=0)
@@ -173,6 +200,7 @@ class SlaViolation(models.Model):
         LATENCY = "latency"
         ERROR_RATE = "error_rate"
         AVAILABILITY = "availability"
+        USAGE_DISPUTES = "usage_disputes"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     service_version = models.ForeignKey("publishing.ServiceVersion", on_delete=models.CASCADE, related_name="+")

@@ -10,15 +10,16 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import orjson
 import structlog
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from apps.consumption import admission, ledger, runtime, upstream
+from apps.consumption import admission, claims, ledger, runtime, screening, upstream
 from apps.consumption import stream as ledger_stream
+from apps.consumption.claims import BilledUsage
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import KeyInfo
 from apps.consumption.models import Scope
@@ -31,6 +32,7 @@ from llm_infra_django.errors import (
     AppError,
     ExternalServiceError,
     InternalError,
+    PolicyViolationError,
     RateLimitError,
     ValidationError,
     to_app_error,
@@ -41,6 +43,7 @@ from llm_infra_django.responses import openai_error_response
 logger = structlog.get_logger(__name__)
 COST_QUANTUM = Decimal("0.0000000001")
 WORKER_LOST = "worker_lost"
+NO_USAGE = BilledUsage(prompt_tokens=0, completion_tokens=0)
 # A stream that keeps flowing pushes its reservation's deadline ahead this often (the slot lifetime is the SLA
 # timeout plus 30 s): only reservations of requests nobody serves any more expire.
 EXTEND_EVERY_SECONDS = 10.0
@@ -65,6 +68,7 @@ class Call:
     completion_estimate: int = 0
     ticket: admission.Ticket | None = None
     quota_periods: dict[str, tuple[datetime, datetime]] | None = None
+    withheld: AppError | None = None  # the answer the response scan withheld (the call is billed all the same)
 
 
 def spawn(coroutine: Any) -> None:
@@ -154,10 +158,10 @@ def estimate(call: Call, route: Route) -> None:
             isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high
         ):
             raise ValidationError(f"'{name}' must be a number from {low} to {high}.", fields={name: ["Out of range."]})
-    n = _int_field(body, "n", 1) or 1
-    max_tokens = _int_field(body, "max_tokens", 1)
+    n = _bounded_int(body, "n", consumption_settings.MAX_N) or 1
+    max_tokens = _bounded_int(body, "max_tokens", route.context_length)
     if kind == "chat":
-        max_tokens = _int_field(body, "max_completion_tokens", 1) or max_tokens
+        max_tokens = _bounded_int(body, "max_completion_tokens", route.context_length) or max_tokens
     prompt = _prompt_tokens(kind, body)
     if prompt > route.context_length:
         raise ValidationError(
@@ -172,6 +176,8 @@ def estimate(call: Call, route: Route) -> None:
             echo.COMPLETIONS_DEFAULT_MAX_TOKENS if kind == "completions" else consumption_settings.DEFAULT_MAX_TOKENS
         )
         completion = max(1, min(default, route.context_length - prompt))
+        # The upstream is asked for no more than was reserved: what it generates beyond is never billed.
+        body["max_tokens"] = completion
     else:
         completion = max_tokens
     call.stream = stream
@@ -180,17 +186,37 @@ def estimate(call: Call, route: Route) -> None:
     # The echo provider counts with our own tokenizer, so its count is exact; any other upstream may count more.
     call.prompt_bound = prompt if route.protocol == "echo" else _prompt_bound(kind, body, prompt)
     call.completion_estimate = completion * n
+    field_name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    if call.prompt_bound + call.completion_estimate > admission.MAX_AMOUNT or (
+        admission.to_micro(price(route, call.prompt_bound, call.completion_estimate)) > admission.MAX_AMOUNT
+    ):
+        raise ValidationError(
+            "This request could cost more than one call may reserve; lower max_tokens or n.",
+            fields={field_name: ["Too large for one call."]},
+        )
+
+
+def _bounded_int(body: dict[str, Any], name: str, maximum: int) -> int | None:
+    value = _int_field(body, name, 1)
+    if value is not None and value > maximum:
+        raise ValidationError(f"'{name}' must be at most {maximum}.", fields={name: [f"At most {maximum}."]})
+    return value
+
+
+# Wide enough for any product of a token count and a price (DecimalField(20, 10)): never an InvalidOperation.
+_PRICE_CONTEXT = Context(prec=60)
 
 
 def price(route: Route, prompt_tokens: int, completion_tokens: int) -> Decimal:
     """The cost of a call at the route's prices (Decimal, 10 places)."""
-    cost = Decimal(0)
-    if route.pricing_model == "per_token":
-        cost += Decimal(prompt_tokens) * (route.price_input_per_mtok or 0) / 1_000_000
-        cost += Decimal(completion_tokens) * (route.price_output_per_mtok or 0) / 1_000_000
-    elif route.pricing_model == "per_request":
-        cost += route.price_per_request or Decimal(0)
-    return cost.quantize(COST_QUANTUM)
+    with localcontext(_PRICE_CONTEXT):
+        cost = Decimal(0)
+        if route.pricing_model == "per_token":
+            cost += Decimal(prompt_tokens) * (route.price_input_per_mtok or 0) / 1_000_000
+            cost += Decimal(completion_tokens) * (route.price_output_per_mtok or 0) / 1_000_000
+        elif route.pricing_model == "per_request":
+            cost += route.price_per_request or Decimal(0)
+        return cost.quantize(COST_QUANTUM)
 
 
 def price_snapshot(route: Route) -> dict[str, Any]:
@@ -268,11 +294,9 @@ def _entry(
     call: Call,
     *,
     status: int,
-    prompt_tokens: int,
-    completion_tokens: int,
+    usage: BilledUsage,
     cost: Decimal,
     error_code: str = "",
-    estimated: bool = False,
     ttft_ms: float | None = None,
     counted: bool = True,
 ) -> ledger.Entry:
@@ -285,15 +309,18 @@ def _entry(
         service_version_id=call.route.version_id,
         model_id=call.route.model_id if "@" not in call.body.get("model", "") else call.body["model"],
         endpoint=call.kind,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        reported_prompt_tokens=usage.reported_prompt_tokens,
+        reported_completion_tokens=usage.reported_completion_tokens,
+        usage_disputed=usage.disputed,
         cost=cost,
         price_snapshot=price_snapshot(call.route),
         latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
         ttft_ms=ttft_ms,
         status_code=status,
         error_code=error_code,
-        estimated=estimated,
+        estimated=usage.estimated,
         stream=call.stream,
         started_at=call.started_at,
         finished_at=datetime.now(UTC),
@@ -309,11 +336,9 @@ def _orphan_record(call: Call) -> str:
     entry = _entry(
         call,
         status=499,
-        prompt_tokens=call.prompt_estimate,
-        completion_tokens=0,
+        usage=BilledUsage(prompt_tokens=call.prompt_estimate, completion_tokens=0, estimated=True),
         cost=price(call.route, call.prompt_estimate, 0),
         error_code=WORKER_LOST,
-        estimated=True,
     )
     return ledger_stream.encode(entry)["e"]
 
@@ -322,11 +347,8 @@ async def record(
     call: Call,
     *,
     status: int,
-    prompt_tokens: int = 0,
-    completion_tokens: int = 0,
-    cost: Decimal | None = None,
+    usage: BilledUsage = NO_USAGE,
     error_code: str = "",
-    estimated: bool = False,
     ttft_ms: float | None = None,
     counted: bool = True,
 ) -> Decimal:
@@ -334,21 +356,11 @@ async def record(
     ledger stream in the settlement's round trip (no SQL on the hot path) and kept in this process's outbox until
     the database has it; without Redis (or when it fails), it is written to the database before this returns."""
     assert call.key is not None and call.route is not None
-    cost = price(call.route, prompt_tokens, completion_tokens) if cost is None else cost
-    entry = _entry(
-        call,
-        status=status,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=cost,
-        error_code=error_code,
-        estimated=estimated,
-        ttft_ms=ttft_ms,
-        counted=counted,
-    )
+    cost = price(call.route, usage.prompt_tokens, usage.completion_tokens)
+    entry = _entry(call, status=status, usage=usage, cost=cost, error_code=error_code, ttft_ms=ttft_ms, counted=counted)
 
     appended = None
-    tokens = prompt_tokens + completion_tokens
+    tokens = usage.total_tokens
     if call.ticket is not None:
         streamed = None
         if get_async_redis() is not None:
@@ -376,12 +388,27 @@ async def record(
     return cost
 
 
-def _usage_of(body: dict[str, Any]) -> tuple[int, int] | None:
-    usage = body.get("usage")
-    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
-        completion = usage.get("completion_tokens")
-        return usage["prompt_tokens"], completion if isinstance(completion, int) else 0
-    return None
+def bill(call: Call, reported: Any, delivered_text: str) -> BilledUsage:
+    """What the call is billed for: the provider's `usage` (`reported`), bounded by what admission reserved, else
+    our own count of the prompt and of the delivered text (see claims.bill)."""
+    return claims.bill(
+        reported,
+        prompt_bound=call.prompt_bound,
+        completion_bound=call.completion_estimate,
+        counted_prompt=call.prompt_estimate,
+        counted_completion=echo.count_tokens(delivered_text),
+        completion_expected=call.kind != "embeddings",
+    )
+
+
+def billed_usage(usage: BilledUsage, cost: Decimal) -> dict[str, Any]:
+    """The `usage` object the client gets: the billed counts (not the provider's claim) and their cost."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "cost": float(cost),
+    }
 
 
 def _text_of(body: dict[str, Any]) -> str:
@@ -436,30 +463,18 @@ async def handle(
 
 
 async def _screen(call: Call) -> None:
-    """Shield scan and Policy Engine decision, when configured (each fails open or closed per its settings)."""
-    from llm_infra_django.upstreams import get_policy_engine_client, get_shield_client
-
-    shield, policy = get_shield_client(), get_policy_engine_client()
-    if not shield.is_configured() and not policy.is_configured():
-        return
+    """Policy Engine and Shield, when configured; a redacted prompt is counted again before admission."""
     assert call.key is not None and call.route is not None
-    if policy.is_configured():
-        decision = await policy.aevaluate(
-            "consumption",
-            tenant=call.key.tenant_slug,
-            resource={"model": call.route.model_id, "category": call.route.category},
-            context={"key_id": call.key.id, "endpoint": call.kind},
-        )
-        decision.raise_for_violations()
-    if shield.is_configured() and call.kind == "chat":
-        text = "\n".join(str(m.get("content") or "") for m in call.body.get("messages") or [] if isinstance(m, dict))
-        verdict = await shield.ascan(text, direction="prompt", tenant=call.key.tenant_slug, model=call.route.model_id)
-        if verdict.blocked:
-            from llm_infra_django.errors import PolicyViolationError
-
-            raise PolicyViolationError(
-                "The prompt was blocked by the safety scan.", violations=[r.__dict__ for r in verdict.reasons]
-            )
+    changed = await screening.screen_request(
+        call.kind,
+        call.body,
+        tenant=call.key.tenant_slug,
+        model=call.route.model_id,
+        key_id=call.key.id,
+        category=call.route.category,
+    )
+    if changed:
+        estimate(call, call.route)
 
 
 def _emit_quota_events(call: Call) -> None:
@@ -489,38 +504,44 @@ async def _upstream_failed(call: Call, exc: Exception) -> HttpResponse:
     return error_response(error, call.request_id)
 
 
+def _withheld(error: AppError) -> str:
+    """The error code of a record whose answer the response scan withheld."""
+    return "response_blocked" if isinstance(error, PolicyViolationError) else error.code
+
+
 async def _complete(call: Call, *, native: bool) -> HttpResponse:
-    assert call.route is not None
+    assert call.key is not None and call.route is not None
     try:
         answer = await upstream.call(call.route, call.kind, call.body, call.request_id)
     except (upstream.UpstreamStatusError, AppError) as exc:
         return await _upstream_failed(call, exc)
     body = answer.body
-    usage = _usage_of(body)
-    estimated = usage is None
-    if usage is None:
-        usage = (call.prompt_estimate, echo.count_tokens(_text_of(body)))
-    cost = await record(call, status=200, prompt_tokens=usage[0], completion_tokens=usage[1], estimated=estimated)
+    usage = bill(call, body.get("usage"), _text_of(body))
+    if screening.screens_responses():
+        try:
+            await screening.screen_answer(body, tenant=call.key.tenant_slug, model=call.route.model_id)
+        except AppError as error:
+            # The upstream served the call: it is billed, and the answer withheld.
+            await record(call, status=error.status_code, usage=usage, error_code=_withheld(error))
+            return error_response(error, call.request_id)
+    cost = await record(call, status=200, usage=usage)
     latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
     if native:
         payload = {
             "request_id": call.request_id,
             "response": _text_of(body),
             "usage": {
-                "prompt_tokens": usage[0],
-                "completion_tokens": usage[1],
-                "total_tokens": usage[0] + usage[1],
-                "estimated": estimated,
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+                "estimated": usage.estimated,
             },
             "cost": str(cost),
             "latency_ms": latency_ms,
         }
     else:
-        body.setdefault(
-            "usage", {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[0] + usage[1]}
-        )
-        if isinstance(body["usage"], dict):
-            body["usage"]["cost"] = float(cost)
+        reported = body.get("usage")
+        body["usage"] = {**(reported if isinstance(reported, dict) else {}), **billed_usage(usage, cost)}
         payload = body
     response = HttpResponse(orjson.dumps(payload), content_type="application/json")
     response["X-Marketplace-Cost"] = str(cost)
@@ -535,7 +556,12 @@ async def _stream(call: Call) -> HttpResponse:
         stream = await upstream.open_stream(call.route, call.kind, call.body, call.request_id)
     except (upstream.UpstreamStatusError, AppError) as exc:
         return await _upstream_failed(call, exc)
-    response = StreamingHttpResponse(_relay(call, stream), content_type="text/event-stream")
+    events = stream.events()
+    if screening.screens_responses():
+        withheld, events = await _screen_stream(call, stream)
+        if withheld is not None:
+            return error_response(withheld, call.request_id)
+    response = StreamingHttpResponse(_relay(call, stream, events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     response["X-Request-ID"] = call.request_id
@@ -543,21 +569,56 @@ async def _stream(call: Call) -> HttpResponse:
     return response
 
 
-async def _relay(call: Call, stream: upstream.Stream) -> AsyncIterator[bytes]:
+async def _keeping_alive(call: Call, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The events, pushing the reservation's deadline ahead while they flow (see EXTEND_EVERY_SECONDS)."""
+    extended = time.monotonic()
+    async for event in events:
+        if call.ticket is not None and time.monotonic() - extended >= EXTEND_EVERY_SECONDS:
+            extended = time.monotonic()
+            await admission.extend(call.ticket)
+        yield event
+
+
+async def _screen_stream(call: Call, stream: upstream.Stream) -> tuple[AppError | None, AsyncIterator[bytes]]:
+    """With response screening, a stream is read whole and scanned before its first byte reaches the client. Returns
+    (None, the screened events to relay), or (the error to answer, nothing) when the answer is withheld: blocked,
+    the scan failing closed, or the upstream failing midway — the call is then billed and recorded all the same."""
+    assert call.key is not None and call.route is not None
+    buffered: list[bytes] = []
+    try:
+        async for event in _keeping_alive(call, stream.events()):
+            buffered.append(event)
+        screened = await screening.screen_stream(buffered, tenant=call.key.tenant_slug, model=call.route.model_id)
+    except Exception as exc:
+        error = to_app_error(exc) or ExternalServiceError(
+            f"The stream of {call.route.model_id} failed.", service=call.route.model_id
+        )
+        call.withheld = error if isinstance(exc, AppError) else None
+        failing = _replay_then_raise(buffered, None if call.withheld else exc)
+        async for _ in _relay(call, stream, failing):
+            pass
+        return error, screening.replay([])
+    return None, screening.replay(screened)
+
+
+async def _replay_then_raise(events: list[bytes], failure: Exception | None) -> AsyncIterator[bytes]:
+    async for event in screening.replay(events):
+        yield event
+    if failure is not None:
+        raise failure
+
+
+async def _relay(call: Call, stream: upstream.Stream, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Pass the upstream's events through; read usage from the final chunk (else count the delivered text);
     whatever ends the stream — its end, an upstream failure, or the client leaving — the delivered part is billed
     and the upstream request is closed."""
     delivered: list[str] = []
-    usage: tuple[int, int] | None = None
+    usage: BilledUsage | None = None
     ttft_ms: float | None = None
     failure: BaseException | None = None
     completed = False
-    extended = time.monotonic()
     try:
-        async for event in stream.events():
-            if call.ticket is not None and time.monotonic() - extended >= EXTEND_EVERY_SECONDS:
-                extended = time.monotonic()
-                await admission.extend(call.ticket)
+        async for event in _keeping_alive(call, events):
             data = event[len(b"data: ") :].strip() if event.startswith(b"data: ") else b""
             if data and data != b"[DONE]":
                 try:
@@ -570,13 +631,13 @@ async def _relay(call: Call, stream: upstream.Stream) -> AsyncIterator[bytes]:
                         if ttft_ms is None:
                             ttft_ms = round((time.perf_counter() - call.started) * 1000, 3)
                         delivered.append(text)
-                    chunk_usage = _usage_of(chunk)
-                    if chunk_usage is not None:
-                        usage = chunk_usage
+                    if isinstance(chunk.get("usage"), dict):
+                        usage = bill(call, chunk["usage"], "".join(delivered))
                         if not call.include_usage and not chunk.get("choices"):
                             continue  # the client did not ask for the usage chunk: bill from it, do not send it
                         assert call.route is not None
-                        chunk["usage"]["cost"] = float(price(call.route, *chunk_usage))
+                        cost = price(call.route, usage.prompt_tokens, usage.completion_tokens)
+                        chunk["usage"] = {**chunk["usage"], **billed_usage(usage, cost)}
                         event = b"data: " + orjson.dumps(chunk) + b"\n\n"
             elif data == b"[DONE]":
                 completed = True
@@ -593,27 +654,20 @@ async def _finish_stream(
     call: Call,
     stream: upstream.Stream,
     delivered: list[str],
-    usage: tuple[int, int] | None,
+    usage: BilledUsage | None,
     ttft_ms: float | None,
     completed: bool,
     failure: BaseException | None,
 ) -> None:
     await stream.close(failure if isinstance(failure, Exception) else None)
-    estimated = usage is None
     if usage is None:
-        usage = (call.prompt_estimate, echo.count_tokens("".join(delivered)))
+        usage = bill(call, None, "".join(delivered))
     status, error_code = 200, ""
-    if not completed:
+    if call.withheld is not None:
+        status, error_code = call.withheld.status_code, _withheld(call.withheld)
+    elif not completed:
         status, error_code = 499, "client_disconnected" if not isinstance(failure, Exception) else "stream_failed"
     try:
-        await record(
-            call,
-            status=status,
-            prompt_tokens=usage[0],
-            completion_tokens=usage[1],
-            estimated=estimated,
-            ttft_ms=ttft_ms,
-            error_code=error_code,
-        )
+        await record(call, status=status, usage=usage, ttft_ms=ttft_ms, error_code=error_code)
     except Exception:
         logger.exception("stream_billing_failed", request_id=call.request_id)

@@ -25,6 +25,8 @@ ERROR_RATE_WARNING = 0.001
 ERROR_RATE_CRITICAL = 0.002
 # Latency (the window's p95 of answered requests) over the version's `sla_max_latency_ms` → warning, over 2× → critical.
 LATENCY_CRITICAL_FACTOR = 2
+# Usage claims above what requests admitted (or not counts): any → warning, more than 1 % of requests → critical.
+DISPUTE_RATE_CRITICAL = 0.01
 CACHE_PREFIX = "consumption:sla:"
 CACHE_SECONDS = 15 * 60
 WEBHOOK_TIMEOUT_S = 5.0
@@ -41,6 +43,7 @@ class SlaStatus:
     requests: int
     server_errors: int
     error_rate: float
+    disputed: int
     availability: float | None
     p50_ms: float | None
     p95_ms: float | None
@@ -49,13 +52,14 @@ class SlaStatus:
     availability_target: float
     latency_state: str
     error_rate_state: str
+    dispute_state: str = "ok"
 
     @property
     def state(self) -> str:
         """The worst of the checks: `ok`, `warning`, `critical`, or `no_data` without traffic."""
         if self.requests == 0:
             return "no_data"
-        return max((self.latency_state, self.error_rate_state), key=lambda s: _RANK[s])
+        return max((self.latency_state, self.error_rate_state, self.dispute_state), key=lambda s: _RANK[s])
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,6 +89,14 @@ def latency_state(p95_ms: float | None, max_latency_ms: int) -> str:
     return "ok"
 
 
+def dispute_state(disputed: int, requests: int) -> str:
+    if not disputed:
+        return "ok"
+    if disputed > DISPUTE_RATE_CRITICAL * requests:
+        return SlaViolation.Severity.CRITICAL
+    return SlaViolation.Severity.WARNING
+
+
 def error_rate_state(error_rate: float) -> str:
     if error_rate > ERROR_RATE_CRITICAL:
         return SlaViolation.Severity.CRITICAL
@@ -93,26 +105,29 @@ def error_rate_state(error_rate: float) -> str:
     return "ok"
 
 
-def _window_figures(version_id: Any, start: datetime, end: datetime) -> tuple[int, int, list[float | None]]:
-    """(requests, server errors, [p50, p95, p99] of answered requests) of one version in [start, end): one query
-    on its (service_version, started_at) index. PostgreSQL computes the percentiles; elsewhere Python does."""
+def _window_figures(version_id: Any, start: datetime, end: datetime) -> tuple[int, int, int, list[float | None]]:
+    """(requests, server errors, disputed usage claims, [p50, p95, p99] of answered requests) of one version in
+    [start, end): one query on its (service_version, started_at) index. PostgreSQL computes the percentiles;
+    elsewhere Python does."""
     records = UsageRecord.objects.filter(service_version_id=version_id, started_at__gte=start, started_at__lt=end)
     if connection.vendor == "postgresql":
         table = UsageRecord._meta.db_table
         sql = (
             f"SELECT count(*), count(*) FILTER (WHERE status_code >= 500), "  # noqa: S608 (table name is ours)
+            f"count(*) FILTER (WHERE usage_disputed), "
             f"percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) "
             f"FILTER (WHERE status_code < 400) "
             f"FROM {table} WHERE service_version_id = %s AND started_at >= %s AND started_at < %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [version_id, start, end])
-            requests, errors, quantiles = cursor.fetchone()
-        return int(requests), int(errors), list(quantiles) if quantiles else [None, None, None]
-    rows = list(records.values_list("latency_ms", "status_code"))
-    answered = sorted(latency for latency, status in rows if status < 400)
-    errors = sum(1 for _, status in rows if status >= 500)
-    return len(rows), errors, [percentile(answered, q) for q in (0.5, 0.95, 0.99)]
+            requests, errors, disputed, quantiles = cursor.fetchone()
+        return int(requests), int(errors), int(disputed), list(quantiles) if quantiles else [None, None, None]
+    rows = list(records.values_list("latency_ms", "status_code", "usage_disputed"))
+    answered = sorted(latency for latency, status, _ in rows if status < 400)
+    errors = sum(1 for _, status, _ in rows if status >= 500)
+    disputed = sum(1 for *_, flagged in rows if flagged)
+    return len(rows), errors, disputed, [percentile(answered, q) for q in (0.5, 0.95, 0.99)]
 
 
 def _versions_with_traffic(start: datetime, end: datetime) -> list[str]:
@@ -135,7 +150,7 @@ def compute_sla(
     versions = ServiceVersion.objects.filter(pk__in=ids).values_list("pk", "sla_max_latency_ms", "sla_availability")
     statuses = []
     for version_id, max_latency, availability_target in versions:
-        requests, errors, (p50, p95, p99) = _window_figures(version_id, start, end)
+        requests, errors, disputed, (p50, p95, p99) = _window_figures(version_id, start, end)
         rate = errors / requests if requests else 0.0
         statuses.append(
             SlaStatus(
@@ -145,6 +160,7 @@ def compute_sla(
                 requests=requests,
                 server_errors=errors,
                 error_rate=round(rate, 6),
+                disputed=disputed,
                 availability=round((1 - rate) * 100, 4) if requests else None,
                 p50_ms=_rounded(p50),
                 p95_ms=_rounded(p95),
@@ -153,6 +169,7 @@ def compute_sla(
                 availability_target=float(availability_target),
                 latency_state=latency_state(p95, int(max_latency)) if requests else "ok",
                 error_rate_state=error_rate_state(rate) if requests else "ok",
+                dispute_state=dispute_state(disputed, requests),
             )
         )
     return statuses
@@ -173,6 +190,12 @@ def breaches(status: SlaStatus) -> list[tuple[str, str, float, float]]:
         critical = status.error_rate_state == SlaViolation.Severity.CRITICAL
         threshold = ERROR_RATE_CRITICAL if critical else ERROR_RATE_WARNING
         found.append((SlaViolation.Metric.ERROR_RATE, status.error_rate_state, status.error_rate, threshold))
+    if _RANK[status.dispute_state] > 0:
+        critical = status.dispute_state == SlaViolation.Severity.CRITICAL
+        threshold = DISPUTE_RATE_CRITICAL if critical else 0.0
+        found.append(
+            (SlaViolation.Metric.USAGE_DISPUTES, status.dispute_state, status.disputed / status.requests, threshold)
+        )
     return found
 
 

@@ -26,6 +26,7 @@ _ROLLUP_COLUMNS = (
     "service_version_id",
     "requests",
     "errors",
+    "disputed",
     "prompt_tokens",
     "completion_tokens",
     "cost",
@@ -56,6 +57,7 @@ class Tally:
 
     requests: int = 0
     errors: int = 0
+    disputed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
@@ -66,6 +68,7 @@ class Tally:
     def add(self, row: dict[str, Any], share: Decimal | None = None) -> None:
         self.requests += row["requests"]
         self.errors += row["errors"]
+        self.disputed += row["disputed"]
         self.prompt_tokens += row["prompt_tokens"]
         self.completion_tokens += row["completion_tokens"]
         self.cost += row["cost"]
@@ -91,6 +94,7 @@ class Tally:
             "requests": self.requests,
             "errors": self.errors,
             "error_rate": round(self.error_rate, 6),
+            "disputed": self.disputed,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,

@@ -61,6 +61,12 @@ end
 local updated = redis.call('INCRBY', KEYS[1], amount)
 return {1, updated}
 """
+# A refund never takes a counter below zero.
+REFUND_LUA = """
+local value = redis.call('DECRBY', KEYS[1], ARGV[1])
+if value < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+return value
+"""
 
 
 @dataclass(frozen=True)
@@ -218,7 +224,7 @@ class _LocalCounters:
         with self._lock:
             if key in self._values:
                 current, expires = self._values[key]
-                self._values[key] = (current - amount, expires)
+                self._values[key] = (max(current - amount, 0), expires)
 
     def get(self, key: str) -> int | None:
         with self._lock:
@@ -253,7 +259,7 @@ def _refund(key: str, amount: int) -> None:
         local_counters.refund(key, amount)
         return
     try:
-        client.decrby(key, amount)
+        cached_script(client, REFUND_LUA)(keys=[key], args=[amount])
     except RedisError:
         logger.error("quota_refund_failed", key=key, amount=amount)
 
@@ -297,6 +303,8 @@ def consume(
     limit = get_limit(tenant, quota_type)
     start, end = period_bounds(limit.period, tenant.timezone, now)
     units = to_units(quota_type, amount)
+    if units < 0:
+        raise ValueError("a quota is consumed by a non-negative amount")
     key = counter_key(tenant.pk, quota_type, start)
     ttl = int((end - start).total_seconds()) + 86_400
     block = limit.action == QuotaAction.BLOCK

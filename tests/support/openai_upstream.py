@@ -28,6 +28,8 @@ class Behaviour:
         # Per-request stream pace by the request's "user" field (wins over chunk_delay).
         self.chunk_delays: dict[str, float] = {}
         self.reply_words = 8
+        # The usage object the server claims instead of its own count (a dishonest provider), when set.
+        self.usage: dict[str, Any] | None = None
         self.disconnected = 0
         self.bodies: list[dict[str, Any]] = []
         self.request_ids: list[str] = []
@@ -124,7 +126,7 @@ class Handler(BaseHTTPRequestHandler):
             "choices": [choice],
         }
         if b.include_usage:
-            payload["usage"] = {
+            payload["usage"] = b.usage or {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(words),
                 "total_tokens": prompt_tokens + len(words),
@@ -169,7 +171,8 @@ class Handler(BaseHTTPRequestHandler):
                         "object": "chat.completion.chunk",
                         "model": body["model"],
                         "choices": [],
-                        "usage": {
+                        "usage": b.usage
+                        or {
                             "prompt_tokens": prompt_tokens,
                             "completion_tokens": len(words),
                             "total_tokens": prompt_tokens + len(words),

@@ -62,10 +62,14 @@ class UsageRecordFilter(django_filters.FilterSet):
     consumer = django_filters.CharFilter(
         field_name="tenant__slug", help_text="Providers (`as=provider`): slug of a consumer tenant."
     )
+    disputed = django_filters.BooleanFilter(
+        field_name="usage_disputed",
+        help_text="`true`: only requests whose provider claimed more usage than the request admitted, or no count.",
+    )
 
     class Meta:
         model = UsageRecord
-        fields = ["key", "model", "service", "version", "status", "endpoint", "since", "until", "consumer"]
+        fields = ["key", "model", "service", "version", "status", "endpoint", "since", "until", "consumer", "disputed"]
 
     def filter_model(self, qs: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         if "@" in value:

@@ -165,6 +165,9 @@ class UsageRecordSerializer(serializers.ModelSerializer):
             "prompt_tokens",
             "completion_tokens",
             "total_tokens",
+            "reported_prompt_tokens",
+            "reported_completion_tokens",
+            "usage_disputed",
             "cost",
             "latency_ms",
             "ttft_ms",
@@ -196,6 +199,10 @@ class UsageFiguresSerializer(serializers.Serializer):
     requests = serializers.IntegerField(read_only=True)
     errors = serializers.IntegerField(read_only=True, help_text="Requests answered with a status ≥ 400.")
     error_rate = serializers.FloatField(read_only=True, help_text="errors / requests (0 to 1).")
+    disputed = serializers.IntegerField(
+        read_only=True,
+        help_text="Requests whose provider claimed more usage than they admitted (billed at the bound).",
+    )
     prompt_tokens = serializers.IntegerField(read_only=True)
     completion_tokens = serializers.IntegerField(read_only=True)
     total_tokens = serializers.IntegerField(read_only=True)

@@ -34,7 +34,7 @@ from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import NotFoundError, ValidationError
 from llm_infra_django.graphql import PagedConnectionField, node_pk, requires
 
-RECORD_FILTERS = ("key", "model", "service", "version", "status", "endpoint", "since", "until", "consumer")
+RECORD_FILTERS = ("key", "model", "service", "version", "status", "endpoint", "since", "until", "consumer", "disputed")
 SLA_DAYS = 30
 SLA_FIGURES = (
     "state",
@@ -49,6 +49,8 @@ SLA_FIGURES = (
     "availability_target",
     "latency_state",
     "error_rate_state",
+    "disputed",
+    "dispute_state",
 )
 
 
@@ -108,6 +110,7 @@ class Queries(graphene.ObjectType):
         since=graphene.DateTime(description="Requests started at or after this time."),
         until=graphene.DateTime(description="Requests started before this time."),
         consumer=graphene.String(description="Providers: slug of a consumer tenant."),
+        disputed=graphene.Boolean(description="Only records whose reported usage was (true) or was not disputed."),
         description="Tenant members (or a key with `read`): one row per request that reached an upstream, "
         "failures included, newest first.",
     )

@@ -177,6 +177,9 @@ class UsageRecordNode(DjangoObjectType):
             "endpoint",
             "prompt_tokens",
             "completion_tokens",
+            "reported_prompt_tokens",
+            "reported_completion_tokens",
+            "usage_disputed",
             "cost",
             "latency_ms",
             "ttft_ms",
@@ -242,6 +245,10 @@ class UsageFigures(graphene.ObjectType):
     requests = graphene.Int(required=True)
     errors = graphene.Int(required=True, description="Requests answered with a status ≥ 400.")
     error_rate = graphene.Float(required=True, description="errors / requests (0 to 1).")
+    disputed = graphene.Int(
+        required=True,
+        description="Requests whose provider claimed more usage than they admitted (billed at the bound).",
+    )
     prompt_tokens = graphene.Int(required=True)
     completion_tokens = graphene.Int(required=True)
     total_tokens = graphene.Int(required=True)
@@ -324,5 +331,7 @@ class ServiceSlaStatus(graphene.ObjectType):
     availability_target = graphene.Float()
     latency_state = graphene.String()
     error_rate_state = graphene.String()
+    disputed = graphene.Int(description="Requests whose provider reported more usage than they admitted.")
+    dispute_state = graphene.String(description="`warning` with any disputed usage, `critical` above 1 % of requests.")
     window_start = graphene.DateTime()
     window_end = graphene.DateTime()

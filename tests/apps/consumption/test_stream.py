@@ -178,15 +178,17 @@ def test_admission_and_settlement_reaching_redis_after_their_caller_gave_up_chan
     seeds = {"budget_day": 0, "budget_month": 0, "api_requests": 0, "tokens": 0, "spend_usd": 0}
     past = int(now.timestamp() * 1000) - 1_000
     args = admission_args(budgeted, "req-ghost", budgeted.quota_limits, 10, 1_000, 31_000, seeds, "", past)
+    valid_until = args.index(past)
 
     assert cached_script(client, ADMIT_LUA)(keys=keys, args=args)[:2] == [-3, b"stale"]
     assert not client.exists(keys[10]) and client.get(keys[5]) is None
 
     # a live admission, then a settlement that arrives too late
-    args[-1] = -1
+    args[valid_until] = -1
     assert cached_script(client, ADMIT_LUA)(keys=keys, args=args)[0] == 1
     settle_keys = admission.settle_keys(keys)
-    assert cached_script(client, SETTLE_LUA)(keys=settle_keys, args=["req-ghost", 5, 500, 1, 1, past]) == -3
+    late = admission.settle_args("req-ghost", 5, 500, True, True, past)
+    assert cached_script(client, SETTLE_LUA)(keys=settle_keys, args=late) == -3
     assert client.exists(keys[10]) and int(client.get(keys[5])) == 1_000
 
 

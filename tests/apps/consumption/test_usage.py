@@ -291,11 +291,11 @@ def test_the_summary_over_a_million_raw_rows_reads_rollups_only(
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {RECORDS_TABLE} (request_id, tenant_id, api_key_id, publisher_id, service_version_id,
+            INSERT INTO {RECORDS_TABLE} (id, request_id, tenant_id, api_key_id, publisher_id, service_version_id,
                 model_id, endpoint, prompt_tokens, completion_tokens, cost, price_snapshot, latency_ms, ttft_ms,
-                status_code, error_code, estimated, stream, started_at, finished_at)
-            SELECT 'bulk-' || n, %(tenant)s, %(key)s, %(publisher)s, %(version)s, 'acme/echo', 'chat', 10, 5,
-                0.000020, '{{}}'::jsonb, 100, NULL, 200, '', false, false,
+                status_code, error_code, estimated, stream, usage_disputed, started_at, finished_at)
+            SELECT gen_random_uuid(), 'bulk-' || n, %(tenant)s, %(key)s, %(publisher)s, %(version)s, 'acme/echo',
+                'chat', 10, 5, 0.000020, '{{}}'::jsonb, 100, NULL, 200, '', false, false, false,
                 now() - ((n %% 30) || ' days')::interval, now() - ((n %% 30) || ' days')::interval
             FROM generate_series(1, 1000000) AS n
             """,
