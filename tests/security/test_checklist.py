@@ -1,15 +1,17 @@
 """The security checklist of issue 9, as tests: CSRF on session-authenticated writes, CORS off by default, secure
 cookies, HSTS and the upstream SSRF guard in production settings, admin brute force throttled, injection attempts in
-every query parameter harmless, request body size limits."""
+every query parameter harmless, request body size limits, no secret from a URL in the logs."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -19,6 +21,7 @@ from apps.publishing import services as publishing
 from apps.tenancy.models import AuditLog, Role, Tenant
 from tests.apps.publishing.test_api import definition
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
+from tests.support.asgi import proxy_application, request
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "a-long-password-nobody-guesses-1"
@@ -219,3 +222,32 @@ def test_oversized_bodies_are_refused_with_a_4xx(world) -> None:
         HTTP_AUTHORIZATION=f"Bearer {consumer_key}",
     )
     assert response.status_code == 413 and "error" in response.json()
+
+
+# --- Secrets in URLs --------------------------------------------------------------------------------------------
+
+
+def test_no_secret_from_a_url_reaches_a_log(world, all_logs: io.StringIO) -> None:
+    # given a client putting secrets in URLs: a real API key and a password in the query, an API key in a path
+    secret = world["secret"]
+    query = urlencode({"page": 2, "api_key": secret, "password": PASSWORD})
+    bearer = {"Authorization": f"Bearer {secret}"}
+    proxy = proxy_application()
+    api = Client(HTTP_AUTHORIZATION=bearer["Authorization"])
+
+    # when the proxy (served by its lean handler, as in production) and the REST API answer them, mostly with a 4xx
+    statuses = [
+        request(proxy, "GET", f"/v1/models?{query}").status_code,
+        request(proxy, "GET", f"/v1/models?{query}", headers=bearer).status_code,
+        api.get(f"/api/v1/services/{uuid.uuid4()}/?{query}").status_code,
+        Client().get(f"/api/v1/keys/?{query}").status_code,
+        api.get(f"/api/v1/keys/{secret}/").status_code,
+    ]
+
+    # then every request was logged, 4xx warnings included, with the secrets redacted
+    assert statuses == [401, 200, 404, 401, 404]
+    output = all_logs.getvalue()
+    assert output.count('"request_finished"') >= len(statuses)
+    assert output.count('"logger":"django.request"') >= 4
+    assert '"request":"GET /v1/models?page=2&api_key=[REDACTED]&password=[REDACTED]"' in output
+    assert secret not in output and PASSWORD not in output
