@@ -145,22 +145,57 @@ def test_production_settings_make_cookies_secure_and_send_hsts() -> None:
 # --- Admin brute force ------------------------------------------------------------------------------------------
 
 
-def test_admin_sign_in_attempts_are_throttled_per_address_and_per_username(world, settings) -> None:
-    settings.MARKETPLACE_TENANCY = {"ADMIN_LOGIN_RATE": "3/min"}
-    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"
-    client = Client(REMOTE_ADDR=address)
-    username = world["owner"].username
-    for _ in range(3):
-        wrong = client.post("/admin/login/", {"username": username, "password": "guess"})
-        assert wrong.status_code == 200  # the form again, with its error
-    blocked = client.post("/admin/login/", {"username": username, "password": PASSWORD})
+def _address() -> str:
+    """A client address no other test (nor an earlier run, on the shared Redis) signed in from."""
+    return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+
+
+def _sign_in(address: str, username: str, password: str) -> int:
+    return Client(REMOTE_ADDR=address).post("/admin/login/", {"username": username, "password": password}).status_code
+
+
+def test_admin_sign_in_attempts_are_throttled_per_username_and_address(world, settings) -> None:
+    # given three attempts allowed per username from one address
+    settings.MARKETPLACE_TENANCY = {"ADMIN_LOGIN_RATE": "3/min", "ADMIN_LOGIN_CLIENT_RATE": "100/min"}
+    attacker, victim = _address(), world["owner"].username
+
+    # when an attacker fails three times as the victim, then tries the right password
+    failures = [_sign_in(attacker, victim, "guess") for _ in range(3)]
+    client = Client(REMOTE_ADDR=attacker)
+    blocked = client.post("/admin/login/", {"username": victim, "password": PASSWORD})
+
+    # then the attacker is refused for that username, even with the right password
+    assert failures == [200, 200, 200]  # the form again, with its error
     assert blocked.status_code == 429 and int(blocked["Retry-After"]) >= 1
     assert "_auth_user_id" not in client.session
-    elsewhere = Client(REMOTE_ADDR="192.0.2.44")
-    again = elsewhere.post("/admin/login/", {"username": username, "password": PASSWORD})
-    assert again.status_code == 429  # the username is throttled wherever the attempts come from
-    other_user = Client(REMOTE_ADDR="192.0.2.45").post("/admin/login/", {"username": "someone", "password": "x"})
-    assert other_user.status_code == 200
+    assert _sign_in(attacker, "someone-else", "x") == 200  # other usernames from there: the per-address rate decides
+
+
+def test_failing_as_someone_from_elsewhere_does_not_lock_them_out(world, settings) -> None:
+    # given an attacker who used up the attempts for the victim's username from their own address
+    settings.MARKETPLACE_TENANCY = {"ADMIN_LOGIN_RATE": "3/min", "ADMIN_LOGIN_CLIENT_RATE": "100/min"}
+    attacker, victim = _address(), world["owner"].username
+    assert [_sign_in(attacker, victim, "guess") for _ in range(4)][-1] == 429
+
+    # when the victim signs in from their address
+    client = Client(REMOTE_ADDR=_address())
+    response = client.post("/admin/login/", {"username": victim, "password": PASSWORD})
+
+    # then they are in
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(world["owner"].pk)
+
+
+def test_one_address_cannot_try_many_usernames(world, settings) -> None:
+    # given five attempts allowed per address, whatever the usernames
+    settings.MARKETPLACE_TENANCY = {"ADMIN_LOGIN_RATE": "3/min", "ADMIN_LOGIN_CLIENT_RATE": "5/min"}
+    address = _address()
+
+    # when one address tries a new username each time
+    statuses = [_sign_in(address, f"user-{n}", "guess") for n in range(6)]
+
+    # then the sixth is refused, and another address is not
+    assert statuses == [200] * 5 + [429]
+    assert _sign_in(_address(), "user-6", "guess") == 200
 
 
 # --- Injection --------------------------------------------------------------------------------------------------
