@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client, override_settings
 
-from tests.support.asgi import proxy_application, request
+from tests.support.asgi import asgi_request, proxy_application
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,7 @@ def test_the_proxy_sends_the_security_headers_the_rest_sends(overrides: dict, sc
     # given the project's settings (and production's HSTS, the request secure or forwarded from a TLS proxy)
     with override_settings(**overrides):
         # when the proxy's lean handler and Django's stack answer
-        proxy = request(proxy_application(), "GET", "/v1/models", headers=forwarded, scheme=scheme)
+        proxy = asgi_request(proxy_application(), "GET", "/v1/models", headers=forwarded, scheme=scheme)
         rest = Client().get("/healthz", secure=scheme == "https", headers=forwarded)
 
     # then both carry the same security headers

@@ -21,7 +21,7 @@ from apps.publishing import services as publishing
 from apps.tenancy.models import AuditLog, Role, Tenant
 from tests.apps.publishing.test_api import definition
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
-from tests.support.asgi import proxy_application, request
+from tests.support.asgi import asgi_request, proxy_application
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "a-long-password-nobody-guesses-1"
@@ -272,8 +272,8 @@ def test_no_secret_from_a_url_reaches_a_log(world, all_logs: io.StringIO) -> Non
 
     # when the proxy (served by its lean handler, as in production) and the REST API answer them, mostly with a 4xx
     statuses = [
-        request(proxy, "GET", f"/v1/models?{query}").status_code,
-        request(proxy, "GET", f"/v1/models?{query}", headers=bearer).status_code,
+        asgi_request(proxy, "GET", f"/v1/models?{query}").status_code,
+        asgi_request(proxy, "GET", f"/v1/models?{query}", headers=bearer).status_code,
         api.get(f"/api/v1/services/{uuid.uuid4()}/?{query}").status_code,
         Client().get(f"/api/v1/keys/?{query}").status_code,
         api.get(f"/api/v1/keys/{secret}/").status_code,

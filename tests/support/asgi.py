@@ -18,7 +18,7 @@ def proxy_application() -> LeanASGIHandler:
     return LeanASGIHandler(settings.PROXY_MIDDLEWARE)
 
 
-def request(
+def asgi_request(
     app: Any, method: str, path: str, *, headers: Mapping[str, str] | None = None, scheme: str = "http"
 ) -> httpx.Response:
     """One request to `app` through httpx's ASGI transport (database work runs on the calling thread)."""
