@@ -1,7 +1,8 @@
 """ASGI helpers: a Django handler with its own (short) middleware list, and routing by path prefix.
 
 Hot paths (e.g. an API gateway under `/v1/`) need not pay for sessions, CSRF, messages and the like: serve them
-with `LeanASGIHandler(["llm_infra_django.middleware.RequestContextMiddleware"])` and route the prefix to it.
+with `LeanASGIHandler(["llm_infra_django.middleware.RequestContextMiddleware",
+"llm_infra_django.middleware.SecurityHeadersMiddleware"])` and route the prefix to it.
 Every middleware of a lean handler must be async-capable, so requests never hop to a thread.
 """
 

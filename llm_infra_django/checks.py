@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -191,3 +192,15 @@ def check_tracing_exporter(app_configs: Any = None, **kwargs: Any) -> list[Check
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_metrics_networks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E006: `METRICS_ALLOWED_NETWORKS` entries that are not networks (/metrics would answer nobody)."""
+    messages: list[CheckMessage] = []
+    for cidr in InfraSettings(user_settings=_user_settings()).raw("METRICS_ALLOWED_NETWORKS") or ():
+        try:
+            ipaddress.ip_network(str(cidr).strip(), strict=False)
+        except ValueError as exc:
+            messages.append(Error(f"{SETTING_NAME}['METRICS_ALLOWED_NETWORKS']: {exc}", id="llm_infra.E006"))
+    return messages

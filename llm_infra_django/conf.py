@@ -27,6 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_FAIL_OPEN": True,
     # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
     "NUM_PROXIES": 0,
+    # /metrics for scrapers only: a bearer token they send (None: none asked) and the networks (CIDRs) they scrape
+    # from (empty: any); with both set, a request needs both.
+    "METRICS_TOKEN": None,
+    "METRICS_ALLOWED_NETWORKS": [],
     "RETRY": {
         "MAX_ATTEMPTS": 4,
         "BASE_DELAY_MS": 100,

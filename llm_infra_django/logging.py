@@ -6,10 +6,14 @@ import functools
 import logging
 import re
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 REDACTED = "[REDACTED]"
 
@@ -38,9 +42,35 @@ BUILTIN_REDACT_KEYS = frozenset(
         "csrftoken",
     }
 )
-# Values that look like our API keys, bearer/basic credentials or JWTs, wherever they appear in a string.
+# Query parameters whose values never reach a log line: those named by a redact key, and those whose name ends in one
+# of these words (`api_key`, `X-Amz-Signature`, `id_token`, …). Besides the key words, a URL carries API keys as
+# `?key=`, signed URLs their signature as `sig`, OAuth callbacks their one-time grant as `code`.
+SECRET_QUERY_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "signature",
+        "sig",
+        "auth",
+        "code",
+        "credential",
+        "credentials",
+        "session",
+        "jwt",
+    }
+)
+# `?name=value` / `&name=value` / `;name=value` in any text: a URL, a request's repr, an error message.
+QUERY_PARAM_RE = re.compile(r"""(?P<lead>[?&;](?P<name>[^=&;#?\s"'<>]+)=)(?P<value>[^&#\s"'<>]*)""")
+# Values that look like our API keys, bearer/basic credentials or JWTs, wherever they appear in a string (an API key
+# also inside a word: `/v1/x_mk_…` in a path).
 SECRET_VALUE_RE = re.compile(
-    r"(?:\bmk_[A-Za-z0-9]{16,})"
+    r"(?:mk_[A-Za-z0-9]{16,})"
     r"|(?:\b(?:Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,})"
     r"|(?:\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
     r"|(?:\bsk-[A-Za-z0-9_-]{16,})",
@@ -74,11 +104,29 @@ def _key_value_re(keys: frozenset[str]) -> re.Pattern[str]:
     )
 
 
+def _secret_query_name(name: str, keys: frozenset[str]) -> bool:
+    name = _normalise(unquote(name)).replace(".", "_")
+    return name in keys or name.rsplit("_", 1)[-1] in SECRET_QUERY_WORDS
+
+
 def redact_text(text: str, keys: frozenset[str] | None = None) -> str:
-    """Redact secrets inside free text: token-like values, and values of secret keys written as `key=value`."""
+    """Redact secrets inside free text: token-like values, values of secret keys written as `key=value`, and values
+    of secret-named query parameters."""
     keys = keys if keys is not None else _redact_keys()
     text = SECRET_VALUE_RE.sub(REDACTED, text)
+    text = QUERY_PARAM_RE.sub(lambda m: m["lead"] + REDACTED if _secret_query_name(m["name"], keys) else m[0], text)
     return _key_value_re(keys).sub(lambda m: f"{m['key']}{m['quote']}{REDACTED}", text)
+
+
+def _http_request(value: object) -> HttpRequest | None:
+    """The Django `HttpRequest` that `value` is or wraps (a DRF `Request`), else None."""
+    # Imported here: settings modules import this module (`logging_config`) before Django is set up.
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+
+    if isinstance(value, Request):
+        return value._request
+    return value if isinstance(value, HttpRequest) else None
 
 
 def redact(value: Any, keys: frozenset[str] | None = None, _depth: int = 0) -> Any:
@@ -98,7 +146,13 @@ def redact(value: Any, keys: frozenset[str] | None = None, _depth: int = 0) -> A
         return items if isinstance(value, list) else type(value)(items)
     if isinstance(value, bytes):
         return redact(value.decode("utf-8", "replace"), keys, _depth + 1)
-    return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    request = _http_request(value)
+    if request is not None:  # Django's 4xx/5xx warnings carry the request: its repr would show the full URL
+        return redact_text(f"{request.method} {request.get_full_path()}", keys)
+    # Any other object (an exception, a URL object) is rendered as its text anyway: redact that text.
+    return redact_text(str(value), keys)
 
 
 def redact_processor(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import hmac
+import ipaddress
 import logging
 import os
+from collections.abc import Sequence
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+from llm_infra_django.conf import infra_settings
+from llm_infra_django.errors import AppError, AuthenticationError, AuthorizationError
+from llm_infra_django.responses import envelope_response
 
 logger = logging.getLogger("llm_infra.metrics")
 
@@ -98,7 +106,42 @@ def observe_request(method: str, route: str | None, status: int, seconds: float)
     HTTP_LATENCY.labels(method, label).observe(seconds)
 
 
+@functools.lru_cache(maxsize=8)
+def allowed_networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`METRICS_ALLOWED_NETWORKS` parsed (a bad entry raises ValueError: /metrics then answers nobody)."""
+    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs)
+
+
+def _bearer_token(request: HttpRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def metrics_refusal(request: HttpRequest) -> AppError | None:
+    """Why `request` may not read the metrics (`METRICS_ALLOWED_NETWORKS`, then `METRICS_TOKEN`), or None."""
+    # Imported here: the identity module imports the middleware, which imports this module.
+    from llm_infra_django.ratelimit.identity import client_address
+
+    cidrs: Sequence[str] = infra_settings.METRICS_ALLOWED_NETWORKS or ()
+    if cidrs:
+        address = client_address(request)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:  # an IPv4 client of a dual-stack socket
+            address = address.ipv4_mapped
+        if address is None or not any(address in network for network in allowed_networks(tuple(cidrs))):
+            return AuthorizationError("The metrics are not served to this address.")
+    token = infra_settings.METRICS_TOKEN
+    if token and not hmac.compare_digest(_bearer_token(request).encode(), str(token).encode()):
+        return AuthenticationError("The metrics need the scrape token (Authorization: Bearer).")
+    return None
+
+
 @never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition."""
+    """Prometheus text exposition, to the clients `METRICS_ALLOWED_NETWORKS` and `METRICS_TOKEN` admit."""
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        response = envelope_response(refusal, request)
+        if isinstance(refusal, AuthenticationError):
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

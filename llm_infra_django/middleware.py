@@ -1,7 +1,9 @@
-"""Request context (request id, tenant, user, one `request_finished` line) and the error envelope middleware."""
+"""Request context (request id, tenant, user, one `request_finished` line), the error envelope and the security
+headers middleware."""
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -10,7 +12,9 @@ from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.core.signals import setting_changed
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils.functional import empty
 
@@ -144,3 +148,82 @@ class ErrorEnvelopeMiddleware:
             return None  # Django's handler404/handler403 render the page a browser expects
         response = error_response(exception, request)
         return response if response is not None else unhandled_error(exception, request)
+
+
+# The settings `security_headers()` reads: those of Django's SecurityMiddleware and XFrameOptionsMiddleware.
+SECURITY_SETTINGS = frozenset(
+    {
+        "SECURE_CONTENT_TYPE_NOSNIFF",
+        "SECURE_REFERRER_POLICY",
+        "SECURE_CROSS_ORIGIN_OPENER_POLICY",
+        "X_FRAME_OPTIONS",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+    }
+)
+
+
+@functools.cache
+def security_headers() -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """The headers every response gets, and the `Strict-Transport-Security` value for secure requests (None: none),
+    as Django's `SecurityMiddleware` and `XFrameOptionsMiddleware` set them; computed once per settings change."""
+    headers = []
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    policy = settings.SECURE_REFERRER_POLICY
+    if policy:
+        values = [v.strip() for v in policy.split(",")] if isinstance(policy, str) else policy
+        headers.append(("Referrer-Policy", ",".join(values)))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS.upper()))
+    hsts = None
+    if settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
+        hsts += "; preload" if settings.SECURE_HSTS_PRELOAD else ""
+    return tuple(headers), hsts
+
+
+def _security_settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in SECURITY_SETTINGS:
+        security_headers.cache_clear()
+
+
+setting_changed.connect(_security_settings_changed, dispatch_uid="llm_infra_django.middleware.security_headers")
+
+
+class SecurityHeadersMiddleware:
+    """The response headers of Django's `SecurityMiddleware` and `XFrameOptionsMiddleware` (nosniff, referrer and
+    opener policies, frame options; HSTS on secure requests, behind a TLS proxy too) for a lean handler.
+
+    Those two are `MiddlewareMixin` classes, which under ASGI call their hooks through a thread; this one only adds
+    headers computed once per settings change. No HTTPS redirect: an API client is refused, not redirected.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return self._add_headers(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        return self._add_headers(request, await self.get_response(request))
+
+    @staticmethod
+    def _add_headers(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        headers, hsts = security_headers()
+        for name, value in headers:
+            response.headers.setdefault(name, value)
+        if hsts is not None and request.is_secure():
+            response.headers.setdefault("Strict-Transport-Security", hsts)
+        return response

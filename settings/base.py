@@ -51,8 +51,12 @@ MIDDLEWARE = [
     "llm_infra_django.middleware.ErrorEnvelopeMiddleware",
 ]
 
-# The proxy's /v1/ paths are served by a lean handler (marketplace/asgi.py) with only this middleware.
-PROXY_MIDDLEWARE = ["llm_infra_django.middleware.RequestContextMiddleware"]
+# The proxy's /v1/ paths are served by a lean handler (marketplace/asgi.py) with only this middleware (async; the
+# security headers of SecurityMiddleware and XFrameOptionsMiddleware without their thread hops).
+PROXY_MIDDLEWARE = [
+    "llm_infra_django.middleware.RequestContextMiddleware",
+    "llm_infra_django.middleware.SecurityHeadersMiddleware",
+]
 
 ROOT_URLCONF = "marketplace.urls"
 WSGI_APPLICATION = "marketplace.wsgi.application"
@@ -182,6 +186,9 @@ LLM_INFRA = {
     "CACHE_ALIAS": "default",
     "TENANT_RESOLVER": "apps.tenancy.context.tenant_for_logs",
     "LOG_JSON": env.bool("LOG_JSON", default=None) if env.str("LOG_JSON", default="") else None,
+    # /metrics for scrapers only (docs/deployment.md): the bearer token they send, the networks they scrape from.
+    "METRICS_TOKEN": env.str("METRICS_TOKEN", default="") or None,
+    "METRICS_ALLOWED_NETWORKS": env.list("METRICS_ALLOWED_NETWORKS", default=[]),
     "TRACING": {
         "ENABLED": env.bool("OTEL_ENABLED", default=True),
         "SERVICE_NAME": env.str("OTEL_SERVICE_NAME", default="llm-marketplace"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import socket
@@ -10,6 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from llm_infra_django.logging import StructlogFormatter
 from tests.support import openai_upstream
 from tests.support.cluster import free_port, postgres_bin
 
@@ -134,3 +137,24 @@ def upstream() -> Iterator[tuple[openai_upstream.Behaviour, str]]:
     yield behaviour, url
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def all_logs() -> Iterator[io.StringIO]:
+    """Every log line of every logger, at DEBUG, rendered by the project's formatter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(StructlogFormatter())
+    handler.setLevel(logging.DEBUG)
+    names = ["", "django", "django.request", "django.db.backends", "celery", "httpx", "httpcore", "llm_infra"]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)

@@ -30,10 +30,31 @@ class PrivateAddressError(ValueError):
     """The URL points, directly or after DNS resolution, at an address the guard refuses."""
 
 
+# IPv6 prefixes through which a translator reaches the IPv4 address in the low 32 bits (NAT64 of RFC 6052,
+# IPv4-mapped, IPv4-translated of RFC 2765): that IPv4 address decides, as it does for 6to4 (`2002::/16`). Python's
+# `is_global` judges the prefix alone, and calls `64:ff9b::10.0.0.1` or `2002:a00:1::` global.
+TRANSLATING_PREFIXES = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0/96", "::ffff:0:0:0/96"))
+# IPv6 forms refused whatever they embed, which `is_global` accepts or may one day: IPv4-compatible (deprecated,
+# RFC 4291), local-use NAT64 (RFC 8215, not globally reachable), Teredo (RFC 4380), site-local (deprecated, RFC 3879).
+REFUSED_PREFIXES = tuple(ipaddress.IPv6Network(n) for n in ("::/96", "64:ff9b:1::/48", "2001::/32", "fec0::/10"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a NAT64 gateway, a translator or a 6to4 relay would reach for `address`, else None."""
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in prefix for prefix in TRANSLATING_PREFIXES):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _is_forbidden(address: Address) -> bool:
-    """Anything not globally routable (loopback, private, link-local incl. 169.254.169.254, shared, reserved)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    """Anything not globally routable (loopback, private, link-local incl. 169.254.169.254, shared, reserved),
+    directly or through the IPv4 address an IPv6 address embeds."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in prefix for prefix in REFUSED_PREFIXES):
+            return True
+        address = _embedded_ipv4(address) or address
     return not address.is_global or address.is_multicast
 
 

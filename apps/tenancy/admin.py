@@ -38,7 +38,7 @@ from apps.tenancy.models import (
     TierQuota,
 )
 from apps.tenancy.selectors import get_role
-from llm_infra_django.errors import AppError, BusinessRuleError
+from llm_infra_django.errors import AppError, AuthorizationError, BusinessRuleError, NotFoundError
 
 VIEW_ONLY = frozenset({"view"})
 
@@ -413,6 +413,11 @@ class SharingPolicyForm(forms.ModelForm):
             self.initial["allowed_tenant_slugs"] = [t.slug for t in self.instance.allowed_tenants.all()]
             self.initial["blocked_tenant_slugs"] = [t.slug for t in self.instance.blocked_tenants.all()]
 
+    def _get_validation_exclusions(self) -> set[str]:
+        # The model's unique constraint, checked here, would tell a tenant admin that another tenant's resource has a
+        # policy; `sharing.create_policy` checks who owns the resource first, then uniqueness.
+        return {*super()._get_validation_exclusions(), "resource_type", "resource_id"}
+
 
 @admin.register(SharingPolicy)
 class SharingPolicyAdmin(TenantScopedAdmin):
@@ -463,14 +468,18 @@ class SharingPolicyAdmin(TenantScopedAdmin):
     def save_model(self, request: HttpRequest, obj: SharingPolicy, form: Any, change: bool) -> None:
         data = form.cleaned_data
         if not change:
-            policy = sharing.create_policy(
-                resource_type=data["resource_type"],
-                resource_id=data["resource_id"],
-                actor=request.user,
-                allowed_tenants=data["allowed_tenant_slugs"],
-                blocked_tenants=data["blocked_tenant_slugs"],
-                **{name: data[name] for name in sharing.POLICY_FIELDS},
-            )
+            try:
+                policy = sharing.create_policy(
+                    resource_type=data["resource_type"],
+                    resource_id=data["resource_id"],
+                    actor=request.user,
+                    allowed_tenants=data["allowed_tenant_slugs"],
+                    blocked_tenants=data["blocked_tenant_slugs"],
+                    **{name: data[name] for name in sharing.POLICY_FIELDS},
+                )
+            except AuthorizationError:
+                # Another tenant's resource is answered as an unknown one (as REST does), so its owner is not named.
+                raise NotFoundError(data["resource_type"].capitalize(), data["resource_id"]) from None
             _adopt(obj, policy)
             return
         changed = set(form.changed_data)

@@ -17,7 +17,7 @@ from apps.tenancy.dashboard import dashboard_data
 from apps.tenancy.models import Tenant
 from apps.tenancy.selectors import admin_tenant_ids
 from llm_infra_django.errors import RateLimitError
-from llm_infra_django.ratelimit.identity import client_ip
+from llm_infra_django.ratelimit.identity import client_ip, hashed
 from llm_infra_django.ratelimit.limiter import limiter, make_key
 
 
@@ -44,13 +44,19 @@ class TenantAdminAuthenticationForm(AdminAuthenticationForm):
 
 
 def _throttle_login(request: HttpRequest) -> None:
-    """Count one sign-in attempt for the client address and for the username; a 429 once either is over
-    `MARKETPLACE_TENANCY["ADMIN_LOGIN_RATE"]` (the error middleware renders it as a page for browsers)."""
-    rate = tenancy_settings.ADMIN_LOGIN_RATE
-    if not rate:
-        return
-    username = str(request.POST.get("username", ""))[:150].strip().lower()
-    for identity in (f"ip:{client_ip(request) or 'unknown'}", f"user:{username}"):
+    """Count one sign-in attempt for the username from this client address (`ADMIN_LOGIN_RATE`) and for the client
+    address (`ADMIN_LOGIN_CLIENT_RATE`); a 429 once either is over (the error middleware renders it as a page for
+    browsers). The username is never limited on its own, so nobody can lock its owner out from another address."""
+    client = f"ip:{client_ip(request) or 'unknown'}"
+    # Hashed: people type their password into the username field.
+    username = hashed(str(request.POST.get("username", ""))[:150].strip().lower())
+    limits = (
+        (f"{client}:user:{username}", tenancy_settings.ADMIN_LOGIN_RATE),
+        (client, tenancy_settings.ADMIN_LOGIN_CLIENT_RATE),
+    )
+    for identity, rate in limits:
+        if not rate:
+            continue
         decision = limiter.hit(make_key("admin-login", identity), rate)
         if not decision.allowed:
             raise RateLimitError("Too many sign-in attempts; try again later.", retry_after=decision.retry_after)
@@ -69,7 +75,7 @@ class MarketplaceAdminSite(admin.AdminSite):
         return can_use_admin(request)
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """The login page; sign-in attempts are limited per client address and per username (brute force)."""
+        """The login page; sign-in attempts are limited per username and client address, and per client address."""
         if request.method == "POST":
             _throttle_login(request)
         return super().login(request, extra_context)

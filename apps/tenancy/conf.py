@@ -14,8 +14,11 @@ tenancy_settings = AppSettings(
         "THROTTLE_RATE": "1/s",
         # Seconds tier limits and overrides stay in the cache (they are invalidated on every change anyway).
         "LIMITS_CACHE_SECONDS": 300,
-        # Admin sign-in attempts allowed per client address and per username (brute-force guard; None = off).
+        # Admin sign-in attempts allowed per username from one client address (brute-force guard; None = off). Never
+        # per username alone: failing as someone from elsewhere must not lock them out.
         "ADMIN_LOGIN_RATE": "10/min",
+        # Admin sign-in attempts allowed per client address, whatever the usernames (None = off).
+        "ADMIN_LOGIN_CLIENT_RATE": "30/min",
         "RESERVED_SLUGS": [
             "admin",
             "api",

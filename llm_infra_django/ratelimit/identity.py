@@ -23,7 +23,7 @@ def hashed(value: str) -> str:
     return salted_hmac("llm_infra_django.ratelimit", value, algorithm="sha256").hexdigest()[:32]
 
 
-def client_ip(request: Any) -> str | None:
+def client_address(request: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The client address: `REMOTE_ADDR`, or with `NUM_PROXIES` trusted proxies the X-Forwarded-For entry the
     outermost trusted proxy appended (entries further left are client-supplied and ignored)."""
     address = request.META.get("REMOTE_ADDR")
@@ -33,8 +33,15 @@ def client_ip(request: Any) -> str | None:
         entries = [entry.strip() for entry in forwarded.split(",")]
         address = entries[-min(num_proxies, len(entries))]
     try:
-        parsed = ipaddress.ip_address(address or "")
+        return ipaddress.ip_address(address or "")
     except ValueError:
+        return None
+
+
+def client_ip(request: Any) -> str | None:
+    """The client address for rate limiting (`client_address`; an IPv6 client as its /64)."""
+    parsed = client_address(request)
+    if parsed is None:
         return None
     if parsed.version == 6:
         return str(ipaddress.ip_network(f"{parsed}/{IPV6_PREFIX}", strict=False))

@@ -62,6 +62,18 @@ def test_e003_quiet_on_good_rates() -> None:
     assert checks.check_rates() == []
 
 
+@override_settings(LLM_INFRA={**BASE, "METRICS_ALLOWED_NETWORKS": ["10.0.0.0/8", "10.0.0.0/33", "scrapers"]})
+def test_e006_metrics_network_does_not_parse() -> None:
+    messages = checks.check_metrics_networks()
+    assert ids(messages) == ["llm_infra.E006", "llm_infra.E006"]
+    assert "10.0.0.0/33" in messages[0].msg and "scrapers" in messages[1].msg
+
+
+@override_settings(LLM_INFRA={**BASE, "METRICS_ALLOWED_NETWORKS": ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]})
+def test_e006_quiet_on_good_networks() -> None:
+    assert checks.check_metrics_networks() == []
+
+
 @override_settings(LLM_INFRA={**BASE, "CACHE_ALIAS": "ratelimit"})
 def test_e004_cache_alias_missing() -> None:
     messages = checks.check_cache_alias()

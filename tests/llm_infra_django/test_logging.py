@@ -6,10 +6,12 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
 import structlog
-from django.test import AsyncClient, Client, override_settings
+from django.test import AsyncClient, Client, RequestFactory, override_settings
+from rest_framework.request import Request
 
 from llm_infra_django.logging import (
     StructlogFormatter,
@@ -19,6 +21,8 @@ from llm_infra_django.logging import (
     log_external_call,
     log_metric,
     log_request,
+    redact,
+    redact_text,
 )
 
 
@@ -142,3 +146,119 @@ def test_stdlib_and_django_loggers_use_the_same_format(log_output: io.StringIO) 
     assert line["logger"] == "django.request"
     assert "abc123secret" not in line["event"]
     assert "timestamp" in line
+
+
+API_KEY = "mk_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2H1g0F9e"
+URL_SECRETS = {
+    "api_key": API_KEY,
+    "password": "swordfish-in-a-url",
+    "key": "AIzaSyUrl0123456789",
+    "sig": "sv2024signature0123",
+    "code": "oauth-grant-0123456789",
+}
+
+
+def _secret_url(path: str) -> str:
+    return f"{path}?{urlencode({'page': 2, **URL_SECRETS, 'model': 'echo'})}"
+
+
+def _assert_no_url_secret(output: str) -> None:
+    for name, secret in URL_SECRETS.items():
+        assert secret not in output, f"{name} from the URL leaked into the logs"
+
+
+@pytest.mark.parametrize("log_json", [True, False], ids=["json", "console"])
+def test_django_request_warnings_show_the_request_without_url_secrets(log_output: io.StringIO, log_json: bool) -> None:
+    # given a URL carrying secrets in its query, to a view answering 404 (Django logs it with the request object)
+    url = _secret_url("/plain/raise/not_found")
+
+    # when it is served
+    with override_settings(LLM_INFRA={"TRACING": {"ENABLED": False}, "LOG_JSON": log_json}):
+        assert Client().get(url).status_code == 404
+
+    # then the warning shows method and path with every secret parameter redacted, the others kept
+    output = log_output.getvalue()
+    _assert_no_url_secret(output)
+    expected = "GET /plain/raise/not_found?page=2&api_key=[REDACTED]&password=[REDACTED]&key=[REDACTED]"
+    expected += "&sig=[REDACTED]&code=[REDACTED]&model=echo"
+    if log_json:
+        warning = next(line for line in json_lines(log_output) if line["logger"] == "django.request")
+        assert warning["request"] == expected
+    else:
+        assert expected in output
+
+
+async def test_asgi_request_warnings_show_the_request_without_url_secrets(log_output: io.StringIO) -> None:
+    # when an async view answers 404 to a URL carrying secrets (an ASGIRequest on the warning)
+    response = await AsyncClient().get(_secret_url("/async/raise/not_found"))
+
+    # then nothing of them is logged
+    assert response.status_code == 404
+    warning = next(line for line in json_lines(log_output) if line["logger"] == "django.request")
+    assert warning["request"].startswith("GET /async/raise/not_found?page=2&api_key=[REDACTED]&")
+    _assert_no_url_secret(log_output.getvalue())
+
+
+def test_an_api_key_in_the_path_is_redacted_on_every_line(log_output: io.StringIO) -> None:
+    # when a path carries an API key inside a segment
+    Client().get(f"/missing/x_{API_KEY}")
+
+    # then neither the request_finished line nor Django's warning shows it
+    finished = next(line for line in json_lines(log_output) if line["event"] == "request_finished")
+    assert finished["path"] == "/missing/x_[REDACTED]"
+    assert API_KEY not in log_output.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "api_key",
+        "Api-Key",
+        "api%5Fkey",
+        "key",
+        "token",
+        "access_token",
+        "id_token",
+        "password",
+        "pwd",
+        "secret",
+        "client_secret",
+        "signature",
+        "X-Amz-Signature",
+        "sig",
+        "auth",
+        "code",
+        "sessionid",
+    ],
+)
+def test_secret_query_parameters_are_redacted_in_any_text(name: str) -> None:
+    text = f"GET https://upstream.example/cb?{name}=s3cr3t-value&page=2&{name}=again#top"
+    expected = f"GET https://upstream.example/cb?{name}=[REDACTED]&page=2&{name}=[REDACTED]#top"
+    assert redact_text(text) == expected
+
+
+def test_harmless_query_parameters_are_kept() -> None:
+    text = "/api/v1/services/?page=2&ordering=-created&search=keyboard&tags=a,b"
+    assert redact_text(text) == text
+
+
+def test_log_redact_keys_also_name_query_parameters() -> None:
+    with override_settings(LLM_INFRA={"TRACING": {"ENABLED": False}, "LOG_REDACT_KEYS": ["X-Tenant-Hint"]}):
+        assert redact_text("/x?x_tenant_hint=acme&page=1") == "/x?x_tenant_hint=[REDACTED]&page=1"
+
+
+@pytest.mark.parametrize("wrap", [lambda request: request, lambda request: Request(request)], ids=["django", "drf"])
+def test_request_objects_are_rendered_as_method_and_redacted_path(wrap) -> None:
+    request = RequestFactory().post(f"/v1/models/{API_KEY}?token=abc123&page=2")
+    assert redact({"request": wrap(request)}) == {"request": "POST /v1/models/[REDACTED]?token=[REDACTED]&page=2"}
+
+
+def test_other_objects_are_redacted_as_the_text_they_render_as() -> None:
+    error = ConnectionError(f"cannot reach https://upstream.example/v1?key=AIzaSy123&x=1 with {API_KEY}")
+    assert redact([error, 3, 2.5, None, True]) == [
+        "cannot reach https://upstream.example/v1?key=[REDACTED]&x=1 with [REDACTED]",
+        3,
+        2.5,
+        None,
+        True,
+    ]

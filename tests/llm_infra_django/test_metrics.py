@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+from django.test import override_settings
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,6 +18,7 @@ from llm_infra_django import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTE = "plain/raise/<str:name>"
+BASE = {"TRACING": {"ENABLED": False}}
 
 WRITER = textwrap.dedent(
     """
@@ -145,3 +148,82 @@ def test_a_multiproc_dir_set_after_import_is_reported(monkeypatch, tmp_path, cap
     # then
     assert chosen is REGISTRY
     assert "imported before" in caplog.text
+
+
+TOKEN = "scrape-token-0123456789"
+METRIC_NAME = b"llm_infra_http_requests_total"
+
+
+def _scrape(client, *, address: str = "127.0.0.1", token: str | None = None, **extra: str):
+    if token is not None:
+        extra["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client.get("/metrics", REMOTE_ADDR=address, **extra)
+
+
+def _refused(response, status: int) -> None:
+    assert response.status_code == status
+    assert METRIC_NAME not in response.content
+    assert response.json()["error"]["code"] == ("authentication_error" if status == 401 else "authorization_error")
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token-0123456789", TOKEN + "x", TOKEN[:-1]])
+def test_a_metrics_token_refuses_scrapes_without_it(client, token: str | None) -> None:
+    with override_settings(LLM_INFRA={**BASE, "METRICS_TOKEN": TOKEN}):
+        response = _scrape(client, token=token)
+
+    _refused(response, 401)
+    assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+
+
+def test_a_metrics_token_admits_the_scraper_that_sends_it(client) -> None:
+    with override_settings(LLM_INFRA={**BASE, "METRICS_TOKEN": TOKEN}):
+        response = _scrape(client, token=TOKEN)
+
+    assert response.status_code == 200 and METRIC_NAME in response.content
+
+
+@pytest.mark.parametrize(
+    ("address", "forwarded", "admitted"),
+    [
+        ("10.1.2.3", None, True),
+        ("::ffff:10.1.2.3", None, True),  # an IPv4 client of a dual-stack socket
+        ("fd00:5::7", None, True),
+        ("192.0.2.7", None, False),
+        ("2001:db8::7", None, False),
+        ("10.0.0.9", "192.0.2.7", False),  # the proxy is inside, the client it forwards is not
+        ("10.0.0.9", "198.51.100.1, 10.1.2.3", True),  # the entry the trusted proxy appended decides
+    ],
+)
+def test_allowed_networks_admit_only_their_clients(client, address: str, forwarded: str | None, admitted: bool) -> None:
+    # given metrics served to two networks, behind one trusted proxy when a request comes through one
+    networks = ["10.0.0.0/8", " fd00::/8"]
+    proxies = 1 if forwarded else 0
+    extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+
+    # when a client scrapes
+    with override_settings(LLM_INFRA={**BASE, "METRICS_ALLOWED_NETWORKS": networks, "NUM_PROXIES": proxies}):
+        response = _scrape(client, address=address, **extra)
+
+    # then only the clients inside them get the metrics
+    if admitted:
+        assert response.status_code == 200 and METRIC_NAME in response.content
+    else:
+        _refused(response, 403)
+
+
+def test_with_both_settings_a_scrape_needs_the_network_and_the_token(client) -> None:
+    with override_settings(LLM_INFRA={**BASE, "METRICS_TOKEN": TOKEN, "METRICS_ALLOWED_NETWORKS": ["10.0.0.0/8"]}):
+        outside = _scrape(client, address="192.0.2.7", token=TOKEN)
+        no_token = _scrape(client, address="10.1.2.3")
+        both = _scrape(client, address="10.1.2.3", token=TOKEN)
+
+    _refused(outside, 403)
+    _refused(no_token, 401)
+    assert both.status_code == 200
+
+
+def test_the_settings_are_read_at_each_scrape(client) -> None:
+    assert _scrape(client).status_code == 200
+    with override_settings(LLM_INFRA={**BASE, "METRICS_TOKEN": TOKEN}):
+        assert _scrape(client).status_code == 401
+    assert _scrape(client).status_code == 200

@@ -30,6 +30,7 @@ print(json.dumps({
     "allowed_hosts": settings.ALLOWED_HOSTS,
     "upstreams": {k: v["URL"] for k, v in settings.LLM_INFRA["UPSTREAMS"].items()},
     "shield_timeout": settings.LLM_INFRA["UPSTREAMS"]["shield"]["TIMEOUT_MS"],
+    "metrics": [settings.LLM_INFRA["METRICS_TOKEN"], settings.LLM_INFRA["METRICS_ALLOWED_NETWORKS"]],
 }))
 """
 
@@ -50,6 +51,8 @@ def clean_env(**values: str) -> dict[str, str]:
         "LLM_SHIELD_TIMEOUT_MS",
         "CELERY_RESULT_BACKEND",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "METRICS_TOKEN",
+        "METRICS_ALLOWED_NETWORKS",
         "DJANGO_SETTINGS_MODULE",
     }
     env = {k: v for k, v in os.environ.items() if k not in read}
@@ -81,6 +84,7 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     assert values["eager"] is True
     assert values["debug"] is True
     assert values["upstreams"] == {"registry": None, "shield": None, "policy_engine": None}
+    assert values["metrics"] == [None, []]  # /metrics open
 
 
 def test_servers_from_the_environment() -> None:
@@ -93,6 +97,8 @@ def test_servers_from_the_environment() -> None:
         ALLOWED_HOSTS="a.example.com,b.example.com",
         LLM_SHIELD_URL="http://shield.internal:8080",
         LLM_SHIELD_TIMEOUT_MS="150",
+        METRICS_TOKEN="scrape-token",
+        METRICS_ALLOWED_NETWORKS="10.0.0.0/8,fd00::/8",
     )
     assert values["debug"] is False, '"false" must parse as False'
     assert values["db_engine"] == "django.db.backends.postgresql"
@@ -101,6 +107,7 @@ def test_servers_from_the_environment() -> None:
     assert values["allowed_hosts"] == ["a.example.com", "b.example.com"]
     assert values["upstreams"]["shield"] == "http://shield.internal:8080"
     assert values["shield_timeout"] == 150
+    assert values["metrics"] == ["scrape-token", ["10.0.0.0/8", "fd00::/8"]]
 
 
 def test_sqlite_default_runs_in_wal_mode(tmp_path: Path) -> None:

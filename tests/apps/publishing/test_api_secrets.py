@@ -4,8 +4,6 @@ and no log line, in clear or encrypted."""
 from __future__ import annotations
 
 import io
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,34 +15,12 @@ from rest_framework.test import APIClient
 from apps.publishing.crypto import decrypt_secret
 from apps.publishing.models import Service, ServiceVersion, ValidationRun
 from apps.tenancy.models import AuditLog
-from llm_infra_django.logging import StructlogFormatter
 from tests.apps.publishing.test_api import API, definition
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Deliberately not shaped like a token the log redaction recognises: it must not be logged at all.
 SECRET = "zq7-upstream-credential-9f3a-4c1d"
-
-
-@pytest.fixture
-def all_logs() -> Iterator[io.StringIO]:
-    """Every log line of every logger, at DEBUG, rendered by the project's formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(StructlogFormatter())
-    handler.setLevel(logging.DEBUG)
-    names = ["", "django", "django.request", "django.db.backends", "celery", "httpx", "httpcore", "llm_infra"]
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
 
 
 def test_the_secret_is_used_but_never_shown(

@@ -4,6 +4,7 @@ the connection goes to the very address that was checked (no second DNS lookup a
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from typing import Any
 
@@ -116,3 +117,68 @@ def test_the_transports_guard_their_pools() -> None:
     # httpx offers no public way to pass a network backend; this fails loudly if a new httpx/httpcore changes that
     assert isinstance(network.GuardedTransport()._pool._network_backend, network._PinnedBackend)
     assert isinstance(network.AsyncGuardedTransport()._pool._network_backend, network._AsyncPinnedBackend)
+
+
+# IPv6 forms that reach private space, most through an embedded IPv4 address that `ipaddress.is_global` overlooks.
+PRIVATE_IPV6 = {
+    "nat64-loopback": "64:ff9b::127.0.0.1",
+    "nat64-private": "64:ff9b::a00:1",
+    "nat64-metadata": "64:ff9b::169.254.169.254",
+    "nat64-local-use": "64:ff9b:1::a00:1",
+    "nat64-local-use-public": "64:ff9b:1::8.8.8.8",
+    "ipv4-compatible-loopback": "::127.0.0.1",
+    "ipv4-compatible-public": "::8.8.8.8",
+    "ipv4-mapped-loopback": "::ffff:127.0.0.1",
+    "ipv4-mapped-metadata": "::ffff:169.254.169.254",
+    "ipv4-translated-loopback": "::ffff:0:127.0.0.1",
+    "ipv4-translated-private": "::ffff:0:192.168.1.1",
+    "6to4-loopback": "2002:7f00:1::1",
+    "6to4-private": "2002:c0a8:101::1",
+    "6to4-metadata": "2002:a9fe:a9fe::",
+    "teredo": "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "teredo-prefix": "2001::1",
+    "site-local": "fec0::1",
+    "site-local-upper": "feff::1",
+}
+# The same translation forms of public IPv4 addresses (and a plain public IPv6 address) stay usable.
+PUBLIC_IPV6 = {
+    "nat64": "64:ff9b::8.8.8.8",
+    "ipv4-mapped": "::ffff:8.8.8.8",
+    "6to4": "2002:808:808::1",
+    "global": "2001:4860:4860::8888",
+}
+
+
+def _ipv6_answers(monkeypatch: pytest.MonkeyPatch, host: str, address: str) -> None:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(name: str, *args: Any, **kwargs: Any) -> list[Any]:
+        if name == host:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, 0, 0, 0))]
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize("address", PRIVATE_IPV6.values(), ids=PRIVATE_IPV6.keys())
+def test_connections_refuse_ipv6_forms_of_private_space(monkeypatch, address: str) -> None:
+    # given a host whose DNS answer is the IPv6 form
+    _ipv6_answers(monkeypatch, "v6.example", address)
+    recorder, async_recorder = Recorder(), AsyncRecorder()
+
+    # when the guarded backends connect to it, then they refuse before any connection
+    with pytest.raises(httpcore.ConnectError, match="non-public"):
+        network._PinnedBackend(recorder).connect_tcp("v6.example", 443)
+    network._checked.clear()
+    with pytest.raises(httpcore.ConnectError, match="non-public"):
+        asyncio.run(network._AsyncPinnedBackend(async_recorder).connect_tcp("v6.example", 443))
+    assert recorder.hosts == async_recorder.hosts == []
+
+
+@pytest.mark.parametrize("address", PUBLIC_IPV6.values(), ids=PUBLIC_IPV6.keys())
+def test_connections_go_to_ipv6_forms_of_public_addresses(monkeypatch, address: str) -> None:
+    _ipv6_answers(monkeypatch, "v6.example", address)
+    recorder = Recorder()
+    with pytest.raises(httpcore.ConnectError, match="recorded"):
+        network._PinnedBackend(recorder).connect_tcp("v6.example", 443)
+    assert recorder.hosts == [str(ipaddress.ip_address(address))]

@@ -15,6 +15,7 @@ from apps.publishing.models import ServiceVersion
 from apps.publishing.services import _build_version
 from apps.publishing.versioning import VersionError, parse_version
 from tests.apps.publishing.conftest import definition
+from tests.apps.publishing.test_network import PRIVATE_IPV6, PUBLIC_IPV6
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +101,20 @@ def test_production_refuses_private_endpoints(url: str) -> None:
     assert ("PRIVATE_ENDPOINT", "endpoint.url") in issues
     if url.startswith("http://"):
         assert ("INSECURE_ENDPOINT", "endpoint.url") in issues
+
+
+@override_settings(MARKETPLACE_PUBLISHING={"REQUIRE_HTTPS": True, "ALLOW_PRIVATE_ENDPOINTS": False})
+@pytest.mark.parametrize("address", PRIVATE_IPV6.values(), ids=PRIVATE_IPV6.keys())
+def test_validation_refuses_ipv6_forms_of_private_space(address: str) -> None:
+    issues = codes(validation.schema_issues(candidate(protocol="openai", endpoint_url=f"https://[{address}]/v1")))
+    assert ("PRIVATE_ENDPOINT", "endpoint.url") in issues
+
+
+@override_settings(MARKETPLACE_PUBLISHING={"REQUIRE_HTTPS": True, "ALLOW_PRIVATE_ENDPOINTS": False})
+@pytest.mark.parametrize("address", PUBLIC_IPV6.values(), ids=PUBLIC_IPV6.keys())
+def test_validation_accepts_ipv6_forms_of_public_addresses(address: str) -> None:
+    issues = codes(validation.schema_issues(candidate(protocol="openai", endpoint_url=f"https://[{address}]/v1")))
+    assert ("PRIVATE_ENDPOINT", "endpoint.url") not in issues
 
 
 @override_settings(MARKETPLACE_PUBLISHING={"REQUIRE_HTTPS": True, "ALLOW_PRIVATE_ENDPOINTS": False})

@@ -614,6 +614,52 @@ def test_an_unknown_tenant_slug_in_a_policy_is_refused(world: dict[str, Any], sh
     assert SharingPolicy.objects.get(pk=policy.pk).visibility == Visibility.MARKETPLACE
 
 
+def _add_policy(client: Client, resource_id: str) -> list[str]:
+    """What the admin answers to "add sharing policy" for a resource id: its messages and form errors."""
+    data = {
+        "resource_type": "widget",
+        "resource_id": resource_id,
+        "visibility": Visibility.MARKETPLACE,
+        "regions": "",
+        "provider_share_percent": "80.00",
+        "platform_fee_percent": "20.00",
+    }
+    response = client.post(reverse("admin:tenancy_sharingpolicy_add"), data, follow=True)
+    assert response.status_code == 200
+    form = response.context.get("adminform")
+    errors = [str(e) for field_errors in (form.form.errors.values() if form else []) for e in field_errors]
+    return [str(m) for m in response.context["messages"]] + errors
+
+
+@pytest.mark.parametrize("resource_id", ["acme:svc", "acme:unshared"], ids=["with-a-policy", "without-one"])
+def test_adding_a_policy_for_another_tenants_resource_answers_not_found(
+    world: dict[str, Any], shared: dict[str, Any], resource_id: str
+) -> None:
+    # given B's admin, who may add policies for B's resources only
+    client = client_for(world["b_admin"])
+    policies = SharingPolicy.objects.count()
+
+    # when they name A's resource, and then a resource that does not exist
+    foreign = _add_policy(client, resource_id)
+    missing = _add_policy(client, "nobody:svc")
+
+    # then both get the same "not found", nothing names A or says a policy exists, and nothing was saved
+    assert [text.replace(resource_id, "<id>") for text in foreign] == [
+        text.replace("nobody:svc", "<id>") for text in missing
+    ]
+    assert "not found" in " ".join(foreign).lower()
+    assert SharingPolicy.objects.count() == policies
+
+
+def test_a_second_policy_for_ones_own_resource_is_refused_by_the_service(
+    world: dict[str, Any], shared: dict[str, Any]
+) -> None:
+    answer = _add_policy(client_for(world["a_admin"]), "acme:svc")
+
+    assert answer == ["This resource already has a sharing policy; update it instead."]
+    assert SharingPolicy.objects.count() == 1
+
+
 # --- Audit log ----------------------------------------------------------------------------------------------
 
 
