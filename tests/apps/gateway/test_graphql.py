@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.consumption.services import create_api_key
 from apps.gateway.management.commands.export_graphql_schema import schema_sdl
 from apps.tenancy.models import Role
-from tests.apps.gateway.support import gql, logged_in
+from tests.apps.gateway.support import data, gql, logged_in
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +49,16 @@ COSTLY = "query { tenants(first: 100) { edges { node { members(first: 100) { edg
 COSTLY_BY_ALIASES = (
     "query { " + " ".join(f"t{i}: tenants(first: 100) {{ edges {{ node {{ slug }} }} }}" for i in range(4)) + " }"
 )
+# Seven pages of services: 7 × (1 + 100 × 3) = 2 107 with pages of 100, 7 × (1 + 20 × 3) = 427 with the default 20.
+SEVEN_PAGES = " ".join(f"s{i}: services(first: FIRST) {{ edges {{ node {{ id }} }} }}" for i in range(7))
+
+
+def doubling(fragments: int, *, cyclic: bool = False) -> str:
+    """A document of a few hundred bytes whose every fragment spreads the previous one twice: 2**fragments fields
+    once expanded (`cyclic`: the first fragment spreads the last one too)."""
+    first = "fragment F0 on Query { apiVersion" + (f" ...F{fragments}" if cyclic else "") + " }"
+    others = [f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, fragments + 1)]
+    return "\n".join([f"query {{ ...F{fragments} }}", first, *others])
 
 
 @pytest.fixture
@@ -117,6 +127,64 @@ def test_limits_refuse_before_any_sql(world, query: str, limit: str) -> None:
     assert body["errors"][0]["extensions"]["code"] == "query_limit"
     assert f"Query {limit}" in body["errors"][0]["message"]
     assert not [q for q in queries.captured_queries if "tenancy_" in q["sql"]]
+
+
+@pytest.mark.timeout(5)  # measured by expanding every spread, 20 fragments took 3 s of CPU, 25 about 2 minutes
+@pytest.mark.parametrize("fragments", [20, 25, 30])
+def test_fragments_spreading_fragments_are_refused_on_their_cost_without_being_expanded(fragments: int) -> None:
+    # given an anonymous caller's document, a few hundred bytes, of 2**fragments fields once expanded
+    document = doubling(fragments)
+
+    # when
+    body = gql(Client(), document).json()
+
+    # then it is refused on the cost of the expansion, well within the alarm
+    assert body.get("data") is None
+    assert body["errors"] == [
+        {"message": f"Query cost {2**fragments} exceeds the limit of 1000.", "extensions": {"code": "query_limit"}}
+    ]
+
+
+@pytest.mark.timeout(5)
+def test_fragments_spreading_each_other_in_a_cycle_are_refused() -> None:
+    body = gql(Client(), doubling(30, cyclic=True)).json()
+    assert body.get("data") is None
+    assert "within itself" in body["errors"][0]["message"]
+
+
+def test_a_long_chain_of_fragments_is_refused_cleanly(caplog) -> None:
+    # given fragments spreading the next one, 500 deep, within the size limit
+    chain = "".join(f"fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(500))
+    document = "{ ...F0 } " + chain + "fragment F500 on Query { apiVersion }"
+
+    # when
+    response = gql(Client(), document)
+
+    # then graphql-core's nesting rule refuses it, and nothing ran out of stack on the way
+    assert response.status_code == 400
+    assert response.json()["errors"][-1]["message"].endswith("Validation aborted.")
+    assert "graphql_unhandled_exception" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("operation", "variables"),
+    [
+        pytest.param("query { " + SEVEN_PAGES.replace("FIRST", "100") + " }", None, id="literal"),
+        pytest.param("query($n: Int) { " + SEVEN_PAGES.replace("FIRST", "$n") + " }", {"n": 100}, id="variable"),
+        pytest.param("query($n: Int = 100) { " + SEVEN_PAGES.replace("FIRST", "$n") + " }", None, id="default"),
+    ],
+)
+def test_pages_are_measured_as_they_will_run(operation: str, variables: dict | None) -> None:
+    body = gql(Client(), operation, variables).json()
+    assert body.get("data") is None
+    assert body["errors"] == [
+        {"message": "Query cost 2107 exceeds the limit of 1000.", "extensions": {"code": "query_limit"}}
+    ]
+
+
+def test_a_variable_given_wins_over_its_default(world) -> None:
+    operation = "query($n: Int = 100) { " + SEVEN_PAGES.replace("FIRST", "$n") + " }"
+    assert data(gql(logged_in(world["alice"]), operation, {"n": 2}))["s0"] == {"edges": []}
 
 
 def test_unauthenticated_mutations_are_refused(world) -> None:
