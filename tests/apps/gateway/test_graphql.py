@@ -49,6 +49,12 @@ COSTLY = "query { tenants(first: 100) { edges { node { members(first: 100) { edg
 COSTLY_BY_ALIASES = (
     "query { " + " ".join(f"t{i}: tenants(first: 100) {{ edges {{ node {{ slug }} }} }}" for i in range(4)) + " }"
 )
+# An empty page is still validated: what it selects counts once (1 + 3 + 4 × 301 = 1 208).
+COSTLY_UNDER_AN_EMPTY_PAGE = (
+    "query { tenants(first: 0) { edges { node { "
+    + " ".join(f"m{i}: members(first: 100) {{ edges {{ node {{ id }} }} }}" for i in range(4))
+    + " } } } }"
+)
 # Seven pages of services: 7 × (1 + 100 × 3) = 2 107 with pages of 100, 7 × (1 + 20 × 3) = 427 with the default 20.
 SEVEN_PAGES = " ".join(f"s{i}: services(first: FIRST) {{ edges {{ node {{ id }} }} }}" for i in range(7))
 
@@ -116,6 +122,7 @@ def test_mutation_errors_are_payload_errors(world) -> None:
         (DEEP_BY_FRAGMENTS, "depth"),
         (COSTLY, "cost"),
         (COSTLY_BY_ALIASES, "cost"),
+        (COSTLY_UNDER_AN_EMPTY_PAGE, "cost"),
     ],
 )
 def test_limits_refuse_before_any_sql(world, query: str, limit: str) -> None:
