@@ -3,6 +3,7 @@ without internals, responses never cached across users."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -17,6 +18,10 @@ from apps.gateway.limits import measure, violations
 from llm_infra_django.conf import infra_settings
 from llm_infra_django.errors import AppError, AuthenticationError, AuthorizationError, RateLimitError
 from llm_infra_django.logging import logger as infra_logger
+
+# graphql-core's hint naming schema names close to a mistyped one (fields, arguments, types, input fields, enum
+# values): with introspection off, the schema must not be discoverable one typo at a time.
+SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 
 
 def _is_mutation(document: Any, operation_name: str | None) -> bool:
@@ -183,6 +188,8 @@ class GatewayView(GraphQLView):
                 if isinstance(original, AppError):
                     formatted["message"] = original.message
                     formatted["extensions"] = {"code": original.code, **(formatted.get("extensions") or {})}
+                elif not gateway_settings.INTROSPECTION:
+                    formatted["message"] = SUGGESTION.sub("", formatted["message"])
                 return formatted
             infra_logger.error("graphql_unhandled_exception", exc_info=original)
             return {

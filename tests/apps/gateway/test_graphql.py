@@ -57,6 +57,17 @@ COSTLY_UNDER_AN_EMPTY_PAGE = (
 )
 # Seven pages of services: 7 × (1 + 100 × 3) = 2 107 with pages of 100, 7 × (1 + 20 × 3) = 427 with the default 20.
 SEVEN_PAGES = " ".join(f"s{i}: services(first: FIRST) {{ edges {{ node {{ id }} }} }}" for i in range(7))
+MISTYPED = [
+    pytest.param("{ apiVersoin }", None, id="field"),
+    pytest.param("{ services(frist: 1) { totalCount } }", None, id="argument"),
+    pytest.param("query($q: Strnig) { services(search: $q) { totalCount } }", None, id="type"),
+    pytest.param('mutation { modelCreate(input: {nmae: "x", slug: "x"}) { errors { field } } }', None, id="input"),
+    pytest.param(
+        "mutation($i: CatalogModelCreateInput!) { modelCreate(input: $i) { errors { field } } }",
+        {"i": {"nmae": "x", "slug": "x"}},
+        id="variable",  # coerced when the operation runs, after validation
+    ),
+]
 
 
 def doubling(fragments: int, *, cyclic: bool = False) -> str:
@@ -192,6 +203,21 @@ def test_pages_are_measured_as_they_will_run(operation: str, variables: dict | N
 def test_a_variable_given_wins_over_its_default(world) -> None:
     operation = "query($n: Int = 100) { " + SEVEN_PAGES.replace("FIRST", "$n") + " }"
     assert data(gql(logged_in(world["alice"]), operation, {"n": 2}))["s0"] == {"edges": []}
+
+
+@pytest.mark.parametrize(("document", "variables"), MISTYPED)
+def test_without_introspection_errors_suggest_no_names(settings, document: str, variables: dict | None) -> None:
+    # given the same mistake sent with introspection on, then off
+    settings.MARKETPLACE_GATEWAY = {"INTROSPECTION": True}
+    suggested = [error["message"] for error in gql(Client(), document, variables).json()["errors"]]
+    settings.MARKETPLACE_GATEWAY = {"INTROSPECTION": False}
+
+    # when
+    messages = [error["message"] for error in gql(Client(), document, variables).json()["errors"]]
+
+    # then the error is the same, without the names graphql-core would suggest
+    assert any("Did you mean" in message for message in suggested)
+    assert messages == [message.split(" Did you mean ")[0] for message in suggested]
 
 
 def test_unauthenticated_mutations_are_refused(world) -> None:
