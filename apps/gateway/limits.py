@@ -4,6 +4,7 @@ the cost only."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class Measure:
     cost: int
 
 
-def _page_size(node: FieldNode, variables: dict[str, Any], defaults: dict[str, ValueNode], list_like: bool) -> int:
+def _page_size(node: FieldNode, variables: dict[str, Any], defaults: Mapping[str, ValueNode], list_like: bool) -> int:
     """Items a connection field can return: its `first`/`last` as it will run (a variable's value, else its default;
     at most the maximum page), else the default page. A page of 0 still counts once: its selection is validated."""
     if not list_like:
@@ -46,7 +47,7 @@ def _page_size(node: FieldNode, variables: dict[str, Any], defaults: dict[str, V
             value = argument.value
             if isinstance(value, VariableNode):
                 name = value.name.value
-                raw = variables[name] if name in variables else getattr(defaults.get(name), "value", None)
+                raw: Any = variables[name] if name in variables else getattr(defaults.get(name), "value", None)
             else:
                 raw = getattr(value, "value", None)
             try:
@@ -69,7 +70,7 @@ def _spread_names(selection_set: SelectionSetNode) -> list[str]:
         for selection in pending.pop().selections:
             if isinstance(selection, FragmentSpreadNode):
                 names.append(selection.name.value)
-            elif selection.selection_set is not None:
+            elif isinstance(selection, (FieldNode, InlineFragmentNode)) and selection.selection_set is not None:
                 pending.append(selection.selection_set)
     return names
 
