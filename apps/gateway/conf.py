@@ -9,8 +9,10 @@ gateway_settings = AppSettings(
         "MAX_COST": 1000,
         "MAX_QUERY_BYTES": 20_000,
         "INTROSPECTION": True,
-        # Scope of `LLM_INFRA["THROTTLE_RATES"]` limiting GraphQL requests per caller (unset scope: no limit).
+        # Scopes of `LLM_INFRA["THROTTLE_RATES"]` limiting GraphQL requests: signed-in callers per API key or user,
+        # anonymous ones per client IP (a scope without a rate: no limit).
         "THROTTLE_SCOPE": "graphql",
+        "ANON_THROTTLE_SCOPE": "graphql_anon",
         # GraphiQL for browser GETs of /graphql, from the files vendored in gateway/static (development only).
         "GRAPHIQL": False,
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from tests.apps.gateway.support import data, gql, logged_in
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+SCOPES = ("graphql", "graphql_anon")
 
 TENANTS = """
 query {
@@ -218,6 +221,22 @@ def test_without_introspection_errors_suggest_no_names(settings, document: str, 
     # then the error is the same, without the names graphql-core would suggest
     assert any("Did you mean" in message for message in suggested)
     assert messages == [message.split(" Did you mean ")[0] for message in suggested]
+
+
+def test_anonymous_callers_are_limited_per_client_ip_as_trusted_proxies_report_it(settings) -> None:
+    # given one trusted proxy in front, and one request a minute for everyone
+    settings.LLM_INFRA = {**settings.LLM_INFRA, "NUM_PROXIES": 1, "THROTTLE_RATES": dict.fromkeys(SCOPES, "1/min")}
+    proxy = Client(REMOTE_ADDR="192.0.2.1")
+    client, neighbour = ("10." + ".".join(str(b) for b in os.urandom(3)) for _ in range(2))
+
+    # when a client asks twice, the second time with a forged address on the left, and a neighbour asks once
+    first = gql(proxy, "{ apiVersion }", HTTP_X_FORWARDED_FOR=client)
+    forged = gql(proxy, "{ apiVersion }", HTTP_X_FORWARDED_FOR=f"203.0.113.9, {client}")
+    other = gql(proxy, "{ apiVersion }", HTTP_X_FORWARDED_FOR=neighbour)
+
+    # then
+    assert (first.status_code, forged.status_code, other.status_code) == (200, 429, 200)
+    assert forged.json()["errors"][0]["extensions"]["code"] == "rate_limit_exceeded"
 
 
 def test_unauthenticated_mutations_are_refused(world) -> None:
