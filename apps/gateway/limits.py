@@ -1,15 +1,16 @@
-"""Query limits checked before execution: depth and cost (fields weighted by the page sizes of lists above them),
-with fragments expanded and aliases counted, so neither can be used to get around them. Introspection counts toward
-the cost only."""
+"""Query limits checked before validation and execution: depth and cost (fields weighted by the page sizes of lists
+above them), with fragments expanded and aliases counted, so neither can be used to get around them, and the number
+of selections written. Introspection counts toward the cost only."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
     DocumentNode,
+    ExecutableDefinitionNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -17,6 +18,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
     ValueNode,
     VariableNode,
@@ -35,6 +37,7 @@ INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 class Measure:
     depth: int
     cost: int
+    selections: int = 0
 
 
 def _page_size(node: FieldNode, variables: dict[str, Any], defaults: Mapping[str, ValueNode], list_like: bool) -> int:
@@ -63,16 +66,19 @@ def _is_list_like(field_type: Any) -> bool:
     return get_named_type(field_type).name.endswith("Connection")
 
 
-def _spread_names(selection_set: SelectionSetNode) -> list[str]:
-    """Fragments spread anywhere in `selection_set` (in fields' selections and inline fragments too)."""
-    names, pending = [], [selection_set]
+def _written(*selection_sets: SelectionSetNode) -> Iterator[SelectionNode]:
+    """Every selection written in `selection_sets`, nested ones included (fragments are not expanded)."""
+    pending = list(selection_sets)
     while pending:
         for selection in pending.pop().selections:
-            if isinstance(selection, FragmentSpreadNode):
-                names.append(selection.name.value)
-            elif isinstance(selection, (FieldNode, InlineFragmentNode)) and selection.selection_set is not None:
+            yield selection
+            if isinstance(selection, (FieldNode, InlineFragmentNode)) and selection.selection_set is not None:
                 pending.append(selection.selection_set)
-    return names
+
+
+def _spread_names(selection_set: SelectionSetNode) -> list[str]:
+    """Fragments spread anywhere in `selection_set`."""
+    return [s.name.value for s in _written(selection_set) if isinstance(s, FragmentSpreadNode)]
 
 
 def _dependency_order(fragments: dict[str, FragmentDefinitionNode]) -> list[str]:
@@ -101,7 +107,11 @@ def measure(
 ) -> Measure:
     """Depth and cost of the operation that will run, in time linear in the document: a selection's cost is its cost
     for one item times the items above it, so each fragment is measured once (for one item), however often it is
-    spread, and fragments spreading the previous one twice (2**n fields once expanded) take n steps."""
+    spread, and fragments spreading the previous one twice (2**n fields once expanded) take n steps. With the
+    selections written in the whole document, which validation compares pairwise (overlapping fields)."""
+    selections = sum(
+        1 for _ in _written(*(d.selection_set for d in document.definitions if isinstance(d, ExecutableDefinitionNode)))
+    )
     variables = variables if isinstance(variables, dict) else {}
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -109,7 +119,7 @@ def measure(
         operations[0] if operations else None
     )
     if operation is None:
-        return Measure(0, 0)
+        return Measure(0, 0, selections)
     root = {"query": schema.query_type, "mutation": schema.mutation_type, "subscription": schema.subscription_type}[
         operation.operation.value
     ]
@@ -148,7 +158,8 @@ def measure(
     for name in _dependency_order(fragments):
         fragment = fragments[name]
         measured[name] = walk(fragment.selection_set, schema.get_type(fragment.type_condition.name.value))
-    return walk(operation.selection_set, root)
+    result = walk(operation.selection_set, root)
+    return Measure(result.depth, result.cost, selections)
 
 
 def violations(result: Measure) -> list[str]:
@@ -158,4 +169,8 @@ def violations(result: Measure) -> list[str]:
         found.append(f"Query depth {result.depth} exceeds the limit of {gateway_settings.MAX_DEPTH}.")
     if result.cost > gateway_settings.MAX_COST:
         found.append(f"Query cost {result.cost} exceeds the limit of {gateway_settings.MAX_COST}.")
+    if result.selections > gateway_settings.MAX_SELECTIONS:
+        found.append(
+            f"Query size {result.selections} selections exceeds the limit of {gateway_settings.MAX_SELECTIONS}."
+        )
     return found
