@@ -151,6 +151,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "llm_infra_django.drf.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Rates of LLM_INFRA["THROTTLE_RATES"]: `anon` per client IP, `user` per API key or signed-in user.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "llm_infra_django.ratelimit.throttles.AnonRateThrottle",
+        "llm_infra_django.ratelimit.throttles.UserRateThrottle",
+    ],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -185,6 +190,9 @@ MARKETPLACE_CATALOG = {
 LLM_INFRA = {
     "CACHE_ALIAS": "default",
     "TENANT_RESOLVER": "apps.tenancy.context.tenant_for_logs",
+    # The REST API (`anon`, `user`) and /graphql (`graphql_anon`, `graphql`): anonymous callers, limited per client IP
+    # (behind `NUM_PROXIES` trusted proxies), get less than signed-in ones, limited per API key or user.
+    "THROTTLE_RATES": {"anon": "60/min", "user": "600/min", "graphql_anon": "30/min", "graphql": "300/min"},
     "LOG_JSON": env.bool("LOG_JSON", default=None) if env.str("LOG_JSON", default="") else None,
     # /metrics for scrapers only (docs/deployment.md): the bearer token they send, the networks they scrape from.
     "METRICS_TOKEN": env.str("METRICS_TOKEN", default="") or None,

@@ -3,6 +3,7 @@ without internals, responses never cached across users."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -17,6 +18,12 @@ from apps.gateway.limits import measure, violations
 from llm_infra_django.conf import infra_settings
 from llm_infra_django.errors import AppError, AuthenticationError, AuthorizationError, RateLimitError
 from llm_infra_django.logging import logger as infra_logger
+from llm_infra_django.ratelimit.identity import caller_identity, ip_identity
+from llm_infra_django.ratelimit.limiter import limiter, make_key
+
+# graphql-core's hint naming schema names close to a mistyped one (fields, arguments, types, input fields, enum
+# values): with introspection off, the schema must not be discoverable one typo at a time.
+SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 
 
 def _is_mutation(document: Any, operation_name: str | None) -> bool:
@@ -81,22 +88,15 @@ class GatewayView(GraphQLView):
 
     @staticmethod
     def _throttle(request: HttpRequest) -> None:
-        scope = gateway_settings.THROTTLE_SCOPE
+        """Signed-in callers per API key or user (`THROTTLE_SCOPE`), anonymous ones per client IP as the trusted
+        proxies report it (`ANON_THROTTLE_SCOPE`); a scope without a rate does not limit."""
+        caller = caller_identity(request)
+        scope = gateway_settings.THROTTLE_SCOPE if caller else gateway_settings.ANON_THROTTLE_SCOPE
+        identity = caller or ip_identity(request)
         rate = (infra_settings.THROTTLE_RATES or {}).get(scope)
-        if not rate:
+        if not rate or identity is None:
             return
-        from llm_infra_django.ratelimit.limiter import limiter
-
-        auth = getattr(request, "auth", None)
-        user = getattr(request, "user", None)
-        identity = (
-            f"key:{auth.id}"
-            if auth is not None
-            else f"user:{user.pk}"
-            if getattr(user, "is_authenticated", False)
-            else f"ip:{request.META.get('REMOTE_ADDR', '')}"
-        )
-        decision = limiter.hit(f"{scope}:{identity}", rate)
+        decision = limiter.hit(make_key(scope, identity), rate)
         if not decision.allowed:
             raise RateLimitError(retry_after=decision.retry_after)
 
@@ -183,6 +183,8 @@ class GatewayView(GraphQLView):
                 if isinstance(original, AppError):
                     formatted["message"] = original.message
                     formatted["extensions"] = {"code": original.code, **(formatted.get("extensions") or {})}
+                elif not gateway_settings.INTROSPECTION:
+                    formatted["message"] = SUGGESTION.sub("", formatted["message"])
                 return formatted
             infra_logger.error("graphql_unhandled_exception", exc_info=original)
             return {

@@ -87,6 +87,14 @@ def header_identity(request: Any, header: str) -> str | None:
     return f"hdr:{hashed(value)}" if value else None
 
 
+def caller_identity(request: Any) -> str | None:
+    """Who signed in: the API key the request authenticated with (`request.auth`: a key need not act for a user),
+    else the user; None for an anonymous request."""
+    if getattr(request, "auth", None) is not None:
+        return api_key_identity(request)
+    return user_identity(request)
+
+
 def principal_identity(request: Any) -> str | None:
     """The most specific identity available: API key, then user, then client IP."""
     return api_key_identity(request) or user_identity(request) or ip_identity(request)

@@ -11,6 +11,7 @@ from llm_infra_django.ratelimit.algorithms import SLIDING_WINDOW, TOKEN_BUCKET
 from llm_infra_django.ratelimit.headers import apply_headers, attach_decision
 from llm_infra_django.ratelimit.identity import (
     api_key_identity,
+    caller_identity,
     ip_identity,
     principal_identity,
     tenant_identity,
@@ -134,12 +135,13 @@ class APIKeyRateThrottle(RateLimitThrottle):
 
 
 class UserRateThrottle(RateLimitThrottle):
-    """Per authenticated user; anonymous requests are limited per client IP (as DRF's `UserRateThrottle`)."""
+    """Per signed-in caller (the API key it authenticated with, else its user); anonymous requests are limited per
+    client IP (as DRF's `UserRateThrottle`, with keys apart: one may act for no user, or share a user with others)."""
 
     scope = "user"
 
     def get_identity(self, request: Any, view: Any) -> str | None:
-        return user_identity(request) or ip_identity(request)
+        return caller_identity(request) or ip_identity(request)
 
 
 class AnonRateThrottle(RateLimitThrottle):

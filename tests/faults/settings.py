@@ -1,13 +1,12 @@
 """Settings of the processes a fault test starts: the test settings, with what the cases need set shorter
-(breaker reset, cache lifetimes, reconciliation grace and schedule) and a GraphQL throttle whose Redis failure
-behaviour comes from the environment (FAULTS_THROTTLE_FAIL_OPEN)."""
+(breaker reset, cache lifetimes, reconciliation grace and schedule), and throttles (the GraphQL one among them) whose
+Redis failure behaviour comes from the environment (FAULTS_THROTTLE_FAIL_OPEN)."""
 
 from settings.test import *  # noqa: F403
 from settings.test import LLM_INFRA, env
 
 LLM_INFRA = {
     **LLM_INFRA,
-    "THROTTLE_RATES": {"graphql": "100000/min"},
     "THROTTLE_FAIL_OPEN": env.bool("FAULTS_THROTTLE_FAIL_OPEN", default=True),
     "CIRCUIT_BREAKER": {"FAILURE_THRESHOLD": 3, "RESET_TIMEOUT_S": 2, "SUCCESS_THRESHOLD": 2, "HALF_OPEN_MAX_CALLS": 1},
 }

@@ -192,6 +192,20 @@ def test_user_throttle_limits_users_and_falls_back_to_the_ip(settings: Any, scop
     assert anonymous == [200, 429]
 
 
+def test_user_throttle_limits_each_api_key_apart_from_its_user(settings: Any, scope: str, client_ip: str) -> None:
+    # given two keys acting for the same user (a key may also act for no user at all)
+    _rates(settings, user="1/min")
+    client = Client(REMOTE_ADDR=client_ip)
+
+    # when
+    first = [client.get("/drf/user", HTTP_X_TEST_KEY=f"first-{scope}").status_code for _ in range(2)]
+    second = client.get("/drf/user", HTTP_X_TEST_KEY=f"second-{scope}").status_code
+
+    # then
+    assert first == [200, 429]
+    assert second == 200
+
+
 def test_anon_throttle_skips_authenticated_requests(settings: Any, scope: str, client_ip: str) -> None:
     # given
     _rates(settings, anon="1/min")
