@@ -139,7 +139,10 @@ def _stop_everywhere(key: ApiKey) -> None:
 
 @transaction.atomic
 def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None) -> tuple[ApiKey, str]:
-    """Issue a new secret with the same settings; the old key keeps working for the grace period, then expires."""
+    """Issue a new secret with the same settings (and the same person behind it); the old key keeps working for the
+    grace period, then expires. Without grace it stops at once on every worker, as a revoked key does; a grace
+    shorter than the workers' key cache (`KEY_CACHE_SECONDS`) is lengthened to it, so that every worker has read the
+    new expiry by the time it passes."""
     if actor is not None:
         require_role(key.tenant, actor, Role.ADMIN)
     old = ApiKey.objects.select_for_update().select_related("tenant").get(pk=key.pk)
@@ -148,11 +151,14 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
     if hasattr(old, "rotated_to"):
         raise ConflictError("This key was already rotated; rotate its successor.")
     hours = consumption_settings.ROTATION_GRACE_HOURS if grace_hours is None else grace_hours
-    grace_end = timezone.now() + timedelta(hours=hours)
+    grace = timedelta(hours=hours)
+    if grace:
+        grace = max(grace, timedelta(seconds=consumption_settings.KEY_CACHE_SECONDS + 1))
+    now = timezone.now()
     secret = generate_secret()
     new = ApiKey.objects.create(
         tenant=old.tenant,
-        created_by=acting_user(actor),
+        created_by_id=old.created_by_id,
         key_hash=hash_secret(secret),
         prefix=secret[:7],
         last4=secret[-4:],
@@ -163,7 +169,7 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
         rotated_from=old,
         **{f: getattr(old, f) for f in LIMIT_FIELDS},
     )
-    old.expires_at = min(grace_end, old.expires_at) if old.expires_at else grace_end
+    old.expires_at = min(now + grace, old.expires_at) if old.expires_at else now + grace
     old.save(update_fields=["expires_at"])
     record_audit(
         action="api_key_rotated",
@@ -172,7 +178,10 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
         obj=old,
         after={"successor": str(new.pk), "old_key_expires_at": old.expires_at},
     )
-    transaction.on_commit(lambda: key_cache.forget(str(old.pk)))
+    if old.expires_at <= now:
+        _stop_everywhere(old)
+    else:
+        transaction.on_commit(lambda: key_cache.forget(str(old.pk)))
     return new, secret
 
 

@@ -5,15 +5,18 @@ account, acting by its scopes alone."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
+from django.utils import timezone
 from graphql_relay import to_global_id
 from rest_framework.test import APIClient
 
 from apps.consumption import services
+from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import hash_secret, key_cache
 from apps.consumption.models import ApiKey, Scope
 from apps.tenancy import services as tenancy
@@ -208,6 +211,18 @@ def test_keys_in_other_tenants_stay_when_someone_leaves_one(acme: dict[str, Any]
     assert ApiKey.objects.get(pk=acme["key"].pk).revoked_at is not None
 
 
+def test_a_rotated_key_keeps_its_person(acme: dict[str, Any]) -> None:
+    # given alice's key rotated by the owner
+    successor, _ = services.rotate_api_key(key=acme["key"], actor=acme["owner"], grace_hours=1)
+    assert successor.created_by_id == acme["alice"].pk
+
+    # when alice leaves
+    remove(acme)
+
+    # then the successor ends with her
+    assert ApiKey.objects.get(pk=successor.pk).revoked_at is not None
+
+
 # --- Keys without a person -----------------------------------------------------------------------------------
 
 
@@ -235,3 +250,36 @@ def test_a_key_without_creator_is_its_tenants_service_account(acme: dict[str, An
     assert reader.post(f"{API}/tenants/acme/members/", {"username": "x", "role": "member"}).status_code == 403
     assert reader.get(f"{API}/keys/").status_code == 403
     assert reader.post(f"{API}/keys/", {"name": "ci"}, format="json").status_code == 403
+
+
+# --- Rotation ------------------------------------------------------------------------------------------------
+
+
+def test_rotation_without_grace_stops_the_old_key_on_every_worker_at_once(acme: dict[str, Any]) -> None:
+    # given the old key cached by this worker, as every worker that served it has it
+    client = bearer(acme["read_secret"])
+    assert client.get(f"{API}/quota/").status_code == 200
+    cached = key_cache.get(hash_secret(acme["read_secret"]))[1]
+
+    # when it is rotated without grace
+    _, new_secret = services.rotate_api_key(key=acme["read_key"], actor=acme["owner"], grace_hours=0)
+    key_cache.put(hash_secret(acme["read_secret"]), cached)
+
+    # then the shared flag refuses the old key already; the new one works
+    assert client.get(f"{API}/quota/").status_code == 401
+    assert bearer(new_secret).get(f"{API}/quota/").status_code == 200
+    assert ApiKey.objects.get(pk=acme["read_key"].pk).revoked_at is None  # expired, not revoked
+
+
+@pytest.mark.parametrize("grace_hours", [1 / 3600, 5 / 3600])
+def test_a_grace_shorter_than_the_key_cache_lasts_until_every_worker_has_read_it(
+    acme: dict[str, Any], grace_hours: float
+) -> None:
+    # when a key is rotated with a few seconds of grace
+    before = timezone.now()
+    services.rotate_api_key(key=acme["read_key"], actor=acme["owner"], grace_hours=grace_hours)
+
+    # then its expiry is no earlier than a worker's cached copy can be stale, and still within a second of that
+    expires_at = ApiKey.objects.get(pk=acme["read_key"].pk).expires_at
+    cache = timedelta(seconds=consumption_settings.KEY_CACHE_SECONDS)
+    assert before + cache < expires_at <= timezone.now() + cache + timedelta(seconds=1)
