@@ -67,7 +67,7 @@ from apps.catalog.validation import (
     unknown_fields,
 )
 from apps.tenancy import sharing
-from apps.tenancy.audit import record_audit, snapshot
+from apps.tenancy.audit import acting_user, record_audit, snapshot
 from apps.tenancy.models import Role, SharingPolicy, Tenant, Visibility
 from apps.tenancy.services import require_role
 from llm_infra_django.errors import BusinessRuleError, ConflictError, ValidationError
@@ -839,7 +839,7 @@ def submit_evaluation(*, version: ModelVersion, actor: Any, values: Mapping[str,
                 status=status,
                 error=error or "",
                 source=EvaluationSource.EVALUATOR if run else EvaluationSource.API,
-                submitted_by=actor if getattr(actor, "is_authenticated", False) else None,
+                submitted_by=acting_user(actor),
                 completed_at=now if status in (EvaluationStatus.COMPLETED, EvaluationStatus.FAILED) else None,
             )
     except IntegrityError:

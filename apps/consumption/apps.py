@@ -12,6 +12,28 @@ def count_live_api_keys(tenant: Any) -> int:
     return ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
 
 
+def end_keys_of_deactivated_user(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """A user saved as inactive (admin, shell, any service) leaves every tenant: their keys follow."""
+    if not raw and not instance.is_active:
+        from apps.consumption.services import revoke_keys_of
+
+        revoke_keys_of(user_id=instance.pk, reason="creator_deactivated")
+
+
+def end_keys_of_deleted_user(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Before a user row goes (their keys' `created_by` is then emptied, which would make them service accounts)."""
+    from apps.consumption.services import revoke_keys_of
+
+    revoke_keys_of(user_id=instance.pk, reason="creator_deleted")
+
+
+def end_keys_of_former_member(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A membership removed (`remove_member`, the admin, a cascade): the person's keys in that tenant follow."""
+    from apps.consumption.services import revoke_keys_of
+
+    revoke_keys_of(user_id=instance.user_id, tenant_id=instance.tenant_id, reason="creator_left_tenant")
+
+
 class ConsumptionConfig(AppConfig):
     name = "apps.consumption"
     label = "consumption"
@@ -31,3 +53,13 @@ class ConsumptionConfig(AppConfig):
         from apps.publishing.hooks import register_sla_provider
 
         register_sla_provider(lambda version_id: get_sla_statuses([version_id])[version_id])
+
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_save, pre_delete
+
+        from apps.tenancy.models import Membership
+
+        user_model = get_user_model()
+        post_save.connect(end_keys_of_deactivated_user, sender=user_model, dispatch_uid="consumption.keys_deactivated")
+        pre_delete.connect(end_keys_of_deleted_user, sender=user_model, dispatch_uid="consumption.keys_deleted")
+        pre_delete.connect(end_keys_of_former_member, sender=Membership, dispatch_uid="consumption.keys_left")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import copy
+import uuid
+from dataclasses import replace
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db.models import Subquery
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -16,20 +15,20 @@ from rest_framework.request import Request
 from apps.consumption import admission
 from apps.consumption.keys import KeyInfo, hash_secret, key_cache, looks_like_key
 from apps.consumption.models import ApiKey, Scope
-from apps.consumption.runtime import authenticate_sync, load_key
+from apps.consumption.runtime import authenticate_sync, bearer_secret, load_key
+from apps.tenancy.models import Role
+from apps.tenancy.selectors import get_active_member
 from llm_infra_django.errors import AuthenticationError, AuthorizationError
 from llm_infra_django.redis import get_redis
 
-# Scopes that open the management API at all: reading needs one of them, writing one of the last two.
-MANAGEMENT_SCOPES = frozenset({Scope.READ, Scope.PUBLISH, Scope.ADMIN})
-WRITE_SCOPES = frozenset({Scope.PUBLISH, Scope.ADMIN})
-
 
 class ApiKeyPrincipal:
-    """`request.user` for a key without an active creator: authenticated, but no staff, no superuser, no roles.
+    """`request.user` for a key without a creator (made by `create_api_key` without `--user`): its tenant's service
+    account. It holds the tenant's admin role (never owner), which its scopes narrow; no staff, no superuser.
 
     It is not a user row, yet code written for users filters by it (`Membership.objects.filter(user=...)`): as an
     integer it is the sentinel id -1, which no user has, so such lookups find nothing (a 403/404 instead of a 500).
+    Tenancy's role lookups read its role from `tenant_roles`; "made by" fields record no user for it.
     """
 
     SENTINEL_ID = -1
@@ -45,6 +44,7 @@ class ApiKeyPrincipal:
     def __init__(self, key: KeyInfo) -> None:
         self.api_key = key
         self.username = f"api-key:{key.id}"
+        self.tenant_roles = {uuid.UUID(key.tenant_id): Role.ADMIN}
 
     def __str__(self) -> str:
         return self.username
@@ -69,21 +69,26 @@ def _refuse_save(*args: Any, **kwargs: Any) -> None:
     raise PermissionError("The user of an API-key request is a read-only stand-in for the key's creator.")
 
 
-def principal_for(key: KeyInfo) -> Any:
-    """The user a key acts as: a stand-in for its creator (when still active) that holds no platform powers —
-    `is_superuser` and `is_staff` are off and it cannot be saved — else an `ApiKeyPrincipal`. The tenant always
-    comes from the key (`request.auth.tenant_id`), never from the user's memberships."""
-    user_model = get_user_model()
-    creator_id = ApiKey.objects.filter(pk=key.id).values("created_by_id")[:1]
-    creator = user_model._default_manager.filter(pk=Subquery(creator_id), is_active=True).first()
-    if creator is None:
+def principal_for(key: KeyInfo, creator_id: Any) -> Any:
+    """The user a key acts as: its tenant's service account when it has no creator; else its creator, read now, as a
+    stand-in holding no platform powers (`is_superuser` and `is_staff` off, cannot be saved) whose role in the tenant
+    is looked up per request. A creator no longer active, or no longer a member of the key's tenant, gives the key
+    no management rights (403; such keys are revoked or reduced to `consume` when their person leaves, see
+    `services.revoke_keys_of`). The tenant always comes from the key (`request.auth.tenant_id`)."""
+    if creator_id is None:
         return ApiKeyPrincipal(key)
-    stand_in = copy.copy(creator)
-    stand_in.is_superuser = False
-    stand_in.is_staff = False
-    stand_in.api_key = key
-    stand_in.save = _refuse_save
-    return stand_in
+    creator = get_active_member(key.tenant_id, creator_id)
+    if creator is None:
+        raise AuthorizationError(
+            f"This API key was created by someone who is no longer an active member of tenant '{key.tenant_slug}': "
+            "it cannot use the management API.",
+            code="key_creator_departed",
+        )
+    creator.is_superuser = False
+    creator.is_staff = False
+    creator.api_key = key
+    creator.save = _refuse_save
+    return creator
 
 
 def _revoked_now(key: KeyInfo, key_hash: str) -> bool:
@@ -101,24 +106,36 @@ def _revoked_now(key: KeyInfo, key_hash: str) -> bool:
         return fresh is None or not fresh.usable()[0]
 
 
+def require_management_scope(key: KeyInfo, *, writing: bool) -> None:
+    """A key opens the management API with `read` or `publish` to read and `publish` to write (`admin` implies
+    both); views narrow this further (`HasScope`)."""
+    if key.has_scope(Scope.PUBLISH) or (not writing and key.has_scope(Scope.READ)):
+        return
+    what, needed = ("write through", "publish or admin") if writing else ("use", "read, publish or admin")
+    raise AuthorizationError(
+        f"This API key cannot {what} the management API: it needs the {needed} scope.",
+        code="insufficient_scope",
+    )
+
+
+def authenticate_key(authorization: str, *, writing: bool) -> tuple[Any, KeyInfo]:
+    """(user, key) of a management request (REST or GraphQL) made with an API key: a usable key, not revoked, whose
+    scopes and creator are read now (the proxy's cached view may be seconds old), acting as `principal_for` says."""
+    key = authenticate_sync(authorization)
+    if _revoked_now(key, hash_secret(bearer_secret(authorization))):
+        raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
+    current = ApiKey.objects.filter(pk=key.id).values("created_by_id", "scopes").first()
+    if current is None:
+        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    key = replace(key, scopes=tuple(current["scopes"] or ()))
+    require_management_scope(key, writing=writing)
+    return principal_for(key, current["created_by_id"]), key
+
+
 def api_key_of(request: Any) -> KeyInfo | None:
     """The key that authenticated the request, or None for session (or anonymous) requests."""
     auth = getattr(request, "auth", None)
     return auth if isinstance(auth, KeyInfo) else None
-
-
-def actor_for(request: Any) -> Any:
-    """Who a service call acts as: the session user; for an API key, its creator's stand-in (so the creator's role
-    in the tenant is the ceiling and the audit log names them), or None for a key without an active creator (its
-    scopes, checked by the permissions, are then its whole authority)."""
-    if api_key_of(request) is None:
-        return request.user
-    return request.user if isinstance(request.user, get_user_model()) else None
-
-
-def has_scope(key: KeyInfo, scope: str) -> bool:
-    """`admin` implies every other scope."""
-    return scope in key.scopes or Scope.ADMIN in key.scopes
 
 
 class APIKeyAuthentication(BaseAuthentication):
@@ -137,19 +154,7 @@ class APIKeyAuthentication(BaseAuthentication):
             return None
         if not looks_like_key(token):
             raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
-        key = authenticate_sync(f"Bearer {token}")
-        if _revoked_now(key, hash_secret(token)):
-            raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
-        writing = request.method not in SAFE_METHODS
-        needed = WRITE_SCOPES if writing else MANAGEMENT_SCOPES
-        if not needed.intersection(key.scopes):
-            what = "write through" if writing else "use"
-            raise AuthorizationError(
-                f"This API key cannot {what} the management API: it needs one of the scopes "
-                f"{', '.join(sorted(needed))}.",
-                code="insufficient_scope",
-            )
-        return principal_for(key), key
+        return authenticate_key(f"Bearer {token}", writing=request.method not in SAFE_METHODS)
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
@@ -169,7 +174,7 @@ class HasScope(BasePermission):
         if key is None:
             return True
         needed = self.read_scope if request.method in SAFE_METHODS else self.write_scope
-        if has_scope(key, needed):
+        if key.has_scope(needed):
             return True
         self.message = f"This API key lacks the '{needed}' scope."
         return False

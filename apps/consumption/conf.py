@@ -8,6 +8,9 @@ consumption_settings = AppSettings(
         # Secret for the HMAC of API keys at rest; empty = derived from SECRET_KEY (changing it invalidates keys).
         "KEY_HMAC_SECRET": "",
         "ROTATION_GRACE_HOURS": 24,
+        # When a person leaves a tenant (removed, deactivated, deleted), the keys they created there are revoked; with
+        # True, those holding the consume scope stay, reduced to it (their calls go on, their management rights end).
+        "KEYS_OUTLIVE_MEMBERS": False,
         # Seconds an authenticated key / a resolved route stays in a worker's memory (revocation is immediate anyway).
         "KEY_CACHE_SECONDS": 10,
         "ROUTE_CACHE_SECONDS": 5,

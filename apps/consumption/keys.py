@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.consumption.conf import consumption_settings
+from apps.consumption.models import Scope
 
 PREFIX = "mk_"
 _ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -77,6 +78,10 @@ class KeyInfo:
         if not self.tenant_operational:
             return False, "The tenant of this API key is suspended."
         return True, ""
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the key holds `scope`: the one place that decides `admin` implies every other scope."""
+        return scope in self.scopes or Scope.ADMIN in self.scopes
 
     def allows_model(self, model_id: str) -> bool:
         if not self.allowed_models:

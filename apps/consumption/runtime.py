@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.consumption.admission import QuotaSnapshot
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import KeyInfo, hash_secret, key_cache, looks_like_key
-from apps.consumption.models import ApiKey, Scope
+from apps.consumption.models import ApiKey
 from apps.publishing.lifecycle import SERVABLE
 from apps.publishing.selectors import Route, get_route
 from llm_infra_django.db import database_sync_to_async
@@ -87,7 +87,7 @@ def authenticate_sync(authorization: str | None) -> KeyInfo:
 
 
 def require_scope(key: KeyInfo, scope: str) -> None:
-    if scope not in key.scopes and Scope.ADMIN not in key.scopes:
+    if not key.has_scope(scope):
         raise AuthorizationError(f"This API key lacks the '{scope}' scope.", code="insufficient_scope")
 
 

@@ -1,4 +1,4 @@
-"""State changes of the consumption app: API keys (create, rotate, revoke)."""
+"""State changes of the consumption app: API keys (create, rotate, revoke, and revoke those of a person who leaves)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from apps.consumption import admission
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import generate_secret, hash_secret, key_cache
 from apps.consumption.models import ApiKey, Scope
-from apps.tenancy.audit import record_audit, snapshot
+from apps.tenancy.audit import acting_user, record_audit, snapshot
 from apps.tenancy.models import QuotaType, Role, Tenant
 from apps.tenancy.quotas import enforce_count
 from apps.tenancy.services import require_role
@@ -90,7 +90,7 @@ def create_api_key(
     secret = generate_secret()
     key = ApiKey.objects.create(
         tenant=locked,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=acting_user(actor),
         key_hash=hash_secret(secret),
         prefix=secret[:7],
         last4=secret[-4:],
@@ -116,19 +116,33 @@ def revoke_api_key(*, key: ApiKey, actor: Any) -> ApiKey:
     locked = ApiKey.objects.select_for_update().select_related("tenant").get(pk=key.pk)
     if locked.revoked_at is not None:
         raise ConflictError("This API key is already revoked.")
+    return _revoke(locked, actor)
+
+
+def _revoke(locked: ApiKey, actor: Any, reason: str | None = None) -> ApiKey:
     locked.revoked_at = timezone.now()
     locked.save(update_fields=["revoked_at"])
-    record_audit(
-        action="api_key_revoked", tenant=locked.tenant, actor=actor, obj=locked, after={"revoked_at": locked.revoked_at}
-    )
-    admission.mark_revoked(str(locked.tenant_id), str(locked.pk))
-    transaction.on_commit(lambda: key_cache.forget(str(locked.pk)))
+    after: dict[str, Any] = {"revoked_at": locked.revoked_at}
+    if reason:
+        after["reason"] = reason
+    record_audit(action="api_key_revoked", tenant=locked.tenant, actor=actor, obj=locked, after=after)
+    _stop_everywhere(locked)
     return locked
+
+
+def _stop_everywhere(key: ApiKey) -> None:
+    """Make every worker refuse the key from its next request: the revocation flag the admission script and the
+    management API check (in Redis, set inside the transaction), and this process's cached copy (after commit)."""
+    admission.mark_revoked(str(key.tenant_id), str(key.pk))
+    transaction.on_commit(lambda: key_cache.forget(str(key.pk)))
 
 
 @transaction.atomic
 def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None) -> tuple[ApiKey, str]:
-    """Issue a new secret with the same settings; the old key keeps working for the grace period, then expires."""
+    """Issue a new secret with the same settings (and the same person behind it); the old key keeps working for the
+    grace period, then expires. Without grace it stops at once on every worker, as a revoked key does; a grace
+    shorter than the workers' key cache (`KEY_CACHE_SECONDS`) is lengthened to it, so that every worker has read the
+    new expiry by the time it passes."""
     if actor is not None:
         require_role(key.tenant, actor, Role.ADMIN)
     old = ApiKey.objects.select_for_update().select_related("tenant").get(pk=key.pk)
@@ -137,11 +151,14 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
     if hasattr(old, "rotated_to"):
         raise ConflictError("This key was already rotated; rotate its successor.")
     hours = consumption_settings.ROTATION_GRACE_HOURS if grace_hours is None else grace_hours
-    grace_end = timezone.now() + timedelta(hours=hours)
+    grace = timedelta(hours=hours)
+    if grace:
+        grace = max(grace, timedelta(seconds=consumption_settings.KEY_CACHE_SECONDS + 1))
+    now = timezone.now()
     secret = generate_secret()
     new = ApiKey.objects.create(
         tenant=old.tenant,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by_id=old.created_by_id,
         key_hash=hash_secret(secret),
         prefix=secret[:7],
         last4=secret[-4:],
@@ -152,7 +169,7 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
         rotated_from=old,
         **{f: getattr(old, f) for f in LIMIT_FIELDS},
     )
-    old.expires_at = min(grace_end, old.expires_at) if old.expires_at else grace_end
+    old.expires_at = min(now + grace, old.expires_at) if old.expires_at else now + grace
     old.save(update_fields=["expires_at"])
     record_audit(
         action="api_key_rotated",
@@ -161,5 +178,41 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
         obj=old,
         after={"successor": str(new.pk), "old_key_expires_at": old.expires_at},
     )
-    transaction.on_commit(lambda: key_cache.forget(str(old.pk)))
+    if old.expires_at <= now:
+        _stop_everywhere(old)
+    else:
+        transaction.on_commit(lambda: key_cache.forget(str(old.pk)))
     return new, secret
+
+
+@transaction.atomic
+def revoke_keys_of(*, user_id: Any, tenant_id: Any = None, reason: str) -> None:
+    """The person `user_id` left the tenant (`tenant_id`; None: every tenant, when deactivated or deleted): revoke
+    the keys they created there, at once on every worker. With `KEYS_OUTLIVE_MEMBERS`, keys holding `consume` stay,
+    reduced to it (their calls go on; the management rights they had through their person end). Called by signal
+    receivers (`apps.consumption.apps`), so that every path is covered: services, the admin, the shell."""
+    keys = (
+        ApiKey.objects.select_for_update()
+        .select_related("tenant")
+        .filter(created_by_id=user_id, revoked_at__isnull=True)
+    )
+    if tenant_id is not None:
+        keys = keys.filter(tenant_id=tenant_id)
+    for key in keys:
+        if consumption_settings.KEYS_OUTLIVE_MEMBERS and Scope.CONSUME in key.scopes:
+            if key.scopes == [Scope.CONSUME]:
+                continue
+            before = {"scopes": key.scopes}
+            key.scopes = [Scope.CONSUME]
+            key.save(update_fields=["scopes"])
+            record_audit(
+                action="api_key_reduced",
+                tenant=key.tenant,
+                actor=None,
+                obj=key,
+                before=before,
+                after={"scopes": key.scopes, "reason": reason},
+            )
+            transaction.on_commit(lambda key_id=str(key.pk): key_cache.forget(key_id))
+        else:
+            _revoke(key, None, reason=reason)

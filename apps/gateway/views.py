@@ -16,7 +16,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from apps.gateway.conf import gateway_settings
 from apps.gateway.limits import measure, violations
 from llm_infra_django.conf import infra_settings
-from llm_infra_django.errors import AppError, AuthenticationError, AuthorizationError, RateLimitError
+from llm_infra_django.errors import AppError, AuthorizationError, RateLimitError
 from llm_infra_django.logging import logger as infra_logger
 from llm_infra_django.ratelimit.identity import caller_identity, ip_identity
 from llm_infra_django.ratelimit.limiter import limiter, make_key
@@ -57,16 +57,10 @@ class GatewayView(GraphQLView):
         header = request.headers.get("Authorization", "")
         request.auth = None  # type: ignore[attr-defined]
         if header.lower().startswith("bearer "):
-            from apps.consumption.authentication import MANAGEMENT_SCOPES, _revoked_now, principal_for
-            from apps.consumption.keys import hash_secret
-            from apps.consumption.runtime import authenticate_sync
+            from apps.consumption.authentication import authenticate_key
 
-            key = authenticate_sync(header)  # 401 for a bad, expired or unknown key
-            if _revoked_now(key, hash_secret(header.partition(" ")[2].strip())):
-                raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
-            if not MANAGEMENT_SCOPES.intersection(key.scopes):
-                raise AuthorizationError("This API key has no scope for the management API.", code="insufficient_scope")
-            request.user, request.auth = principal_for(key), key  # type: ignore[attr-defined]
+            # 401 for a bad, expired, unknown or revoked key; 403 without a management scope or a person behind it.
+            request.user, request.auth = authenticate_key(header, writing=False)  # type: ignore[attr-defined]
         elif not getattr(request, "user", None):
             request.user = AnonymousUser()
 
@@ -150,9 +144,9 @@ class GatewayView(GraphQLView):
                 return ExecutionResult(errors=[error])
             key = getattr(request, "auth", None)
             if key is not None and _is_mutation(document, operation_name):
-                from apps.consumption.authentication import WRITE_SCOPES
+                from apps.consumption.models import Scope
 
-                if not WRITE_SCOPES.intersection(key.scopes):
+                if not key.has_scope(Scope.PUBLISH):  # publish or admin
                     return ExecutionResult(
                         errors=[
                             GraphQLError(

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import models
 
 from apps.tenancy.models import AuditLog, Tenant
@@ -35,6 +36,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def acting_user(actor: Any) -> Any | None:
+    """The user row behind an actor, for "made by" fields: None for the system (no actor), an anonymous user and an
+    API key's service account (which is no user; its label still names it)."""
+    return actor if isinstance(actor, get_user_model()) else None
+
+
 def record_audit(
     *,
     action: str,
@@ -47,10 +54,9 @@ def record_audit(
     after: dict[str, Any] | None = None,
 ) -> AuditLog:
     """Write one audit entry (inside the caller's transaction) and log it."""
-    actor_user = actor if getattr(actor, "is_authenticated", False) else None
     entry = AuditLog.objects.create(
         tenant=tenant,
-        actor=actor_user,
+        actor=acting_user(actor),
         actor_label=str(actor) if actor is not None else "system",
         action=action,
         object_type=object_type or (obj._meta.label_lower if obj is not None else ""),

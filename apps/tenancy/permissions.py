@@ -18,15 +18,16 @@ def view_tenant(request: Any, view: Any) -> Tenant | None:
 
 
 def has_role(request: Any, tenant: Tenant | None, minimum: str) -> bool:
-    """Superusers pass; an API key of the tenant counts as admin-level for its scopes; members by their role."""
+    """Superusers pass; members by their role. An API key acts in its own tenant only, with the current role of the
+    person it was created for (its `request.user`), or as its tenant's service account (an admin, never an owner)."""
     if tenant is None:
         return False
     user = request.user
     if getattr(user, "is_superuser", False):
         return True
     key_tenant = getattr(request.auth, "tenant_id", None)
-    if key_tenant is not None:
-        return str(key_tenant) == str(tenant.pk)
+    if key_tenant is not None and str(key_tenant) != str(tenant.pk):
+        return False
     role = get_role(tenant, user)
     return role is not None and ROLE_RANK[Role(role)] >= ROLE_RANK[Role(minimum)]
 

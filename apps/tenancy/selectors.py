@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -22,14 +23,24 @@ from llm_infra_django.errors import NotFoundError
 
 
 def get_role(tenant: Tenant, user: Any) -> str | None:
-    """The user's role in the tenant (cached on the user object for the request)."""
+    """The user's role in the tenant (cached on the user object for the request). A principal that is no user row
+    (an API key's service account) states its roles itself, as `tenant_roles` ({tenant id: role})."""
     if not getattr(user, "is_authenticated", False):
         return None
-    roles = getattr(user, "_tenancy_roles", None)
+    roles = getattr(user, "tenant_roles", None)
+    if roles is None:
+        roles = getattr(user, "_tenancy_roles", None)
     if roles is None:
         roles = dict(Membership.objects.filter(user=user).values_list("tenant_id", "role"))
         user._tenancy_roles = roles
     return roles.get(tenant.pk)
+
+
+def get_active_member(tenant_id: Any, user_id: Any) -> Any | None:
+    """The user `user_id` if active and a member of the tenant (the person an API key acts for), else None."""
+    return (
+        get_user_model()._default_manager.filter(pk=user_id, is_active=True, memberships__tenant_id=tenant_id).first()
+    )
 
 
 def list_tenants_for_user(user: Any) -> QuerySet[Tenant]:

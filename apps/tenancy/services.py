@@ -95,9 +95,13 @@ def is_platform_staff(user: Any) -> bool:
 
 
 def role_of(tenant: Tenant, user: Any) -> str | None:
-    """The user's role in the tenant, or None."""
+    """The user's role in the tenant now (never cached), or None; a service account states its own (`tenant_roles`,
+    see `selectors.get_role`)."""
     if not getattr(user, "is_authenticated", False):
         return None
+    stated = getattr(user, "tenant_roles", None)
+    if stated is not None:
+        return stated.get(tenant.pk)
     return Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
 
 

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.tenancy.audit import record_audit, snapshot
+from apps.tenancy.audit import acting_user, record_audit, snapshot
 from apps.tenancy.exceptions import CapacityError, InvalidTransitionError
 from apps.tenancy.models import (
     TIER_ORDER,
@@ -281,7 +281,7 @@ def request_access(*, policy: SharingPolicy, consumer: Tenant, actor: Any, messa
             access = AccessRequest.objects.create(
                 policy=policy,
                 consumer=consumer,
-                requested_by=actor if actor.is_authenticated else None,
+                requested_by=acting_user(actor),
                 message=(message or "")[:1000],
             )
     except IntegrityError:
@@ -301,7 +301,7 @@ def request_access(*, policy: SharingPolicy, consumer: Tenant, actor: Any, messa
 
 def _decide(access: AccessRequest, status: str, actor: Any, note: str) -> None:
     access.status = status
-    access.decided_by = actor if getattr(actor, "is_authenticated", False) else None
+    access.decided_by = acting_user(actor)
     access.decided_at = timezone.now()
     access.decision_note = (note or "")[:1000]
     access.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])

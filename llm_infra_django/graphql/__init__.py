@@ -303,14 +303,18 @@ def node_pk(node_id: Any, type_name: str | None = None, what: str = "Object") ->
 Check = Callable[[graphene.ResolveInfo], None]
 
 
-def key_scope(scope: str, implied_by: tuple[str, ...] = ("admin",)) -> Check:
-    """A check: a request authenticated by a token (`request.auth` with `scopes`) needs `scope` (or one implying
-    it); sessions pass (tenant roles decide for them, in the services and selectors)."""
+def key_scope(scope: str) -> Check:
+    """A check: a request authenticated by a token (`request.auth`) needs `scope`, as the token's own
+    `has_scope(scope)` decides (which scopes imply others is the token's rule, kept in one place), else by its
+    `scopes`; sessions pass (tenant roles decide for them, in the services and selectors)."""
 
     def check(info: graphene.ResolveInfo) -> None:
         auth = getattr(info.context, "auth", None)
-        scopes = set(getattr(auth, "scopes", ()) or ()) if auth is not None else None
-        if scopes is not None and scope not in scopes and not scopes.intersection(implied_by):
+        if auth is None:
+            return
+        has_scope = getattr(auth, "has_scope", None)
+        held = has_scope(scope) if callable(has_scope) else scope in (getattr(auth, "scopes", ()) or ())
+        if not held:
             raise AuthorizationError(f"This API key lacks the '{scope}' scope.", code="insufficient_scope")
 
     check.__doc__ = f"scope {scope}"

@@ -30,7 +30,7 @@ def acting_tenant(info: graphene.ResolveInfo) -> Tenant:
 
 
 def acting_role(minimum: str) -> Check:
-    """A check: the caller holds `minimum` in the acting tenant (an API key of the tenant passes), as the REST
+    """A check: the caller holds `minimum` in the acting tenant (an API key by the role it acts with), as the REST
     training-run views require."""
 
     def check(info: graphene.ResolveInfo) -> None:

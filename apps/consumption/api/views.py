@@ -19,7 +19,7 @@ from apps.consumption import selectors, services, usage
 from apps.consumption.api import serializers
 from apps.consumption.api.filters import UsageRecordFilter
 from apps.consumption.api.pagination import KeyPagination, UsageCursorPagination
-from apps.consumption.authentication import HasAdminScope, HasReadScope, actor_for, api_key_of
+from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key_of
 from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRecord
 from apps.tenancy import quotas
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
@@ -258,7 +258,7 @@ class ApiKeyViewSet(ConsumptionViewSet):
     )
     def create(self, request: Request) -> Response:
         data = self.validated(serializers.ApiKeyCreateSerializer, request.data)
-        key, secret = services.create_api_key(tenant=self.get_tenant(), actor=actor_for(request), **data)
+        key, secret = services.create_api_key(tenant=self.get_tenant(), actor=request.user, **data)
         return self.created(key, secret, serializers.ApiKeyCreatedSerializer)
 
     @extend_schema(
@@ -306,7 +306,7 @@ class ApiKeyViewSet(ConsumptionViewSet):
     def rotate(self, request: Request, pk: UUID) -> Response:
         key = self.get_key(pk)
         data = self.validated(serializers.ApiKeyRotateSerializer, request.data or {})
-        new, secret = services.rotate_api_key(key=key, actor=actor_for(request), grace_hours=data.get("grace_hours"))
+        new, secret = services.rotate_api_key(key=key, actor=request.user, grace_hours=data.get("grace_hours"))
         old = ApiKey.objects.get(pk=key.pk)
         return self.created(
             new, secret, serializers.ApiKeyRotatedSerializer, previous_key={"id": old.pk, "expires_at": old.expires_at}
@@ -322,7 +322,7 @@ class ApiKeyViewSet(ConsumptionViewSet):
         responses={200: serializers.ApiKeySerializer, **errors(401, 403, 404, 409)},
     )
     def revoke(self, request: Request, pk: UUID) -> Response:
-        key = services.revoke_api_key(key=self.get_key(pk), actor=actor_for(request))
+        key = services.revoke_api_key(key=self.get_key(pk), actor=request.user)
         return Response(self.output(key, serializers.ApiKeySerializer))
 
 

@@ -10,7 +10,6 @@ import graphene
 
 from apps.consumption import selectors, services
 from apps.consumption.api.serializers import ApiKeyCreateSerializer, ApiKeyRotateSerializer
-from apps.consumption.authentication import actor_for
 from apps.consumption.graphql.types import MANAGE_KEYS, ApiKeyNode
 from apps.consumption.models import ApiKey
 from apps.tenancy.context import resolve_tenant
@@ -59,7 +58,7 @@ class ApiKeyCreate(graphene.Mutation):
     def mutate(cls, root: Any, info: graphene.ResolveInfo, **values: Any) -> ApiKeyCreate:
         data = validated(ApiKeyCreateSerializer, values, {"request": info.context})
         tenant = resolve_tenant(info.context, required=True)
-        key, secret = services.create_api_key(tenant=tenant, actor=actor_for(info.context), **data)
+        key, secret = services.create_api_key(tenant=tenant, actor=info.context.user, **data)
         return cls(api_key=key, secret=secret, errors=[])
 
 
@@ -82,9 +81,7 @@ class ApiKeyRotate(graphene.Mutation):
     def mutate(cls, root: Any, info: graphene.ResolveInfo, id: str, **values: Any) -> ApiKeyRotate:
         key = _key(info, id)
         data = validated(ApiKeyRotateSerializer, values, {"request": info.context})
-        new, secret = services.rotate_api_key(
-            key=key, actor=actor_for(info.context), grace_hours=data.get("grace_hours")
-        )
+        new, secret = services.rotate_api_key(key=key, actor=info.context.user, grace_hours=data.get("grace_hours"))
         return cls(api_key=new, secret=secret, previous_key=_key(info, str(key.pk)), errors=[])
 
 
@@ -101,7 +98,7 @@ class ApiKeyRevoke(graphene.Mutation):
     @mutation()
     @requires(*MANAGE_KEYS)
     def mutate(cls, root: Any, info: graphene.ResolveInfo, id: str) -> ApiKeyRevoke:
-        key = services.revoke_api_key(key=_key(info, id), actor=actor_for(info.context))
+        key = services.revoke_api_key(key=_key(info, id), actor=info.context.user)
         return cls(api_key=key, errors=[])
 
 

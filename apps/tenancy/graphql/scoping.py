@@ -36,12 +36,12 @@ def caller_tenant_ids(info: graphene.ResolveInfo) -> list[Any] | None:
 
 
 def caller_admin_tenant_ids(info: graphene.ResolveInfo) -> list[Any] | None:
-    """Ids of the tenants whose administration (audit log) the caller may read: as REST's `IsTenantAdmin`, an API
-    key counts as admin-level in its own tenant, users by their owner/admin role, superusers everywhere (None)."""
+    """Ids of the tenants whose administration (audit log) the caller may read: as REST's `IsTenantAdmin`, users by
+    their owner/admin role, an API key in its own tenant by the role it acts with, superusers everywhere (None)."""
     request = info.context
     key = getattr(request, "auth", None)
     if key is not None:
-        return [key.tenant_id]
+        return [key.tenant_id] if has_role(request, resolve_tenant(request), Role.ADMIN) else []
     user = request.user
     if getattr(user, "is_superuser", False):
         return None

@@ -12,7 +12,7 @@ from graphene_django import DjangoObjectType
 
 from apps.tenancy import quotas, selectors
 from apps.tenancy.graphql.scoping import UUIDNode, caller_admin_tenant_ids, caller_tenant_ids, scoped
-from apps.tenancy.models import AuditLog, Membership, Role, Tenant
+from apps.tenancy.models import AuditLog, Membership, Tenant
 from llm_infra_django.graphql import CountedConnection, PagedConnectionField
 from llm_infra_django.graphql import Decimal as GqlDecimal
 from llm_infra_django.graphql.nested import nested_connection
@@ -156,9 +156,7 @@ class TenantNode(UUIDNode, DjangoObjectType):
 
     @staticmethod
     def resolve_my_role(root: Tenant, info: graphene.ResolveInfo) -> str | None:
-        user = info.context.user
-        role = selectors.get_role(root, user) if getattr(user, "is_authenticated", False) else None
-        return role or (Role.ADMIN if getattr(info.context, "auth", None) is not None else None)
+        return selectors.get_role(root, info.context.user)
 
 
 class MembershipConnection(CountedConnection):

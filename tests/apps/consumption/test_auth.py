@@ -176,7 +176,7 @@ def test_the_key_user_holds_no_platform_powers(world: dict[str, Any]) -> None:
     )
 
 
-def test_a_key_without_creator_gets_a_principal_without_roles(world: dict[str, Any]) -> None:
+def test_a_key_without_creator_gets_a_service_account_principal(world: dict[str, Any]) -> None:
     _, secret = new_key(world["a"], None, [Scope.ADMIN])
     request = APIRequestFactory().get(f"{API}/keys/", HTTP_AUTHORIZATION=f"Bearer {secret}")
 
@@ -184,7 +184,7 @@ def test_a_key_without_creator_gets_a_principal_without_roles(world: dict[str, A
 
     assert isinstance(user, ApiKeyPrincipal)
     assert user.is_authenticated and not user.is_superuser and not user.is_staff
-    # it manages its tenant's keys by its scope alone
+    # it manages its tenant's keys: a tenant admin with the admin scope
     response = key_client(secret).post(f"{API}/keys/", {"name": "ci"}, format="json")
     assert response.status_code == 201, response.content
 

@@ -60,6 +60,36 @@ def test_members_below_admin_cannot_update(tenant) -> None:
         services.update_tenant(tenant=tenant, actor=viewer, name="Hijacked")
 
 
+class ServiceAccount:
+    """A principal that is no user row and states its own role (as an API key's service account does)."""
+
+    is_authenticated = True
+
+    def __init__(self, tenant_id: object, role: str) -> None:
+        self.tenant_roles = {tenant_id: role}
+
+    def __str__(self) -> str:
+        return "api-key:ops"
+
+
+def test_a_service_account_acts_with_the_role_it_states_in_its_tenant_only(tenant, owner) -> None:
+    # given
+    account = ServiceAccount(tenant.pk, Role.ADMIN)
+    other = services.create_tenant(name="Globex", slug="globex", owner=owner)
+
+    # when it changes what an admin may change
+    services.update_tenant(tenant=tenant, actor=account, name="By the ops key")
+
+    # then it was allowed, and the audit log names it without a user row
+    entry = AuditLog.objects.filter(action="tenant_updated").get()
+    assert entry.actor is None and entry.actor_label == "api-key:ops"
+    # and an owner's action, or another tenant, stays closed to it
+    with pytest.raises(AuthorizationError):
+        services.change_tier(tenant=tenant, tier=Tier.PROFESSIONAL, actor=account)
+    with pytest.raises(AuthorizationError):
+        services.update_tenant(tenant=other, actor=account, name="Hijacked")
+
+
 def test_change_tier_needs_owner_and_limits_follow(tenant, owner) -> None:
     from apps.tenancy import quotas
 

@@ -40,7 +40,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", required=True, help="Tenant slug.")
-        parser.add_argument("--user", help="Username recorded as the key's creator (must be a tenant admin).")
+        parser.add_argument(
+            "--user",
+            help="Username recorded as the key's creator (must be a tenant admin); the key then acts with their "
+            "current role. Without it, the key is the tenant's service account (an admin, narrowed by its scopes).",
+        )
         parser.add_argument("--name", default="cli", help="A name for the key.")
         parser.add_argument("--scopes", default="consume", help="Comma-separated: consume,read,publish,admin.")
         parser.add_argument("--models", default="", help="Comma-separated model ids the key may use (default all).")
