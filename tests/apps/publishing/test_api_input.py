@@ -243,13 +243,19 @@ def test_odd_but_valid_searches_do_not_fail(alice: APIClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "document", [{"x": 1}, {"x": [[]]}, {"openapi": "3.0.3"}, {"x": json.loads("[" * 600 + "]" * 600)}]
+    ("document", "code"),
+    [
+        ({"x": 1}, "INVALID_OPENAPI"),
+        ({"x": [[]]}, "INVALID_OPENAPI"),
+        ({"openapi": "3.0.3"}, "INVALID_OPENAPI"),
+        ({"x": json.loads("[" * 600 + "]" * 600)}, "OPENAPI_TOO_DEEP"),
+    ],
 )
-def test_a_bad_openapi_document_is_reported_not_a_crash(alice: APIClient, document: dict[str, Any]) -> None:
+def test_a_bad_openapi_document_is_reported_not_a_crash(alice: APIClient, document: dict[str, Any], code: str) -> None:
     response = alice.post(f"{API}validate/", definition(openapi=document), format="json")
     assert response.status_code == 200
     body = response.json()
     assert body["valid"] is False
     openapi = next(step for step in body["steps"] if step["name"] == "openapi")
-    assert openapi["outcome"] == "failed" and openapi["messages"][0]["code"] == "INVALID_OPENAPI"
+    assert openapi["outcome"] == "failed" and openapi["messages"][0]["code"] == code
     assert openapi["messages"][0]["message"]
