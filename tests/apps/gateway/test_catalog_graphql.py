@@ -3,6 +3,7 @@ Relay node id and nested), mutations through the same services with payload erro
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -140,6 +141,25 @@ def test_models_are_filtered_and_searched(world) -> None:
     assert data(gql(alice, doc.MODELS, {"owner": "globex"}))["catalogModels"]["totalCount"] == 0
     refused = gql(alice, doc.MODELS, {"ordering": "sideways"}).json()
     assert refused["errors"][0]["extensions"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "tags", [[f"t{i}" for i in range(40_000)], [f"t{i}" for i in range(21)], ["x" * 101]], ids=["40000", "21", "long"]
+)
+def test_a_tags_argument_beyond_its_bounds_is_a_quick_error_naming_it(db: Any, tags: list[str]) -> None:
+    # when: anyone (no login) asks
+    started = time.perf_counter()
+    body = gql(Client(), doc.MODELS, {"tags": tags}).json()
+    # then
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "validation_error" and "tags: " in error["message"]
+    assert time.perf_counter() - started < 2
+
+
+def test_tags_must_all_match(world) -> None:
+    alice = logged_in(world["alice"])
+    assert data(gql(alice, doc.MODELS, {"tags": ["SUPPORT"]}))["catalogModels"]["totalCount"] == 1
+    assert data(gql(alice, doc.MODELS, {"tags": ["support", "missing"]}))["catalogModels"]["totalCount"] == 0
 
 
 def test_a_model_by_handle_with_nested_versions_evaluations_and_serving_services(world) -> None:

@@ -247,6 +247,14 @@ def test_publish_errors_are_payload_errors_naming_the_field(world) -> None:
     assert older["serviceVersionCreate"]["errors"][0]["code"] in {"conflict", "validation_error"}
 
 
+def test_a_list_argument_beyond_its_bounds_is_an_error_naming_it(world) -> None:
+    # when
+    body = gql(logged_in(world["consumer"]), SERVICES, {"category": ["poetry"] * 40_000}).json()
+    # then
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "validation_error" and "category: At most 12 values." in error["message"]
+
+
 def test_dry_run_validates_without_saving(world) -> None:
     client = logged_in(world["owner"])
     ok = data(gql(client, VALIDATE, {"definition": definition()}))["serviceValidate"]

@@ -236,6 +236,24 @@ def test_bad_discovery_queries_are_400s(alice: APIClient, query: dict[str, str],
     assert set(response.json()["error"]["details"]["fields"]) == paths
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"tags": ",".join(f"t{i}" for i in range(8000))}, "tags"),
+        ({"category": ",".join(["poetry"] * 5000)}, "category"),
+        ({"residency": ["XX"] * 51}, "residency"),
+        ({"tags": "x" * 101}, "tags"),
+    ],
+)
+def test_list_filters_beyond_their_bounds_are_one_error_naming_them(
+    alice: APIClient, query: dict[str, Any], field: str
+) -> None:
+    response = alice.get(API, query)
+    assert response.status_code == 400
+    (messages,) = response.json()["error"]["details"]["fields"].values()
+    assert set(response.json()["error"]["details"]["fields"]) == {field} and len(messages) == 1
+
+
 def test_odd_but_valid_searches_do_not_fail(alice: APIClient) -> None:
     for text in ['"unterminated', "-", "or or and", "!!!", "a & b | c", "' OR 1=1 --", "日本語", "\\"]:
         response = alice.get(API, {"search": text})
