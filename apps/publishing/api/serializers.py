@@ -29,6 +29,7 @@ from apps.publishing.models import (
     SupportLevel,
 )
 from llm_infra_django.drf.fields import ListFilterField
+from llm_infra_django.jsonvalues import unstorable
 
 MAX_INT32 = 2_147_483_647
 
@@ -121,19 +122,12 @@ NO_COMMA = RegexValidator(r"^[^,]+$", "Cannot contain a comma.")
 VERSION_PART = re.compile(r"\d+")
 
 
-def no_null_characters(value: Any) -> None:
-    """Refuse NUL characters anywhere in a JSON document (PostgreSQL cannot store them: a 500 otherwise)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise serializers.ValidationError("Null characters are not allowed.")
-        elif isinstance(item, Mapping):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            pending.extend(item)
+def storable_json(value: Any) -> None:
+    """Refuse what PostgreSQL cannot store in a JSON document (NUL characters, numbers such as 1e400 that read as
+    infinity): a 500 otherwise."""
+    problems = unstorable(value, "")
+    if problems:
+        raise serializers.ValidationError(sorted(set(problems.values())))
 
 
 def version_parts_in_range(value: str) -> None:
@@ -152,7 +146,7 @@ class CapabilitySerializer(StrictSerializer):
     name = StrictCharField(max_length=100)
     description = StrictCharField(max_length=1000, required=False, allow_blank=True)
     parameters = serializers.DictField(
-        required=False, validators=[no_null_characters], help_text="JSON object describing the parameters."
+        required=False, validators=[storable_json], help_text="JSON object describing the parameters."
     )
 
 
@@ -253,7 +247,7 @@ class ServiceDefinitionSerializer(StrictSerializer):
         source="openapi_document",
         required=False,
         allow_null=True,
-        validators=[no_null_characters],
+        validators=[storable_json],
         help_text="OpenAPI 3 document of the service.",
     )
 

@@ -3,6 +3,7 @@ Relay node id and nested), mutations through the same services with payload erro
 
 from __future__ import annotations
 
+import json
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.catalog import services
 from apps.catalog.graphql.loaders import announce_service_versions, model_version_for_service_version
-from apps.catalog.models import Evaluation, ServedBy
+from apps.catalog.models import Evaluation, ServedBy, TrainingRun
 from apps.consumption.services import create_api_key
 from apps.publishing.models import Service, ServiceVersion
 from apps.tenancy.models import Role
@@ -541,6 +542,23 @@ def test_api_keys_write_for_their_own_tenant_with_the_publish_scope(world) -> No
         "errors": [],
     }
     assert hidden["modelUpdate"]["errors"][0]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("number", "field"),
+    [("1e400", "hyperparameters.lr"), ("NaN", "hyperparameters.lr"), ("-1e400", "hyperparameters.lr")],
+)
+def test_a_training_run_with_a_number_out_of_range_is_an_error_naming_it(world, number: str, field: str) -> None:
+    # given: the variables as sent, with a number json reads as infinity (or NaN, which it also reads)
+    body = json.dumps(
+        {"query": doc.RUN_CREATE, "variables": {"input": {"name": "sft-9", "hyperparameters": {"lr": "NUMBER"}}}}
+    ).replace('"NUMBER"', number)
+    before = TrainingRun.objects.count()
+    # when
+    response = logged_in(world["alice"]).post("/graphql", body, content_type="application/json")
+    # then
+    assert [error["field"] for error in data(response)["trainingRunCreate"]["errors"]] == [field]
+    assert TrainingRun.objects.count() == before
 
 
 def test_training_runs_need_an_admin_of_the_acting_tenant(world) -> None:

@@ -153,6 +153,31 @@ def test_malformed_json_is_a_400(alice: APIClient, payload: bytes, code: str) ->
     assert _rows() == before
 
 
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"capabilities": [{"name": "chat", "parameters": {"temperature": "NUMBER"}}]}, "capabilities[0].parameters"),
+        ({"openapi": {"openapi": "3.0.3", "x-limits": ["NUMBER"]}}, "openapi"),
+    ],
+)
+@pytest.mark.parametrize("number", ["1e400", "-1e400"])
+def test_numbers_beyond_range_in_free_json_are_a_400_naming_the_field(
+    alice: APIClient, changes: dict[str, Any], path: str, number: str
+) -> None:
+    # given: a body with a number json reads as infinity, which PostgreSQL's jsonb refuses (was a 500)
+    payload = json.dumps(definition(**changes)).replace('"NUMBER"', number)
+    before = _rows()
+    # when
+    responses = [
+        alice.generic("POST", url, payload, content_type="application/json") for url in (API, f"{API}validate/")
+    ]
+    # then
+    for response in responses:
+        assert response.status_code == 400, response.content
+        assert set(response.json()["error"]["details"]["fields"]) == {path}
+    assert _rows() == before
+
+
 def test_a_body_that_is_not_json_is_a_415(alice: APIClient) -> None:
     response = alice.post(API, {"name": "x"}, format="multipart")
     assert response.status_code == 415
