@@ -305,6 +305,25 @@ def test_export_neutralises_spreadsheet_formulas(world: dict[str, Any]) -> None:
     assert row[header.index("Name")] == "'=HYPERLINK(1)"
 
 
+def test_export_neutralises_formulas_in_related_objects_too(world: dict[str, Any]) -> None:
+    # given a username a spreadsheet would run (it reaches the export as the membership's user, a foreign key)
+    world["a_member"].username = "@SUM(1)"
+    world["a_member"].save()
+
+    response = post_action(client_for(world["a_admin"]), Membership, "export_as_csv", [world["m"]["a_member"]])
+
+    header, row = read_csv(response)
+    assert row[header.index("User")] == "'@SUM(1)" and row[header.index("Tenant")] == "acme"
+
+
+def test_export_has_the_text_of_display_columns_not_their_html(world: dict[str, Any]) -> None:
+    response = post_action(client_for(world["a_admin"]), Tenant, "export_as_csv", [world["a"]])
+
+    header, row = read_csv(response)
+    assert row[header.index("Usage")] == "dashboard" and row[header.index("Members")] == "3"
+    assert not any("<" in cell for cell in row)
+
+
 # --- Forms: choices limited to one's tenant -----------------------------------------------------------------
 
 
