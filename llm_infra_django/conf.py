@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_RATES": {"anon": "60/min", "user": "1000/min"},
     # What a throttle does when Redis fails: True lets the request through (money paths override to closed).
     "THROTTLE_FAIL_OPEN": True,
+    # Bounds of a list-valued query filter (`llm_infra_django.drf.fields.ListFilterField`): values, characters each.
+    "LIST_FILTER_MAX_ITEMS": 20,
+    "LIST_FILTER_MAX_ITEM_LENGTH": 100,
     # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
     "NUM_PROXIES": 0,
     # /metrics for scrapers only: a bearer token they send (None: none asked) and the networks (CIDRs) they scrape

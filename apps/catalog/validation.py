@@ -16,6 +16,7 @@ import semver
 
 from apps.catalog.models import ArtifactFormat, SourceType
 from llm_infra_django.errors import ValidationError
+from llm_infra_django.jsonvalues import NUL, NUL_MESSAGE, unstorable
 
 # Slugs use the tenancy alphabet (single hyphens), so `<owner>--<slug>` handles split unambiguously.
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,61}[a-z0-9]$")
@@ -29,8 +30,6 @@ MAX_SOURCES = 100
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_BIGINT = 2**63 - 1
-NUL = "\x00"
-NUL_MESSAGE = "NUL characters are not allowed."
 
 Errors = dict[str, list[str]]
 
@@ -83,25 +82,6 @@ def parse_version(value: Any, path: str = "version") -> semver.Version:
     if version.build:
         raise fail(path, f"{value!r} has build metadata (+{version.build}), which SemVer ignores for ordering.")
     return version
-
-
-def nul_paths(value: Any, path: str) -> list[str]:
-    """Paths of the strings in `value` (a JSON value) holding a NUL character, which PostgreSQL cannot store in text
-    or jsonb: an object whose key holds one is named itself."""
-    found: list[str] = []
-    stack = [(path, value)]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, str):
-            if NUL in item:
-                found.append(where)
-        elif isinstance(item, dict):
-            if any(NUL in str(key) for key in item):
-                found.append(where)
-            stack.extend((f"{where}.{key}", child) for key, child in item.items() if NUL not in str(key))
-        elif isinstance(item, (list, tuple)):
-            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
-    return sorted(found)
 
 
 def clean_text(value: Any, path: str, *, max_length: int, required: bool = True) -> str:
@@ -291,9 +271,9 @@ def clean_json_object(value: Any, path: str, *, max_keys: int = 200) -> dict[str
         raise fail(path, "A JSON object.")
     if len(value) > max_keys:
         raise fail(path, f"At most {max_keys} keys.")
-    bad = nul_paths(value, path)
+    bad = unstorable(value, path)
     if bad:
-        raise ValidationError(fields={where: [NUL_MESSAGE] for where in bad})
+        raise ValidationError(fields={where: [message] for where, message in bad.items()})
     return value
 
 

@@ -10,6 +10,10 @@ publishing_settings = AppSettings(
         "ALLOW_PRIVATE_ENDPOINTS": True,
         # OpenAPI warnings become errors.
         "OPENAPI_STRICT": False,
+        # Bounds of the OpenAPI check: nesting depth, and nodes read by the validator (references to references can
+        # make its walk exponential in the document's size).
+        "OPENAPI_MAX_DEPTH": 64,
+        "OPENAPI_MAX_STEPS": 50_000,
         # Days between deprecation and automatic retirement.
         "DEPRECATION_GRACE_DAYS": 30,
         # Largest accepted service definition (JSON bytes, OpenAPI document included).

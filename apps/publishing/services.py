@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from apps.tenancy.models import QuotaType, Role, Tenant
 from apps.tenancy.quotas import enforce_count
 from apps.tenancy.services import is_platform_staff, require_role
 from llm_infra_django.errors import AuthorizationError, ConflictError, ValidationError
+from llm_infra_django.jsonvalues import unstorable
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,61}[a-z0-9]$")
 
@@ -71,8 +71,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         except DjangoValidationError as exc:
             errors[name] = [str(m) for m in exc.messages]
             continue
-        if "\x00" in json.dumps(values[name], default=str):
-            errors[name] = ["NUL characters are not allowed."]
+        problems = unstorable(values[name], name)
+        if problems:
+            errors[name] = sorted(set(problems.values()))
     for index, tag in enumerate(values.get("tags") or []):
         if not isinstance(tag, str) or not tag or "," in tag or len(tag) > 50:
             errors[f"tags[{index}]"] = ["A tag is 1-50 characters without commas."]

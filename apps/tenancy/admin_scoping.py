@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,6 +26,8 @@ from django.http import (
 )
 from django.urls import get_resolver
 from django.utils import timezone
+from django.utils.html import strip_tags
+from django.utils.safestring import SafeData
 from django.utils.text import capfirst, slugify
 
 from apps.tenancy.models import Tenant
@@ -101,6 +105,8 @@ def run_service_action(
 
 
 def _csv_cell(value: Any) -> str:
+    """A value as plain text for a CSV cell. Any text (a string, a related object, a display column's HTML reduced to
+    its text) that a spreadsheet would run as a formula is quoted; numbers, dates and booleans cannot be one."""
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -109,10 +115,10 @@ def _csv_cell(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value)
-    if isinstance(value, str) and text.startswith(_FORMULA_PREFIXES):
-        return "'" + text
-    return text
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    text = html.unescape(strip_tags(value)) if isinstance(value, SafeData) else str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
 class _Echo:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.contenttypes import views as contenttype_views
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as FormValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -81,8 +83,26 @@ class MarketplaceAdminSite(admin.AdminSite):
         return super().login(request, extra_context)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
-        own = [path("usage-dashboard/", self.admin_view(self.usage_dashboard_view), name="usage_dashboard")]
-        return own + super().get_urls()
+        own = [
+            path("usage-dashboard/", self.admin_view(self.usage_dashboard_view), name="usage_dashboard"),
+            path("r/<int:content_type_id>/<path:object_id>/", self.admin_view(self.view_on_site), name="view_on_site"),
+        ]
+        return own + [url for url in super().get_urls() if getattr(url, "name", None) != "view_on_site"]
+
+    def view_on_site(self, request: HttpRequest, content_type_id: int, object_id: str) -> HttpResponse:
+        """Django's "view on site" redirect, for superusers and for the objects a tenant admin may view. Any other
+        object (another tenant's, a missing one, one of an unknown type) is the same 404: Django's own view answers
+        differently for an object that exists, which told tenant admins what other tenants have."""
+        if not is_platform_admin(request.user):
+            try:
+                model = ContentType.objects.get_for_id(content_type_id).model_class()
+            except ContentType.DoesNotExist:
+                model = None
+            model_admin = self._registry.get(model) if model is not None else None
+            visible = model_admin is not None and model_admin.has_view_permission(request)
+            if not (visible and model_admin.get_object(request, object_id) is not None):
+                return not_found(request, "No such object.")
+        return contenttype_views.shortcut(request, content_type_id, object_id)
 
     def dashboard_tenants(self, request: HttpRequest) -> list[Tenant]:
         """Tenants whose dashboard the user may open: all for superusers, else those they own or administer."""

@@ -35,6 +35,7 @@ from apps.catalog.models import (
 )
 from apps.tenancy.api.serializers import PlainDecimalField
 from apps.tenancy.models import Visibility
+from llm_infra_django.drf.fields import ListFilterField
 
 
 def inline_choice(choices: Any, **kwargs: Any) -> serializers.ChoiceField:
@@ -407,18 +408,16 @@ class EvaluationUpdateSerializer(serializers.Serializer):
 # --- Search, lineage, leaderboard, comparison, compliance ----------------------------------------------------
 
 
-def _comma_list(value: str) -> tuple[str, ...]:
-    return tuple(part.strip().lower() for part in value.split(",") if part.strip())
-
-
 class ModelSearchSerializer(serializers.Serializer):
     """Query parameters of the model list (every one optional; tags and languages: all must match)."""
 
     q = serializers.CharField(required=False, max_length=200, help_text="Words found in name, description or tags.")
     category = serializers.ChoiceField(choices=Category.choices, required=False)
     model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
-    tags = serializers.CharField(required=False, help_text="Comma-separated; all must match.")
-    languages = serializers.CharField(required=False, help_text="Comma-separated ISO 639-1 codes; all must match.")
+    tags = ListFilterField(child=serializers.CharField(), required=False, help_text="Comma-separated; all must match.")
+    languages = ListFilterField(
+        child=serializers.CharField(), required=False, help_text="Comma-separated ISO 639-1 codes; all must match."
+    )
     license = serializers.CharField(required=False, max_length=64)
     min_quality = serializers.DecimalField(max_digits=5, decimal_places=2, min_value=0, max_value=100, required=False)
     commercial_use = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -429,8 +428,8 @@ class ModelSearchSerializer(serializers.Serializer):
 
     def filters(self) -> selectors.ModelFilters:
         data: dict[str, Any] = dict(self.validated_data)
-        data["tags"] = _comma_list(data.get("tags", ""))
-        data["languages"] = _comma_list(data.get("languages", ""))
+        data["tags"] = tuple(tag.lower() for tag in data.get("tags", ()))
+        data["languages"] = tuple(language.lower() for language in data.get("languages", ()))
         return selectors.ModelFilters(**data)
 
 

@@ -28,6 +28,8 @@ from apps.publishing.models import (
     Status,
     SupportLevel,
 )
+from llm_infra_django.drf.fields import ListFilterField
+from llm_infra_django.jsonvalues import unstorable
 
 MAX_INT32 = 2_147_483_647
 
@@ -120,19 +122,12 @@ NO_COMMA = RegexValidator(r"^[^,]+$", "Cannot contain a comma.")
 VERSION_PART = re.compile(r"\d+")
 
 
-def no_null_characters(value: Any) -> None:
-    """Refuse NUL characters anywhere in a JSON document (PostgreSQL cannot store them: a 500 otherwise)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise serializers.ValidationError("Null characters are not allowed.")
-        elif isinstance(item, Mapping):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            pending.extend(item)
+def storable_json(value: Any) -> None:
+    """Refuse what PostgreSQL cannot store in a JSON document (NUL characters, numbers such as 1e400 that read as
+    infinity): a 500 otherwise."""
+    problems = unstorable(value, "")
+    if problems:
+        raise serializers.ValidationError(sorted(set(problems.values())))
 
 
 def version_parts_in_range(value: str) -> None:
@@ -151,7 +146,7 @@ class CapabilitySerializer(StrictSerializer):
     name = StrictCharField(max_length=100)
     description = StrictCharField(max_length=1000, required=False, allow_blank=True)
     parameters = serializers.DictField(
-        required=False, validators=[no_null_characters], help_text="JSON object describing the parameters."
+        required=False, validators=[storable_json], help_text="JSON object describing the parameters."
     )
 
 
@@ -252,7 +247,7 @@ class ServiceDefinitionSerializer(StrictSerializer):
         source="openapi_document",
         required=False,
         allow_null=True,
-        validators=[no_null_characters],
+        validators=[storable_json],
         help_text="OpenAPI 3 document of the service.",
     )
 
@@ -311,18 +306,6 @@ class VersionSuspendSerializer(VersionActionSerializer):
 # --- Discovery query ---------------------------------------------------------------------------------------
 
 
-class CsvListField(serializers.ListField):
-    """A list from repeated query parameters and/or comma-separated values (`?tags=a,b&tags=c`)."""
-
-    def to_internal_value(self, data: Any) -> list[Any]:
-        if isinstance(data, str):
-            data = [data]
-        if not isinstance(data, (list, tuple)):
-            self.fail("not_a_list", input_type=type(data).__name__)
-        items = [part.strip() for value in data for part in str(value).split(",") if part.strip()]
-        return super().to_internal_value(items)
-
-
 class DiscoveryQuerySerializer(StrictSerializer):
     """Query string of the discovery list (unknown parameters are refused)."""
 
@@ -332,9 +315,9 @@ class DiscoveryQuerySerializer(StrictSerializer):
         max_length=200,
         help_text='Free text. PostgreSQL: web-search syntax ("phrase", or, -word), ranked; elsewhere all terms.',
     )
-    category = CsvListField(child=serializers.ChoiceField(choices=Category.choices), required=False, max_length=12)
-    tags = CsvListField(child=serializers.CharField(max_length=50), required=False, max_length=20, help_text="Any of.")
-    pricing_model = CsvListField(
+    category = ListFilterField(child=serializers.ChoiceField(choices=Category.choices), required=False, max_length=12)
+    tags = ListFilterField(child=serializers.CharField(max_length=50), required=False, help_text="Any of.")
+    pricing_model = ListFilterField(
         child=serializers.ChoiceField(choices=PricingModel.choices), required=False, max_length=4
     )
     max_price = serializers.DecimalField(
@@ -348,17 +331,17 @@ class DiscoveryQuerySerializer(StrictSerializer):
         max_digits=6, decimal_places=3, min_value=0, max_value=100, required=False, help_text="SLA availability %."
     )
     max_latency_ms = serializers.IntegerField(min_value=0, max_value=MAX_INT32, required=False)
-    compliance_level = CsvListField(
+    compliance_level = ListFilterField(
         child=serializers.ChoiceField(choices=ComplianceLevel.choices), required=False, max_length=4
     )
-    residency = CsvListField(
+    residency = ListFilterField(
         child=serializers.CharField(min_length=2, max_length=2),
         required=False,
         max_length=50,
         help_text="ISO-3166 alpha-2 codes; services keeping data in any of them.",
     )
     publisher = serializers.SlugField(max_length=63, required=False, help_text="Publisher tenant slug.")
-    status = CsvListField(
+    status = ListFilterField(
         child=serializers.ChoiceField(choices=Status.choices),
         required=False,
         max_length=9,

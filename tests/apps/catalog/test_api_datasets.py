@@ -179,6 +179,24 @@ def test_training_runs_the_database_cannot_store_are_a_400_naming_the_field(
     assert not TrainingRun.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"name": "sft-1", "hyperparameters": {"lr": 1e400}}', "hyperparameters.lr"),
+        ('{"name": "sft-1", "infrastructure": {"gpus": [8, -1e400]}}', "infrastructure.gpus[1]"),
+    ],
+)
+def test_training_runs_with_numbers_beyond_range_are_a_400_naming_the_field(
+    acme: Tenant, alice: Any, body: str, field: str
+) -> None:
+    # when (1e400 parses as infinity, which PostgreSQL's jsonb refuses: was a 500)
+    response = client_for(alice).generic("POST", f"{API}/training-runs/", body, content_type="application/json")
+
+    # then
+    assert set(assert_error(response, 400)["error"]["details"]["fields"]) == {field}
+    assert not TrainingRun.objects.exists()
+
+
 def test_training_run_times_of_any_offset_are_stored_in_utc(acme: Tenant, alice: Any) -> None:
     # when (an offset Python accepts and PostgreSQL refuses: was a 500)
     response = client_for(alice).post(

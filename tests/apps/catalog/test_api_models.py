@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.catalog.models import CatalogModel, ModelVersion
@@ -360,6 +362,57 @@ def test_facets_count_the_whole_result(acme: Tenant, bob: Any, globex: Tenant, s
 def test_bad_search_parameters_are_a_400_naming_them(acme: Tenant, bob: Any, globex: Tenant, query: str) -> None:
     response = client_for(bob).get(f"{API}/models/?{query}")
     assert query.split("=")[0] in assert_error(response, 400, "validation_error")["error"]["details"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("tags=" + ",".join(f"t{i}" for i in range(8000)), "tags"),
+        ("&".join(f"tags=t{i}" for i in range(21)), "tags"),
+        ("languages=" + ",".join(["en"] * 21), "languages"),
+        ("tags=" + "x" * 101, "tags"),
+    ],
+)
+def test_list_filters_beyond_their_bounds_are_a_quick_400_naming_them(db: Any, query: str, field: str) -> None:
+    # when: anyone (no login) asks
+    started = time.perf_counter()
+    response = Client().get(f"{API}/models/?{query}")
+    # then
+    assert set(assert_error(response, 400, "validation_error")["error"]["details"]["fields"]) == {field}
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("tags=support", {"chat-en", "chat-fr"}),
+        ("tags=support&tags=FRENCH", {"chat-fr"}),
+        ("tags=support,french,code", set()),
+        ("languages=en,fr&tags=support", {"chat-fr"}),
+    ],
+)
+def test_tags_and_languages_must_all_match(
+    acme: Tenant, bob: Any, globex: Tenant, shelf: None, query: str, expected: set[str]
+) -> None:
+    assert {row["slug"] for row in client_for(bob).get(f"{API}/models/?{query}").json()["results"]} == expected
+
+
+def test_the_number_of_queries_does_not_grow_with_the_number_of_tags(
+    acme: Tenant, bob: Any, globex: Tenant, shelf: None, published: Any
+) -> None:
+    # given a model with 20 tags among others
+    tags = [f"t{i}" for i in range(20)]
+    published("tagged", tags=tags)
+    client = client_for(bob)
+
+    def queries(wanted: list[str]) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"{API}/models/", {"tags": ",".join(wanted)})
+        assert [row["slug"] for row in response.json()["results"]] == ["tagged"]
+        return len(captured)
+
+    # when / then
+    assert queries(tags[:1]) == queries(tags)
 
 
 def test_a_page_costs_the_same_number_of_queries_whatever_its_size(

@@ -3,6 +3,8 @@ Relay node id and nested), mutations through the same services with payload erro
 
 from __future__ import annotations
 
+import json
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.catalog import services
 from apps.catalog.graphql.loaders import announce_service_versions, model_version_for_service_version
-from apps.catalog.models import Evaluation, ServedBy
+from apps.catalog.models import Evaluation, ServedBy, TrainingRun
 from apps.consumption.services import create_api_key
 from apps.publishing.models import Service, ServiceVersion
 from apps.tenancy.models import Role
@@ -140,6 +142,25 @@ def test_models_are_filtered_and_searched(world) -> None:
     assert data(gql(alice, doc.MODELS, {"owner": "globex"}))["catalogModels"]["totalCount"] == 0
     refused = gql(alice, doc.MODELS, {"ordering": "sideways"}).json()
     assert refused["errors"][0]["extensions"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "tags", [[f"t{i}" for i in range(40_000)], [f"t{i}" for i in range(21)], ["x" * 101]], ids=["40000", "21", "long"]
+)
+def test_a_tags_argument_beyond_its_bounds_is_a_quick_error_naming_it(db: Any, tags: list[str]) -> None:
+    # when: anyone (no login) asks
+    started = time.perf_counter()
+    body = gql(Client(), doc.MODELS, {"tags": tags}).json()
+    # then
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "validation_error" and "tags: " in error["message"]
+    assert time.perf_counter() - started < 2
+
+
+def test_tags_must_all_match(world) -> None:
+    alice = logged_in(world["alice"])
+    assert data(gql(alice, doc.MODELS, {"tags": ["SUPPORT"]}))["catalogModels"]["totalCount"] == 1
+    assert data(gql(alice, doc.MODELS, {"tags": ["support", "missing"]}))["catalogModels"]["totalCount"] == 0
 
 
 def test_a_model_by_handle_with_nested_versions_evaluations_and_serving_services(world) -> None:
@@ -521,6 +542,23 @@ def test_api_keys_write_for_their_own_tenant_with_the_publish_scope(world) -> No
         "errors": [],
     }
     assert hidden["modelUpdate"]["errors"][0]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("number", "field"),
+    [("1e400", "hyperparameters.lr"), ("NaN", "hyperparameters.lr"), ("-1e400", "hyperparameters.lr")],
+)
+def test_a_training_run_with_a_number_out_of_range_is_an_error_naming_it(world, number: str, field: str) -> None:
+    # given: the variables as sent, with a number json reads as infinity (or NaN, which it also reads)
+    body = json.dumps(
+        {"query": doc.RUN_CREATE, "variables": {"input": {"name": "sft-9", "hyperparameters": {"lr": "NUMBER"}}}}
+    ).replace('"NUMBER"', number)
+    before = TrainingRun.objects.count()
+    # when
+    response = logged_in(world["alice"]).post("/graphql", body, content_type="application/json")
+    # then
+    assert [error["field"] for error in data(response)["trainingRunCreate"]["errors"]] == [field]
+    assert TrainingRun.objects.count() == before
 
 
 def test_training_runs_need_an_admin_of_the_acting_tenant(world) -> None:

@@ -3,6 +3,8 @@ and every publishing write (publish, new version, dry run, lifecycle) through th
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -245,6 +247,38 @@ def test_publish_errors_are_payload_errors_naming_the_field(world) -> None:
         gql(client, NEW_VERSION, {"id": str(world["echo"].pk), "definition": definition(slug=..., version="0.9.0")})
     )
     assert older["serviceVersionCreate"]["errors"][0]["code"] in {"conflict", "validation_error"}
+
+
+def test_a_list_argument_beyond_its_bounds_is_an_error_naming_it(world) -> None:
+    # when
+    body = gql(logged_in(world["consumer"]), SERVICES, {"category": ["poetry"] * 40_000}).json()
+    # then
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "validation_error" and "category: At most 12 values." in error["message"]
+
+
+@pytest.mark.parametrize("document", [PUBLISH, VALIDATE])
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"capabilities": [{"name": "chat", "parameters": {"temperature": "NUMBER"}}]}, "capabilities[0].parameters"),
+        ({"openapi": {"openapi": "3.0.3", "x-limits": ["NUMBER"]}}, "openapi"),
+    ],
+)
+def test_numbers_beyond_range_in_free_json_are_an_error_naming_the_field(
+    world, document: str, changes: dict, path: str
+) -> None:
+    # given: variables with a number json reads as infinity
+    body = json.dumps({"query": document, "variables": {"definition": definition(**changes)}})
+    before = ServiceVersion.objects.count()
+    # when
+    response = logged_in(world["owner"]).post(
+        "/graphql", body.replace('"NUMBER"', "1e400"), content_type="application/json"
+    )
+    # then
+    (result,) = data(response).values()
+    assert [error["field"] for error in result["errors"]] == [path]
+    assert ServiceVersion.objects.count() == before
 
 
 def test_dry_run_validates_without_saving(world) -> None:

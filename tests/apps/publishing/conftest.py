@@ -66,6 +66,7 @@ def definition(**overrides: Any) -> dict[str, Any]:
 class _Upstream(BaseHTTPRequestHandler):
     status = 200
     body: Any = {"object": "list", "data": [{"id": "local-model", "object": "model"}]}
+    headers_sent: dict[str, str] = {}
     requests: list[tuple[str, dict[str, str]]] = []
 
     def do_GET(self) -> None:
@@ -78,6 +79,8 @@ class _Upstream(BaseHTTPRequestHandler):
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in type(self).headers_sent.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
 
@@ -89,8 +92,9 @@ class _Upstream(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local_upstream() -> Iterator[type[_Upstream]]:
-    """A real HTTP server on a free loopback port; set `.status`/`.body` on the yielded class to change answers."""
-    handler = type("Handler", (_Upstream,), {"requests": [], "status": 200, "body": _Upstream.body})
+    """A real HTTP server on a free loopback port; set `.status`/`.body`/`.headers_sent` on the yielded class to change
+    answers."""
+    handler = type("Handler", (_Upstream,), {"requests": [], "status": 200, "body": _Upstream.body, "headers_sent": {}})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -153,6 +153,31 @@ def test_malformed_json_is_a_400(alice: APIClient, payload: bytes, code: str) ->
     assert _rows() == before
 
 
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"capabilities": [{"name": "chat", "parameters": {"temperature": "NUMBER"}}]}, "capabilities[0].parameters"),
+        ({"openapi": {"openapi": "3.0.3", "x-limits": ["NUMBER"]}}, "openapi"),
+    ],
+)
+@pytest.mark.parametrize("number", ["1e400", "-1e400"])
+def test_numbers_beyond_range_in_free_json_are_a_400_naming_the_field(
+    alice: APIClient, changes: dict[str, Any], path: str, number: str
+) -> None:
+    # given: a body with a number json reads as infinity, which PostgreSQL's jsonb refuses (was a 500)
+    payload = json.dumps(definition(**changes)).replace('"NUMBER"', number)
+    before = _rows()
+    # when
+    responses = [
+        alice.generic("POST", url, payload, content_type="application/json") for url in (API, f"{API}validate/")
+    ]
+    # then
+    for response in responses:
+        assert response.status_code == 400, response.content
+        assert set(response.json()["error"]["details"]["fields"]) == {path}
+    assert _rows() == before
+
+
 def test_a_body_that_is_not_json_is_a_415(alice: APIClient) -> None:
     response = alice.post(API, {"name": "x"}, format="multipart")
     assert response.status_code == 415
@@ -236,6 +261,24 @@ def test_bad_discovery_queries_are_400s(alice: APIClient, query: dict[str, str],
     assert set(response.json()["error"]["details"]["fields"]) == paths
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"tags": ",".join(f"t{i}" for i in range(8000))}, "tags"),
+        ({"category": ",".join(["poetry"] * 5000)}, "category"),
+        ({"residency": ["XX"] * 51}, "residency"),
+        ({"tags": "x" * 101}, "tags"),
+    ],
+)
+def test_list_filters_beyond_their_bounds_are_one_error_naming_them(
+    alice: APIClient, query: dict[str, Any], field: str
+) -> None:
+    response = alice.get(API, query)
+    assert response.status_code == 400
+    (messages,) = response.json()["error"]["details"]["fields"].values()
+    assert set(response.json()["error"]["details"]["fields"]) == {field} and len(messages) == 1
+
+
 def test_odd_but_valid_searches_do_not_fail(alice: APIClient) -> None:
     for text in ['"unterminated', "-", "or or and", "!!!", "a & b | c", "' OR 1=1 --", "日本語", "\\"]:
         response = alice.get(API, {"search": text})
@@ -243,13 +286,19 @@ def test_odd_but_valid_searches_do_not_fail(alice: APIClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "document", [{"x": 1}, {"x": [[]]}, {"openapi": "3.0.3"}, {"x": json.loads("[" * 600 + "]" * 600)}]
+    ("document", "code"),
+    [
+        ({"x": 1}, "INVALID_OPENAPI"),
+        ({"x": [[]]}, "INVALID_OPENAPI"),
+        ({"openapi": "3.0.3"}, "INVALID_OPENAPI"),
+        ({"x": json.loads("[" * 600 + "]" * 600)}, "OPENAPI_TOO_DEEP"),
+    ],
 )
-def test_a_bad_openapi_document_is_reported_not_a_crash(alice: APIClient, document: dict[str, Any]) -> None:
+def test_a_bad_openapi_document_is_reported_not_a_crash(alice: APIClient, document: dict[str, Any], code: str) -> None:
     response = alice.post(f"{API}validate/", definition(openapi=document), format="json")
     assert response.status_code == 200
     body = response.json()
     assert body["valid"] is False
     openapi = next(step for step in body["steps"] if step["name"] == "openapi")
-    assert openapi["outcome"] == "failed" and openapi["messages"][0]["code"] == "INVALID_OPENAPI"
+    assert openapi["outcome"] == "failed" and openapi["messages"][0]["code"] == code
     assert openapi["messages"][0]["message"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import uuid
 from typing import Any
 
 import pytest
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, RequestFactory
 from django.urls import reverse
@@ -199,6 +202,41 @@ def test_another_tenants_object_urls_are_404(world: dict[str, Any], suffix: str)
     assert tenant_response.status_code == (403 if suffix == "delete" else 404)
 
 
+def _answer(client: Client, content_type_id: int, object_id: Any, accept: str) -> tuple[int, Any]:
+    """Status and body of a "view on site" request, the URL asked for (echoed by 404s) and the request id left out."""
+    url = reverse("admin:view_on_site", args=[content_type_id, object_id])
+    response = client.get(url, HTTP_ACCEPT=accept)
+    body = response.content.decode().replace(url, "<url>")
+    if response["Content-Type"] == "application/json":
+        body = {**json.loads(body), "request_id": None}
+    return response.status_code, body
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_view_on_site_tells_a_tenant_admin_nothing_about_other_tenants_objects(
+    world: dict[str, Any], accept: str
+) -> None:
+    # given
+    client = client_for(world["a_admin"])
+    membership = ContentType.objects.get_for_model(Membership).pk
+    missing = _answer(client, membership, uuid.uuid4(), accept)
+    # then: another tenant's object, a missing one, a malformed id and an unknown type answer alike
+    assert missing[0] == 404
+    assert _answer(client, membership, world["m"]["b_member"].pk, accept) == missing
+    assert _answer(client, membership, "not-an-id", accept) == missing
+    assert _answer(client, ContentType.objects.get_for_model(Tenant).pk, world["b"].pk, accept) == missing
+    assert _answer(client, 999_999, world["m"]["b_member"].pk, accept) == missing
+
+
+def test_view_on_site_still_works_for_ones_own_objects_and_for_superusers(world: dict[str, Any]) -> None:
+    membership = ContentType.objects.get_for_model(Membership).pk
+    own = _answer(client_for(world["a_admin"]), membership, world["m"]["a_member"].pk, "application/json")
+    any_tenants = _answer(client_for(world["root"]), membership, world["m"]["b_member"].pk, "application/json")
+    # Django's own answer: these models have no page outside the admin
+    for status, body in (own, any_tenants):
+        assert status == 404 and "get_absolute_url" in body["error"]["message"]
+
+
 def test_posting_to_another_tenants_object_changes_nothing(world: dict[str, Any]) -> None:
     b_member = world["m"]["b_member"]
 
@@ -265,6 +303,25 @@ def test_export_neutralises_spreadsheet_formulas(world: dict[str, Any]) -> None:
 
     header, row = read_csv(response)
     assert row[header.index("Name")] == "'=HYPERLINK(1)"
+
+
+def test_export_neutralises_formulas_in_related_objects_too(world: dict[str, Any]) -> None:
+    # given a username a spreadsheet would run (it reaches the export as the membership's user, a foreign key)
+    world["a_member"].username = "@SUM(1)"
+    world["a_member"].save()
+
+    response = post_action(client_for(world["a_admin"]), Membership, "export_as_csv", [world["m"]["a_member"]])
+
+    header, row = read_csv(response)
+    assert row[header.index("User")] == "'@SUM(1)" and row[header.index("Tenant")] == "acme"
+
+
+def test_export_has_the_text_of_display_columns_not_their_html(world: dict[str, Any]) -> None:
+    response = post_action(client_for(world["a_admin"]), Tenant, "export_as_csv", [world["a"]])
+
+    header, row = read_csv(response)
+    assert row[header.index("Usage")] == "dashboard" and row[header.index("Members")] == "3"
+    assert not any("<" in cell for cell in row)
 
 
 # --- Forms: choices limited to one's tenant -----------------------------------------------------------------
