@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from apps.consumption.keys import KeyInfo
 from apps.tenancy import quotas
 from apps.tenancy.conf import tenancy_settings
+from apps.tenancy.money import from_units, to_units
 from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import (
     AuthenticationError,
@@ -50,18 +51,12 @@ if redis.call('ZADD', KEYS[3], 'XX', 'CH', deadline, ARGV[1]) == 1 then
 end
 return 1
 """
-MICRO = Decimal(1_000_000)
-# The largest amount one call may reserve, and (with the counters' ceiling) what keeps every counter an integer that
-# Redis' Lua (doubles, exact below 2**53) and INCRBY (int64) both hold exactly.
+# The largest amount (tokens, or 10⁻¹⁰ USD: about $112 000) one call may reserve, and the largest value a counter may
+# hold (about $100 M a period): the scripts add and compare them exactly (see integers.lua).
 MAX_AMOUNT = 2**50
-MAX_COUNTER = 2**52
+MAX_COUNTER = 10**18 - 1
 TPM_WINDOW_MS = 60_000
 SLOT_MARGIN_MS = 30_000
-
-
-def to_micro(usd: Decimal) -> int:
-    """Micro-dollars, rounded half up (costs are summed in integers so they stay exact)."""
-    return int((usd * MICRO).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)
@@ -81,7 +76,7 @@ class Ticket:
     tenant_id: str
     keys: list[str]
     est_tokens: int
-    est_cost_micro: int
+    est_cost_units: int
     rpm_limit: int | None
     rpm_remaining: int | None
     tpm_limit: int | None
@@ -108,6 +103,13 @@ def reservation_index_key(tenant_id: str) -> str:
     return f"ck:{_tag(tenant_id)}:resv-idx"
 
 
+def budget_counter_keys(tenant_id: str, key_id: str, now: datetime) -> list[str]:
+    """A key's budget counters of the UTC day and month holding `now`. Money counters name their unit (10⁻¹⁰ USD):
+    counters of an older unit are never read as this one."""
+    tag = _tag(tenant_id)
+    return [f"ck:{tag}:k:{key_id}:bd:e10:{now:%Y%m%d}", f"ck:{tag}:k:{key_id}:bm:e10:{now:%Y%m}"]
+
+
 def counter_keys(key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot], now: datetime) -> list[str]:
     """The 13 keys of the admission script for this request (settlement reuses them)."""
     tag, k = _tag(key.tenant_id), key.id
@@ -123,8 +125,7 @@ def counter_keys(key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot]
         f"ck:{tag}:k:{k}:rpm",
         f"ck:{tag}:k:{k}:tpm:{minute}",
         f"ck:{tag}:k:{k}:par",
-        f"ck:{tag}:k:{k}:bd:{now:%Y%m%d}",
-        f"ck:{tag}:k:{k}:bm:{now:%Y%m}",
+        *budget_counter_keys(key.tenant_id, k, now),
         *quota_keys,
         f"ck:{tag}:resv:{request_id}",
         reservation_index_key(key.tenant_id),
@@ -132,12 +133,12 @@ def counter_keys(key: KeyInfo, request_id: str, limits: dict[str, QuotaSnapshot]
     ]
 
 
-def _limit(value: int | Decimal | None, micro: bool = False) -> int:
+def _limit(value: int | Decimal | None, money: bool = False) -> int:
     """A limit as the script takes it: -1 for none; a limit beyond what a counter may hold is that ceiling (it can
     never be reached anyway)."""
     if value is None or value == -1:
         return -1
-    return min(to_micro(Decimal(value)) if micro else int(value), MAX_COUNTER)
+    return min(to_units(value) if money else int(value), MAX_COUNTER)
 
 
 def _seed(seeds: dict[str, int], name: str) -> int:
@@ -154,7 +155,7 @@ def admission_args(
     request_id: str,
     limits: dict[str, QuotaSnapshot],
     est_tokens: int,
-    est_cost_micro: int,
+    est_cost_units: int,
     slot_ms: int,
     seeds: dict[str, int],
     orphan_record: str = "",
@@ -172,9 +173,9 @@ def admission_args(
         est_tokens,
         _limit(key.max_parallel),
         slot_ms,
-        _limit(key.budget_day_usd, micro=True),
-        _limit(key.budget_month_usd, micro=True),
-        est_cost_micro,
+        _limit(key.budget_day_usd, money=True),
+        _limit(key.budget_month_usd, money=True),
+        est_cost_units,
         *quota("api_requests"),
         *quota("tokens"),
         *quota("spend_usd"),
@@ -221,13 +222,12 @@ def _deny(result: list[Any], key: KeyInfo, limits: dict[str, QuotaSnapshot]) -> 
             code=f"rate_limit_{reason}",
         )
     limit, used = int(result[3]), int(result[4])
-    micro = reason in ("budget_day", "budget_month", "spend_usd")
-    scale = MICRO if micro else Decimal(1)
+    money = reason in ("budget_day", "budget_month", "spend_usd")
     return QuotaExceededError(
         f"{'Budget' if reason.startswith('budget') else 'Quota'} '{reason}' exhausted.",
         quota=reason,
-        limit=Decimal(limit) / scale,
-        used=Decimal(used) / scale,
+        limit=from_units(limit) if money else Decimal(limit),
+        used=from_units(used) if money else Decimal(used),
     )
 
 
@@ -240,16 +240,16 @@ def _text(value: Any) -> str:
 
 def read_seeds(key: KeyInfo, limits: dict[str, QuotaSnapshot], names: list[str], now: datetime) -> dict[str, int]:
     """Durable usage for counters Redis does not hold (first use in a period, or after a Redis loss)."""
-    from apps.consumption.selectors import key_spend_micro
+    from apps.consumption.selectors import key_spend_units
     from apps.tenancy.models import Tenant
 
     seeds: dict[str, int] = {}
     tenant = None
     for name in names:
         if name == "budget_day":
-            seeds[name] = key_spend_micro(key.id, day=now.date())
+            seeds[name] = key_spend_units(key.id, day=now.date())
         elif name == "budget_month":
-            seeds[name] = key_spend_micro(key.id, month=(now.year, now.month))
+            seeds[name] = key_spend_units(key.id, month=(now.year, now.month))
         else:
             tenant = tenant or Tenant.objects.get(pk=key.tenant_id)
             start, _ = quotas.period_bounds(limits[name].period, key.tenant_timezone, now)
@@ -277,7 +277,7 @@ async def admit(
     now = datetime.now(UTC)
     keys = counter_keys(key, request_id, limits, now)
     slot_ms = int(timeout_s * 1000) + SLOT_MARGIN_MS
-    est_micro = to_micro(est_cost)
+    est_units = to_units(est_cost)
     client = get_async_redis()
     seeds: dict[str, int] = {}
     # Redis refuses to apply this admission after the moment this process stops waiting for it (a call that reached
@@ -286,7 +286,7 @@ async def admit(
     valid_until_ms = int(time.time() * 1000 + float(CLIENT_OPTIONS["socket_timeout"]) * 1000)
     for _attempt in range(4):
         args = admission_args(
-            key, request_id, limits, est_tokens, est_micro, slot_ms, seeds, orphan_record, valid_until_ms
+            key, request_id, limits, est_tokens, est_units, slot_ms, seeds, orphan_record, valid_until_ms
         )
         if client is None:
             result = local.admit(keys, args)
@@ -313,7 +313,7 @@ async def admit(
                 tenant_id=key.tenant_id,
                 keys=keys,
                 est_tokens=est_tokens,
-                est_cost_micro=est_micro,
+                est_cost_units=est_units,
                 rpm_limit=key.rpm_limit,
                 rpm_remaining=int(result[2]) if key.rpm_limit is not None else None,
                 tpm_limit=key.tpm_limit,
@@ -365,11 +365,11 @@ async def settle(
     keys = settle_keys(ticket.keys)
     client = get_async_redis()
     if client is None:
-        local.settle(keys, settle_args(ticket.request_id, int(tokens), to_micro(cost), counted, charge_missing))
+        local.settle(keys, settle_args(ticket.request_id, int(tokens), to_units(cost), counted, charge_missing))
         return None
     # As for admission: applied only while this process still waits for the answer (see settle.lua).
     valid_until_ms = int(time.time() * 1000 + float(CLIENT_OPTIONS["socket_timeout"]) * 1000)
-    args = settle_args(ticket.request_id, int(tokens), to_micro(cost), counted, charge_missing, valid_until_ms)
+    args = settle_args(ticket.request_id, int(tokens), to_units(cost), counted, charge_missing, valid_until_ms)
     try:
         if record is None:
             if await cached_script(client, SETTLE_LUA)(keys=keys, args=args) == -3:
@@ -394,18 +394,18 @@ async def settle(
         # the record, and without charging a missing one) once Redis answers, or the reconciler will, from the
         # record, once its deadline passes. Settling twice changes nothing.
         logger.error("settle_failed", request_id=ticket.request_id, error=type(exc).__name__)
-        _settle_later(keys, settle_args(ticket.request_id, int(tokens), to_micro(cost), counted, False), ticket.slot_ms)
+        _settle_later(keys, settle_args(ticket.request_id, int(tokens), to_units(cost), counted, False), ticket.slot_ms)
         return None
 
 
 def settle_args(
-    request_id: str, tokens: int, cost_micro: int, counted: bool, charge_missing: bool, valid_until_ms: int = -1
+    request_id: str, tokens: int, cost_units: int, counted: bool, charge_missing: bool, valid_until_ms: int = -1
 ) -> list[Any]:
     """The settle script's arguments, in its order (see settle.lua)."""
     return [
         request_id,
         tokens,
-        cost_micro,
+        cost_units,
         1 if counted else 0,
         1 if charge_missing else 0,
         valid_until_ms,
@@ -415,11 +415,11 @@ def settle_args(
 
 
 def settle_sync(
-    keys: list[str], request_id: str, *, tokens: int, cost_micro: int, counted: bool, charge_missing: bool = False
+    keys: list[str], request_id: str, *, tokens: int, cost_units: int, counted: bool, charge_missing: bool = False
 ) -> int:
     """Synchronous settlement (keys as given by `settle_keys`) for the reconciler and the ledger's outbox; returns
     1 when a reservation was settled, 2 when a missing one was charged (`charge_missing`), 0 otherwise."""
-    args = settle_args(request_id, tokens, cost_micro, counted, charge_missing)
+    args = settle_args(request_id, tokens, cost_units, counted, charge_missing)
     client = get_redis()
     if client is None:
         result = local.settle(keys, args)

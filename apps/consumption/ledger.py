@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,7 +21,15 @@ import structlog
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from apps.consumption.conf import consumption_settings
-from apps.consumption.models import LATENCY_BUCKETS_MS, UsageRecord, UsageRollup, time_ordered_uuid
+from apps.consumption.models import (
+    LATENCY_BUCKETS_MS,
+    ApiKey,
+    UsageRecord,
+    UsageRollup,
+    is_counted,
+    time_ordered_uuid,
+)
+from llm_infra_django.redis import get_redis
 
 logger = structlog.get_logger(__name__)
 
@@ -295,6 +304,49 @@ def _count_quota_usage(entries: list[Entry]) -> None:
         # Sorted: one lock order for every writer, as for the rollups. A tenant deleted since counts nothing.
         if tenant_id in tenants:
             quotas.persist_usage(tenants[tenant_id], quota_type, start, end, units)
+
+
+def rebuild_quota_usage(tenants: Iterable[Any], *, now: datetime | None = None) -> dict[str, dict[str, int]]:
+    """Set each tenant's durable counters of the current periods (requests, tokens, spend in 10⁻¹⁰ USD) to what its
+    counted usage records sum to, and drop the Redis counters of those periods and of its keys' budgets, so that
+    admission seeds them again from the database: counters equal the ledger exactly (e.g. after an upgrade from
+    micro-dollar counters). A call in flight meanwhile is counted once less until its period ends: run it quietly.
+    Returns {tenant slug: {quota type: units}}."""
+    from apps.consumption.admission import budget_counter_keys
+    from apps.tenancy import quotas
+    from apps.tenancy.models import QuotaUsage
+
+    now = now or datetime.now(UTC)
+    rebuilt: dict[str, dict[str, int]] = {}
+    stale: list[str] = []
+    for tenant in tenants:
+        rebuilt[tenant.slug] = {}
+        for quota_type in quotas.METERED:
+            start, end = quotas.period_bounds(quotas.get_limit(tenant, quota_type).period, tenant.timezone, now)
+            records = UsageRecord.objects.filter(tenant=tenant, started_at__gte=start, started_at__lt=end)
+            counted = [
+                row
+                for row in records.values_list(
+                    "status_code", "error_code", "prompt_tokens", "completion_tokens", "cost"
+                )
+                if is_counted(row[0], row[1])
+            ]
+            units = {
+                "api_requests": len(counted),
+                "tokens": sum(prompt + completion for _, _, prompt, completion, _ in counted),
+                "spend_usd": quotas.to_units("spend_usd", sum((cost for *_, cost in counted), Decimal(0))),
+            }[quota_type]
+            QuotaUsage.objects.update_or_create(
+                tenant=tenant, quota_type=quota_type, period_start=start, defaults={"period_end": end, "used": units}
+            )
+            rebuilt[tenant.slug][quota_type] = units
+            stale.append(quotas.counter_key(tenant.pk, quota_type, start))
+        for key_id in ApiKey.objects.filter(tenant=tenant).values_list("pk", flat=True):
+            stale.extend(budget_counter_keys(str(tenant.pk), str(key_id), now))
+    client = get_redis()
+    if client is not None and stale:
+        client.delete(*stale)
+    return rebuilt
 
 
 # One thread owns the ledger's database connection: writes are serialized (each flush is one batch anyway) and

@@ -16,6 +16,20 @@ COST = {"max_digits": 20, "decimal_places": 10}
 LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
 
+# Error codes of records whose upstream served the call but whose answer the response scan withheld: billed and
+# counted like an answered call.
+WITHHELD_BLOCKED = "response_blocked"
+WITHHELD_UNSCREENED = "response_unscreened"
+WITHHELD = (WITHHELD_BLOCKED, WITHHELD_UNSCREENED)
+
+
+def is_counted(status_code: int, error_code: str = "") -> bool:
+    """Whether a record's request counts against the tenant's quotas, as the proxy decided: answered, a stream billed
+    for what it delivered (499: the client left, the stream broke, or its process died), or an answer withheld by
+    the response scan."""
+    return status_code < 400 or status_code == 499 or error_code in WITHHELD
+
+
 class Scope(models.TextChoices):
     CONSUME = "consume", "Call models through the proxy"
     READ = "read", "Read the management API"

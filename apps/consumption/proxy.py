@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Context, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 import orjson
@@ -22,10 +22,11 @@ from apps.consumption import stream as ledger_stream
 from apps.consumption.claims import BilledUsage
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import KeyInfo
-from apps.consumption.models import Scope
+from apps.consumption.models import WITHHELD_BLOCKED, WITHHELD_UNSCREENED, Scope
 from apps.publishing import echo
 from apps.publishing.selectors import Route
 from apps.tenancy import quotas
+from apps.tenancy.money import to_units
 from llm_infra_django.body import read_body
 from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import (
@@ -188,7 +189,7 @@ def estimate(call: Call, route: Route) -> None:
     call.completion_estimate = completion * n
     field_name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     if call.prompt_bound + call.completion_estimate > admission.MAX_AMOUNT or (
-        admission.to_micro(price(route, call.prompt_bound, call.completion_estimate)) > admission.MAX_AMOUNT
+        to_units(reservation_price(route, call.prompt_bound, call.completion_estimate)) > admission.MAX_AMOUNT
     ):
         raise ValidationError(
             "This request could cost more than one call may reserve; lower max_tokens or n.",
@@ -207,8 +208,8 @@ def _bounded_int(body: dict[str, Any], name: str, maximum: int) -> int | None:
 _PRICE_CONTEXT = Context(prec=60)
 
 
-def price(route: Route, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    """The cost of a call at the route's prices (Decimal, 10 places)."""
+def price(route: Route, prompt_tokens: int, completion_tokens: int, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """The cost of a call at the route's prices (Decimal, 10 places: the ledger's quantum, `rounding` to it)."""
     with localcontext(_PRICE_CONTEXT):
         cost = Decimal(0)
         if route.pricing_model == "per_token":
@@ -216,7 +217,13 @@ def price(route: Route, prompt_tokens: int, completion_tokens: int) -> Decimal:
             cost += Decimal(completion_tokens) * (route.price_output_per_mtok or 0) / 1_000_000
         elif route.pricing_model == "per_request":
             cost += route.price_per_request or Decimal(0)
-        return cost.quantize(COST_QUANTUM)
+        return cost.quantize(COST_QUANTUM, rounding=rounding)
+
+
+def reservation_price(route: Route, prompt_tokens: int, completion_tokens: int) -> Decimal:
+    """What admission reserves for these token counts: their price rounded up, so never less than any cost billed
+    for fewer tokens."""
+    return price(route, prompt_tokens, completion_tokens, rounding=ROUND_CEILING)
 
 
 def price_snapshot(route: Route) -> dict[str, Any]:
@@ -376,7 +383,7 @@ async def record(
                 entry=entry,
                 settle_keys=admission.settle_keys(call.ticket.keys),
                 tokens=tokens,
-                cost_micro=admission.to_micro(cost),
+                cost_units=to_units(cost),
                 counted=counted,
                 message_id=appended[0],
                 epoch=appended[1],
@@ -446,7 +453,7 @@ async def handle(
             request_id=call.request_id,
             limits=call.key.quota_limits,
             est_tokens=call.prompt_bound + call.completion_estimate,
-            est_cost=price(call.route, call.prompt_bound, call.completion_estimate),
+            est_cost=reservation_price(call.route, call.prompt_bound, call.completion_estimate),
             timeout_s=call.route.sla_timeout_ms / 1000,
             orphan_record=_orphan_record(call) if get_async_redis() is not None else "",
         )
@@ -505,8 +512,8 @@ async def _upstream_failed(call: Call, exc: Exception) -> HttpResponse:
 
 
 def _withheld(error: AppError) -> str:
-    """The error code of a record whose answer the response scan withheld."""
-    return "response_blocked" if isinstance(error, PolicyViolationError) else error.code
+    """The error code of a record whose answer the response scan withheld (blocked, or the scan failed closed)."""
+    return WITHHELD_BLOCKED if isinstance(error, PolicyViolationError) else WITHHELD_UNSCREENED
 
 
 async def _complete(call: Call, *, native: bool) -> HttpResponse:

@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from apps.consumption import admission
 from apps.consumption.conf import consumption_settings
-from apps.consumption.models import ApiKey, UsageRecord
+from apps.consumption.models import ApiKey, UsageRecord, is_counted
 from apps.tenancy import quotas
 from apps.tenancy.models import Tenant
+from apps.tenancy.money import to_units
 from llm_infra_django.redis import get_redis
 
 logger = structlog.get_logger(__name__)
@@ -141,11 +142,11 @@ def _settle_one(
         }
     if record is not None:
         tokens = int(record["prompt_tokens"]) + int(record["completion_tokens"])
-        cost_micro = admission.to_micro(record["cost"])
-        counted = is_counted(int(record["status_code"]))
+        cost_units = to_units(record["cost"])
+        counted = is_counted(int(record["status_code"]), record.get("error_code") or "")
     else:
-        tokens, cost_micro, counted = 0, 0, False
-    done = admission.settle_sync(keys, request_id, tokens=tokens, cost_micro=cost_micro, counted=counted)
+        tokens, cost_units, counted = 0, 0, False
+    done = admission.settle_sync(keys, request_id, tokens=tokens, cost_units=cost_units, counted=counted)
     outcome = "orphan" if orphan is not None else "ledger" if record is not None else "refund"
     if not done:
         report.already_settled += 1
@@ -158,12 +159,6 @@ def _settle_one(
     logger.info(
         "reservation_reconciled", request_id=request_id, tenant=tenant.slug, outcome=outcome, settled=bool(done)
     )
-
-
-def is_counted(status_code: int) -> bool:
-    """Whether a record's request counts against the request quota, as the proxy decided: answered, or a stream
-    billed for what it delivered (499: the client left, the stream broke, or its process died)."""
-    return status_code < 400 or status_code == 499
 
 
 def _write_orphan_record(encoded: str) -> Any:
@@ -182,7 +177,14 @@ def _write_orphan_record(encoded: str) -> Any:
 
 def _records(request_ids: list[str]) -> dict[str, dict[str, Any]]:
     rows = UsageRecord.objects.filter(request_id__in=request_ids).values(
-        "request_id", "api_key_id", "prompt_tokens", "completion_tokens", "cost", "status_code", "started_at"
+        "request_id",
+        "api_key_id",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "status_code",
+        "error_code",
+        "started_at",
     )
     return {row["request_id"]: row for row in rows}
 

@@ -10,21 +10,25 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from apps.consumption.admission import MICRO, to_micro
 from apps.consumption.keys import KeyInfo
 from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRollup
+from apps.tenancy.money import to_units
 from llm_infra_django.errors import NotFoundError, ValidationError
 
 
-def key_spend_micro(key_id: str, *, day: date | None = None, month: tuple[int, int] | None = None) -> int:
-    """What a key spent (micro-USD) on a UTC day or in a UTC month, from the rollups."""
+def key_spend(key_id: str, *, day: date | None = None, month: tuple[int, int] | None = None) -> Decimal:
+    """What a key spent (USD, exactly as billed) on a UTC day or in a UTC month, from the rollups."""
     rows = UsageRollup.objects.filter(api_key_id=key_id)
     if day is not None:
         rows = rows.filter(day=day)
     if month is not None:
         rows = rows.filter(day__year=month[0], day__month=month[1])
-    total = rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
-    return to_micro(total)
+    return rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
+
+
+def key_spend_units(key_id: str, *, day: date | None = None, month: tuple[int, int] | None = None) -> int:
+    """`key_spend` in counter units (10⁻¹⁰ USD): the seed of a key's budget counter."""
+    return to_units(key_spend(key_id, day=day, month=month))
 
 
 def models_for_key(key: KeyInfo) -> list[dict[str, Any]]:
@@ -105,8 +109,7 @@ def list_sla_versions(tenant: Any, *, as_provider: bool = False, since: date | N
     )
 
 
-def _budget(limit: Decimal | None, spent_micro: int, period_start: date) -> dict[str, Any]:
-    spent = Decimal(spent_micro) / MICRO
+def _budget(limit: Decimal | None, spent: Decimal, period_start: date) -> dict[str, Any]:
     return {
         "limit": limit,
         "spent": spent,
@@ -127,8 +130,6 @@ def key_quota(key: KeyInfo) -> dict[str, Any]:
         "rpm_limit": key.rpm_limit,
         "tpm_limit": key.tpm_limit,
         "max_parallel": key.max_parallel,
-        "budget_day": _budget(key.budget_day_usd, key_spend_micro(key.id, day=today), today),
-        "budget_month": _budget(
-            key.budget_month_usd, key_spend_micro(key.id, month=(today.year, today.month)), month_start
-        ),
+        "budget_day": _budget(key.budget_day_usd, key_spend(key.id, day=today), today),
+        "budget_month": _budget(key.budget_month_usd, key_spend(key.id, month=(today.year, today.month)), month_start),
     }

@@ -6,7 +6,7 @@
 --
 -- KEYS: 1 reservation (hash), 2 reservation index, 3 parallel slots, 4 tpm window, 5 budget day, 6 budget month,
 --       7 quota requests, 8 quota tokens, 9 quota spend
--- ARGV: 1 request id, 2 actual tokens, 3 actual cost (micro-USD), 4 counted requests (1, or 0 to refund it),
+-- ARGV: 1 request id, 2 actual tokens, 3 actual cost (10^-10 USD), 4 counted requests (1, or 0 to refund it),
 --       5 charge the usage when the reservation is gone (1) or do nothing then (0, absent), 6 the time (ms) after
 --       which the caller no longer waits for this answer (absent or -1: none): later, nothing is applied (the caller
 --       gave up, wrote the record itself, and settles again without charging), 7 the largest amount one call may
@@ -18,48 +18,57 @@ if ARGV[6] and tonumber(ARGV[6]) > 0 then
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[6]) then return -3 end
 end
 
-local max_amount = tonumber(ARGV[7])
-local max_counter = tonumber(ARGV[8])
-local tokens = integer(ARGV[2], 0, max_amount)
-local cost = integer(ARGV[3], 0, max_amount)
-local requests = integer(ARGV[4], 0, 1)
-if tokens == nil or cost == nil or requests == nil then return -4 end
+local max_amount = big(ARGV[7])
+local max_counter = big(ARGV[8])
+local function amount(value)
+  local n = big(value)
+  if n and big_cmp(n, max_amount) <= 0 then return n end
+  return nil
+end
+local tokens = amount(ARGV[2])
+local cost = amount(ARGV[3])
+local requests = amount(ARGV[4])
+if tokens == nil or cost == nil or requests == nil or big_cmp(requests, {0, 1}) > 0 then return -4 end
+local NOTHING = {0, 0}
 
-local function adjust(key, delta)
-  if delta == 0 then return end
+-- counter + plus - minus, exactly, kept within [0, max_counter]
+local function adjust(key, plus, minus)
+  if big_cmp(plus, minus) == 0 then return end
   local stored = redis.call('GET', key)
   if not stored then return end
-  local value = integer(stored, 0, max_counter)
-  if value == nil then
+  local value = big(stored)
+  if value == nil or big_cmp(value, max_counter) > 0 then
     redis.call('DEL', key)
     return
   end
-  redis.call('SET', key, math.min(math.max(value + delta, 0), max_counter), 'KEEPTTL')
+  value = big_sub(big_add(value, plus), minus)
+  if big_cmp(value, max_counter) > 0 then value = max_counter end
+  redis.call('SET', key, big_text(value), 'KEEPTTL')
 end
 
 local reservation = redis.call('HMGET', KEYS[1], 'tokens', 'cost', 'charged', 'tpm')
 if not reservation[1] then
   if ARGV[5] ~= '1' then return 0 end
-  adjust(KEYS[4], tokens)
+  adjust(KEYS[4], tokens, NOTHING)
   for index = 5, 9 do
-    local amount = cost
-    if index == 7 then amount = requests elseif index == 8 then amount = tokens end
-    adjust(KEYS[index], amount)
+    local charge = cost
+    if index == 7 then charge = requests elseif index == 8 then charge = tokens end
+    adjust(KEYS[index], charge, NOTHING)
   end
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 2
 end
-local token_delta = tokens - (integer(reservation[1], 0, max_amount) or 0)
-local cost_delta = cost - (integer(reservation[2], 0, max_amount) or 0)
-local request_delta = requests - 1
+local reserved_tokens = amount(reservation[1]) or NOTHING
+local reserved_cost = amount(reservation[2]) or NOTHING
 
-if reservation[4] == '1' then adjust(KEYS[4], token_delta) end
+if reservation[4] == '1' then adjust(KEYS[4], tokens, reserved_tokens) end
 local index = {budget_day = 5, budget_month = 6, api_requests = 7, tokens = 8, spend_usd = 9}
-local delta = {budget_day = cost_delta, budget_month = cost_delta, api_requests = request_delta,
-               tokens = token_delta, spend_usd = cost_delta}
+local actual = {budget_day = cost, budget_month = cost, api_requests = requests, tokens = tokens, spend_usd = cost}
+local reserved = {budget_day = reserved_cost, budget_month = reserved_cost, api_requests = {0, 1},
+                  tokens = reserved_tokens, spend_usd = reserved_cost}
 for name in string.gmatch(reservation[3] or '', '[^,]+') do
-  adjust(KEYS[index[name]], delta[name])
+  adjust(KEYS[index[name]], actual[name], reserved[name])
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])

@@ -141,7 +141,7 @@ class Sent:
     entry: Entry
     settle_keys: list[str]
     tokens: int
-    cost_micro: int
+    cost_units: int
     counted: bool
     message_id: str
     epoch: str
@@ -209,7 +209,7 @@ def check_outbox() -> int:
             sent.settle_keys,
             sent.entry.request_id,
             tokens=sent.tokens,
-            cost_micro=sent.cost_micro,
+            cost_units=sent.cost_units,
             counted=sent.counted,
             charge_missing=True,
         )

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from apps.tenancy import money
 from apps.tenancy.conf import tenancy_settings
 from apps.tenancy.models import (
     UNLIMITED,
@@ -40,8 +41,8 @@ from llm_infra_django.redis import cached_script, get_redis
 
 logger = structlog.get_logger(__name__)
 
-# Integer units of each metered quota in counters: spend is counted in micro-dollars so arithmetic stays exact.
-UNITS: dict[str, int] = {QuotaType.SPEND_USD: 1_000_000}
+# Integer units of each metered quota in counters: spend in the ledger's quantum (10⁻¹⁰ USD, see money.py).
+UNITS: dict[str, int] = {QuotaType.SPEND_USD: money.UNITS_PER_USD}
 METERED = (QuotaType.API_REQUESTS, QuotaType.TOKENS, QuotaType.SPEND_USD)
 
 CONSUME_LUA = """
@@ -82,7 +83,7 @@ class QuotaLimit:
 
     @property
     def limit_units(self) -> int:
-        return -1 if self.unlimited else int(self.limit * UNITS.get(self.quota_type, 1))
+        return -1 if self.unlimited else to_units(self.quota_type, self.limit)
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,10 @@ def period_bounds(period: str, tz_name: str, now: datetime | None = None) -> tup
 
 
 def counter_key(tenant_id: Any, quota_type: str, period_start: datetime) -> str:
-    """Redis key of one period's counter (hash-tagged by tenant so a tenant's counters share a cluster slot)."""
-    return f"quota:{{t:{tenant_id}}}:{quota_type}:{int(period_start.timestamp())}"
+    """Redis key of one period's counter (hash-tagged by tenant so a tenant's counters share a cluster slot; spend
+    names its unit, so that a counter of an older unit is never read as this one)."""
+    unit = ":e10" if quota_type == QuotaType.SPEND_USD else ""
+    return f"quota:{{t:{tenant_id}}}:{quota_type}{unit}:{int(period_start.timestamp())}"
 
 
 # --- Durable usage -----------------------------------------------------------------------------------------
@@ -282,12 +285,14 @@ def current_usage(tenant: Tenant, quota_type: str, now: datetime | None = None) 
 
 
 def to_units(quota_type: str, amount: Decimal | int) -> int:
-    return int(Decimal(amount) * UNITS.get(quota_type, 1))
+    """An amount in the counter units of `quota_type` (spend: money.to_units, exact for ledger costs)."""
+    if quota_type == QuotaType.SPEND_USD:
+        return money.to_units(amount)
+    return int(amount)
 
 
 def from_units(quota_type: str, units: int) -> Decimal:
-    scale = UNITS.get(quota_type, 1)
-    return Decimal(units) / scale if scale != 1 else Decimal(units)
+    return money.from_units(units) if quota_type == QuotaType.SPEND_USD else Decimal(units)
 
 
 def consume(

@@ -9,16 +9,19 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from tests.support.cluster import PostgresCluster
 
-MICRO = Decimal(1_000_000)
+# Money counters count in the ledger's own quantum, 10⁻¹⁰ USD: a ledger cost converts exactly.
+UNITS_PER_USD = 10**10
 
 
-def micro(usd: Decimal) -> int:
-    return int((usd * MICRO).to_integral_value(rounding=ROUND_HALF_UP))
+def units(usd: Decimal) -> int:
+    value = usd * UNITS_PER_USD
+    assert value == int(value), f"{usd} is finer than the ledger's quantum"
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class Books:
                 continue
             expected["api_requests"] += 1
             expected["tokens"] += prompt + completion
-            expected["spend_usd"] += int(cost * MICRO)
+            expected["spend_usd"] += units(cost)
         stored, counted = self.quota_usage(tenant_id), {k: v for k, v in expected.items() if v}
         assert stored == counted, f"durable quota usage {stored} != the records' {counted}"
 
@@ -177,11 +180,11 @@ class Books:
         start = int(datetime(today.year, today.month, 1, tzinfo=UTC).timestamp())
         tag = f"{{t:{tenant_id}}}"
         names = {
-            "budget_day": f"ck:{tag}:k:{key_id}:bd:{today:%Y%m%d}",
-            "budget_month": f"ck:{tag}:k:{key_id}:bm:{today:%Y%m}",
+            "budget_day": f"ck:{tag}:k:{key_id}:bd:e10:{today:%Y%m%d}",
+            "budget_month": f"ck:{tag}:k:{key_id}:bm:e10:{today:%Y%m}",
             "api_requests": f"quota:{tag}:api_requests:{start}",
             "tokens": f"quota:{tag}:tokens:{start}",
-            "spend_usd": f"quota:{tag}:spend_usd:{start}",
+            "spend_usd": f"quota:{tag}:spend_usd:e10:{start}",
         }
         values = self.redis.mget(list(names.values()))
         return {name: int(value) if value is not None else None for name, value in zip(names, values, strict=True)}
@@ -199,8 +202,8 @@ class Books:
         )[0][0]
         usage = self.quota_usage(tenant_id)
         return {
-            "budget_day": micro(Decimal(day)),
-            "budget_month": micro(Decimal(month)),
+            "budget_day": units(Decimal(day)),
+            "budget_month": units(Decimal(month)),
             "api_requests": usage.get("api_requests", 0),
             "tokens": usage.get("tokens", 0),
             "spend_usd": usage.get("spend_usd", 0),

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.accounting import MICRO, Books
+from tests.support.accounting import Books, units
 from tests.support.cluster import LOG_DIR, LocalUpstream, Project, WebServer, private_cluster
 from tests.support.traffic import Outcome, call, chat_body
 
@@ -544,9 +544,9 @@ def audit(report: Report, books: Books, clients: Clients, world: dict[str, Any])
         usage = books.quota_usage(tenant_id)
         for quota_type, limit in limits.items():
             used = usage.get(quota_type, 0)
-            allowed = int(Decimal(limit) * MICRO) if quota_type == "spend_usd" else int(limit)
+            allowed = units(Decimal(limit)) if quota_type == "spend_usd" else int(limit)
             line = f"tenant {slug!r}: {quota_type} used {used} of {allowed}" + (
-                " (micro-USD)" if "spend" in quota_type else ""
+                " (10⁻¹⁰ USD)" if "spend" in quota_type else ""
             )
             report.quotas.append(line)
             if used > allowed:

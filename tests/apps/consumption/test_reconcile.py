@@ -98,11 +98,11 @@ def scenario(traffic: Traffic, key: Any, info: Any) -> tuple[Counters, Counters]
     write([entry(traffic, key=key, request_id="req-finished", prompt=30, completion=10, cost=Decimal("0.004"))])
     before = Counters(finished).snapshot()
     assert before == {
-        "budget_day": 15_000,
-        "budget_month": 15_000,
+        "budget_day": 150_000_000,
+        "budget_month": 150_000_000,
         "api_requests": 2,
         "tokens": 150,
-        "spend_usd": 15_000,
+        "spend_usd": 150_000_000,
     }
     return Counters(finished), Counters(lost)
 
@@ -110,11 +110,11 @@ def scenario(traffic: Traffic, key: Any, info: Any) -> tuple[Counters, Counters]
 def assert_reconciled(finished: Counters, lost: Counters) -> None:
     # the finished request is charged its actual usage, the lost one refunded and uncounted
     assert finished.snapshot() == {
-        "budget_day": 4_000,
-        "budget_month": 4_000,
+        "budget_day": 40_000_000,
+        "budget_month": 40_000_000,
         "api_requests": 1,
         "tokens": 40,
-        "spend_usd": 4_000,
+        "spend_usd": 40_000_000,
     }
     assert not finished.reserved() and not lost.reserved()
     assert finished.slots() == 0
@@ -192,7 +192,7 @@ def test_a_settled_reservation_is_left_alone(traffic: Traffic, budget_key: tuple
 
     assert reconcile.reconcile_reservations(now_ms=int(time.time() * 1000) + 3_600_000).due == 0
     assert Counters(ticket).snapshot()["tokens"] == 20
-    assert Counters(ticket).snapshot()["budget_day"] == 2_000
+    assert Counters(ticket).snapshot()["budget_day"] == 20_000_000
 
 
 @override_settings(CACHES=LOCAL_CACHE)
@@ -304,11 +304,11 @@ def assert_orphan_reconciled(ticket: admission.Ticket, request_id: str) -> None:
     assert (record.status_code, record.error_code, record.estimated) == (499, "worker_lost", True)
     assert (record.prompt_tokens, record.completion_tokens, record.cost) == (30, 0, Decimal("0.003"))
     assert Counters(ticket).snapshot() == {
-        "budget_day": 3_000,
-        "budget_month": 3_000,
+        "budget_day": 30_000_000,
+        "budget_month": 30_000_000,
         "api_requests": 1,
         "tokens": 30,
-        "spend_usd": 3_000,
+        "spend_usd": 30_000_000,
     }
     assert not Counters(ticket).reserved() and Counters(ticket).slots() == 0
 
@@ -381,13 +381,13 @@ def test_a_request_settling_after_its_reservation_is_gone_is_charged_once(
         async_to_sync(admission.settle)(ticket, tokens=40, cost=Decimal("0.004"), charge_missing=True)
 
         assert counters.snapshot() == {
-            "budget_day": 4_000,
-            "budget_month": 4_000,
+            "budget_day": 40_000_000,
+            "budget_month": 40_000_000,
             "api_requests": 1,
             "tokens": 40,
-            "spend_usd": 4_000,
+            "spend_usd": 40_000_000,
         }
         assert counters.slots() == 0
         keys = admission.settle_keys(ticket.keys)
-        assert admission.settle_sync(keys, "req-late", tokens=40, cost_micro=4_000, counted=True) == 0
-        assert counters.snapshot()["budget_day"] == 4_000
+        assert admission.settle_sync(keys, "req-late", tokens=40, cost_units=40_000_000, counted=True) == 0
+        assert counters.snapshot()["budget_day"] == 40_000_000

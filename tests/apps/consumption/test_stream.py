@@ -16,6 +16,7 @@ from apps.consumption.keys import hash_secret
 from apps.consumption.models import UsageRecord, UsageRollup
 from apps.consumption.runtime import load_key
 from apps.consumption.services import create_api_key
+from apps.tenancy.money import to_units
 from llm_infra_django.redis import get_redis
 from tests.apps.consumption.conftest import drain_ledger
 from tests.apps.consumption.test_usage import Traffic, entry, make_traffic
@@ -60,7 +61,7 @@ def proxied(traffic: Traffic, info: Any, cost: str) -> stream.Sent:
         entry=record,
         settle_keys=admission.settle_keys(ticket.keys),
         tokens=15,
-        cost_micro=admission.to_micro(Decimal(cost)),
+        cost_units=to_units(Decimal(cost)),
         counted=True,
         message_id=appended[0],
         epoch=appended[1],
@@ -122,18 +123,18 @@ def test_records_redis_lost_are_written_and_counted_once(traffic: Traffic, budge
     # when Redis loses its data, and the next call seeds the key's budget counter from the database
     lose_redis_data(str(traffic.consumer.pk))
     later = proxied(traffic, budgeted, "0.002")
-    assert budget_day(later) == 2_000, "seeded without the lost record"
+    assert budget_day(later) == 20_000_000, "seeded without the lost record"
 
     # then the process that appended the lost record writes it, and charges it to the counter seeded without it
     assert stream.check_outbox() == 1
     assert UsageRecord.objects.filter(request_id=lost.entry.request_id).exists()
-    assert budget_day(later) == 6_000
+    assert budget_day(later) == 60_000_000
     # and nothing is counted twice once the stream is drained and the outbox checked again
     drain_ledger()
     assert stream.check_outbox() == 0
     assert UsageRecord.objects.count() == 2
     assert UsageRollup.objects.aggregate(n=Sum("requests"))["n"] == 2
-    assert budget_day(later) == 6_000
+    assert budget_day(later) == 60_000_000
     assert not stream._outbox
 
 
@@ -146,11 +147,11 @@ def test_a_lost_record_the_database_already_has_is_not_charged_again(traffic: Tr
     # when Redis loses its data and the next call seeds the budget counter from the database (which has it)
     lose_redis_data(str(traffic.consumer.pk))
     later = proxied(traffic, budgeted, "0.002")
-    assert budget_day(later) == 6_000
+    assert budget_day(later) == 60_000_000
 
     # then the outbox check writes nothing and charges nothing
     assert stream.check_outbox() == 0
-    assert budget_day(later) == 6_000
+    assert budget_day(later) == 60_000_000
     assert written.entry.request_id not in stream._outbox
 
 

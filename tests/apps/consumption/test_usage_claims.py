@@ -21,6 +21,7 @@ from apps.consumption.keys import hash_secret
 from apps.consumption.models import SlaViolation, UsageRecord, UsageRollup
 from apps.consumption.runtime import load_key
 from apps.consumption.signals import usage_disputed
+from apps.tenancy.money import to_units
 from apps.tenancy.services import set_quota_override
 from llm_infra_django.redis import get_redis
 from tests.apps.consumption.conftest import drain_ledger
@@ -137,13 +138,13 @@ def counters(info: Any) -> dict[str, int | None]:
 def ledger_totals(tenant: Any) -> dict[str, int]:
     records = UsageRecord.objects.filter(tenant=tenant)
     sums = records.aggregate(cost=Sum("cost"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
-    micro = admission.to_micro(sums["cost"] or Decimal(0))
+    money = to_units(sums["cost"] or Decimal(0))
     return {
-        "budget_day": micro,
-        "budget_month": micro,
+        "budget_day": money,
+        "budget_month": money,
         "api_requests": records.count(),
         "tokens": (sums["prompt"] or 0) + (sums["completion"] or 0),
-        "spend_usd": micro,
+        "spend_usd": money,
     }
 
 
@@ -208,7 +209,7 @@ async def test_a_budget_holds_against_a_provider_that_claims_millions(
     assert statuses.count(200) >= 1 and statuses[-1] == 402
     await sync_to_async(drain_ledger)()
     totals = await sync_to_async(ledger_totals)(metered)
-    assert totals["budget_day"] <= 200_000
+    assert totals["budget_day"] <= 2_000_000_000
     assert await sync_to_async(counters)(info) == totals
 
 
@@ -416,13 +417,13 @@ def test_settlement_is_all_or_nothing_and_never_negative(make_key: Any, echo_ser
 
     # arguments out of range change nothing at all
     for tokens, cost in ((-5, 0), (0, -5), (2**60, 0), (0, 2**60)):
-        assert admission.settle_sync(keys, "req-1", tokens=tokens, cost_micro=cost, counted=True) == 0
+        assert admission.settle_sync(keys, "req-1", tokens=tokens, cost_units=cost, counted=True) == 0
     assert counters(info) == before and client.exists(keys[0])
 
     # a poisoned counter (a float written by an old release) is dropped, the others settle, nothing goes negative
     client.set(ticket.keys[6], "9.2233720368547758e+18")
     client.set(ticket.keys[5], "3")
-    assert admission.settle_sync(keys, "req-1", tokens=0, cost_micro=0, counted=False) == 1
+    assert admission.settle_sync(keys, "req-1", tokens=0, cost_units=0, counted=False) == 1
     values = counters(info)
     assert values["budget_month"] is None and values["budget_day"] == 0
     assert values["api_requests"] == 0 and values["tokens"] == 0 and values["spend_usd"] == 0
@@ -431,7 +432,7 @@ def test_settlement_is_all_or_nothing_and_never_negative(make_key: Any, echo_ser
     async_to_sync(admission.admit)(
         key=info, request_id="req-2", limits=info.quota_limits, est_tokens=10, est_cost=Decimal("0.001"), timeout_s=1
     )
-    assert counters(info)["budget_month"] == 1_000
+    assert counters(info)["budget_month"] == 10_000_000
 
 
 def test_the_in_process_twin_never_goes_negative_either(make_key: Any, echo_service: Any, metered: Any) -> None:
@@ -448,9 +449,9 @@ def test_the_in_process_twin_never_goes_negative_either(make_key: Any, echo_serv
             timeout_s=1,
         )
         keys = admission.settle_keys(ticket.keys)
-        assert admission.settle_sync(keys, "req-1", tokens=-1, cost_micro=0, counted=True) == 0
+        assert admission.settle_sync(keys, "req-1", tokens=-1, cost_units=0, counted=True) == 0
         admission.local.values[ticket.keys[5]] = 3
-        assert admission.settle_sync(keys, "req-1", tokens=0, cost_micro=0, counted=False) == 1
+        assert admission.settle_sync(keys, "req-1", tokens=0, cost_units=0, counted=False) == 1
         assert counters(info)["budget_day"] == 0
 
 

@@ -65,7 +65,7 @@ def test_daily_counters_give_thirty_days_of_requests_and_spend(tenants: dict[str
     _usage(a, "api_requests", TODAY, 7)
     _usage(a, "api_requests", TODAY - timedelta(days=29), 5)
     _usage(a, "api_requests", TODAY - timedelta(days=30), 1000)
-    _usage(a, "spend_usd", TODAY, 2_500_000)  # micro-dollars
+    _usage(a, "spend_usd", TODAY, 25_000_000_000)  # 10⁻¹⁰ USD
     _usage(a, "tokens", TODAY - timedelta(days=29), 99999, hours=24 * 31)
 
     # when
