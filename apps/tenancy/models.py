@@ -143,7 +143,7 @@ class QuotaOverride(models.Model):
 
 
 class QuotaUsage(models.Model):
-    """Durable usage counter of one metered quota for one period (integer units; spend in micro-USD)."""
+    """Durable usage counter of one metered quota for one period (integer units; spend in 10⁻¹⁰ USD, see money.py)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="quota_usage")
     quota_type = models.CharField(max_length=32, choices=QuotaType.choices)
