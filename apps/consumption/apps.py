@@ -12,6 +12,13 @@ def count_live_api_keys(tenant: Any) -> int:
     return ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
 
 
+def flag_suspension(sender: Any, tenant: Any, **kwargs: Any) -> None:
+    """A tenant suspended (or deactivated) is refused by every worker's next admission; reactivated, admitted again."""
+    from apps.consumption.flags import set_tenant_suspended
+
+    set_tenant_suspended(str(tenant.pk), not tenant.is_operational)
+
+
 def end_keys_of_deactivated_user(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """A user saved as inactive (admin, shell, any service) leaves every tenant: their keys follow."""
     if not raw and not instance.is_active:
@@ -63,3 +70,7 @@ class ConsumptionConfig(AppConfig):
         post_save.connect(end_keys_of_deactivated_user, sender=user_model, dispatch_uid="consumption.keys_deactivated")
         pre_delete.connect(end_keys_of_deleted_user, sender=user_model, dispatch_uid="consumption.keys_deleted")
         pre_delete.connect(end_keys_of_former_member, sender=Membership, dispatch_uid="consumption.keys_left")
+
+        from apps.tenancy.signals import tenant_changed
+
+        tenant_changed.connect(flag_suspension, dispatch_uid="consumption.tenant_suspension")

@@ -7,19 +7,17 @@ from dataclasses import replace
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from apps.consumption import admission
-from apps.consumption.keys import KeyInfo, hash_secret, key_cache, looks_like_key
+from apps.consumption import flags
+from apps.consumption.keys import KeyInfo, looks_like_key
 from apps.consumption.models import ApiKey, Scope
-from apps.consumption.runtime import authenticate_sync, bearer_secret, load_key
+from apps.consumption.runtime import authenticate_sync
 from apps.tenancy.models import Role
 from apps.tenancy.selectors import get_active_member
 from llm_infra_django.errors import AuthenticationError, AuthorizationError
-from llm_infra_django.redis import get_redis
 
 
 class ApiKeyPrincipal:
@@ -91,21 +89,6 @@ def principal_for(key: KeyInfo, creator_id: Any) -> Any:
     return creator
 
 
-def _revoked_now(key: KeyInfo, key_hash: str) -> bool:
-    """Whether the key was revoked after it was cached: the Redis flag every revocation sets (all workers see it
-    at once); without Redis the in-process flag; with Redis unreachable, the database."""
-    client = get_redis()
-    flag = admission.revoked_key(key.tenant_id, key.id)
-    if client is None:
-        return flag in admission.local.flags
-    try:
-        return bool(client.exists(flag))
-    except (RedisError, OSError):
-        fresh = load_key(key_hash)
-        key_cache.put(key_hash, fresh)
-        return fresh is None or not fresh.usable()[0]
-
-
 def require_management_scope(key: KeyInfo, *, writing: bool) -> None:
     """A key opens the management API with `read` or `publish` to read and `publish` to write (`admin` implies
     both); views narrow this further (`HasScope`)."""
@@ -122,7 +105,7 @@ def authenticate_key(authorization: str, *, writing: bool) -> tuple[Any, KeyInfo
     """(user, key) of a management request (REST or GraphQL) made with an API key: a usable key, not revoked, whose
     scopes and creator are read now (the proxy's cached view may be seconds old), acting as `principal_for` says."""
     key = authenticate_sync(authorization)
-    if _revoked_now(key, hash_secret(bearer_secret(authorization))):
+    if flags.is_revoked(key):
         raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
     current = ApiKey.objects.filter(pk=key.id).values("created_by_id", "scopes").first()
     if current is None:

@@ -7,15 +7,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import contextvars
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -29,9 +28,11 @@ from apps.consumption.models import (
     is_counted,
     time_ordered_uuid,
 )
+from llm_infra_django.background import spawn
 from llm_infra_django.redis import get_redis
 
 logger = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -312,7 +313,7 @@ def rebuild_quota_usage(tenants: Iterable[Any], *, now: datetime | None = None) 
     admission seeds them again from the database: counters equal the ledger exactly (e.g. after an upgrade from
     micro-dollar counters). A call in flight meanwhile is counted once less until its period ends: run it quietly.
     Returns {tenant slug: {quota type: units}}."""
-    from apps.consumption.admission import budget_counter_keys
+    from apps.consumption.protocol import budget_counter_keys
     from apps.tenancy import quotas
     from apps.tenancy.models import QuotaUsage
 
@@ -354,6 +355,11 @@ def rebuild_quota_usage(tenants: Iterable[Any], *, now: datetime | None = None) 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
 
+async def in_ledger_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a synchronous database function on the ledger's thread, which owns the ledger's connection."""
+    return await asyncio.get_running_loop().run_in_executor(_executor, function, *args)
+
+
 def write_with_reconnect(entries: list[Entry]) -> set[str]:
     """`write_entries`, retried once on a fresh connection when the old one broke (e.g. the database restarted)."""
     try:
@@ -380,13 +386,12 @@ class LedgerWriter:
             self._wakeup = asyncio.Event()
             # A fresh context: the flusher outlives the request that started it, and must not use that request's
             # thread executor (asgiref ties `sync_to_async` to the request's context).
-            self._task = loop.create_task(self._run(), context=contextvars.Context())
+            self._task = spawn(self._run())
         if len(self._pending) >= consumption_settings.LEDGER_BATCH_SIZE and self._wakeup is not None:
             self._wakeup.set()
         await asyncio.shield(future)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._pending:
             assert self._wakeup is not None
             with contextlib.suppress(TimeoutError):
@@ -397,7 +402,7 @@ class LedgerWriter:
                 self._pending[consumption_settings.LEDGER_BATCH_SIZE * 5 :],
             )
             try:
-                await loop.run_in_executor(_executor, write_with_reconnect, [entry for entry, _ in batch])
+                await in_ledger_thread(write_with_reconnect, [entry for entry, _ in batch])
             except Exception as exc:
                 logger.error("ledger_write_failed", records=len(batch), error=type(exc).__name__)
                 for _, future in batch:

@@ -3,8 +3,6 @@ write the ledger, answer — in OpenAI's shapes."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,16 +15,17 @@ import orjson
 import structlog
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from apps.consumption import admission, claims, ledger, runtime, screening, upstream
-from apps.consumption import stream as ledger_stream
+from apps.consumption import admission, claims, ledger, ledger_stream, runtime, screening, upstream
 from apps.consumption.claims import BilledUsage
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import KeyInfo
 from apps.consumption.models import WITHHELD_BLOCKED, WITHHELD_UNSCREENED, Scope
+from apps.consumption.protocol import MAX_AMOUNT, SettleArgs
 from apps.publishing import echo
 from apps.publishing.selectors import Route
 from apps.tenancy import quotas
 from apps.tenancy.money import to_units
+from llm_infra_django.background import spawn
 from llm_infra_django.body import read_body
 from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import (
@@ -48,7 +47,6 @@ NO_USAGE = BilledUsage(prompt_tokens=0, completion_tokens=0)
 # A stream that keeps flowing pushes its reservation's deadline ahead this often (the slot lifetime is the SLA
 # timeout plus 30 s): only reservations of requests nobody serves any more expire.
 EXTEND_EVERY_SECONDS = 10.0
-_background: set[asyncio.Task[Any]] = set()
 
 
 @dataclass
@@ -70,14 +68,6 @@ class Call:
     ticket: admission.Ticket | None = None
     quota_periods: dict[str, tuple[datetime, datetime]] | None = None
     withheld: AppError | None = None  # the answer the response scan withheld (the call is billed all the same)
-
-
-def spawn(coroutine: Any) -> None:
-    """Run work that outlives the request in a fresh context (not tied to the request's thread executor), keeping a
-    reference so it is not garbage-collected before it ends."""
-    task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
 
 
 # --- Validation and estimates ----------------------------------------------------------------------------------
@@ -188,8 +178,8 @@ def estimate(call: Call, route: Route) -> None:
     call.prompt_bound = prompt if route.protocol == "echo" else _prompt_bound(kind, body, prompt)
     call.completion_estimate = completion * n
     field_name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-    if call.prompt_bound + call.completion_estimate > admission.MAX_AMOUNT or (
-        to_units(reservation_price(route, call.prompt_bound, call.completion_estimate)) > admission.MAX_AMOUNT
+    if call.prompt_bound + call.completion_estimate > MAX_AMOUNT or (
+        to_units(reservation_price(route, call.prompt_bound, call.completion_estimate)) > MAX_AMOUNT
     ):
         raise ValidationError(
             "This request could cost more than one call may reserve; lower max_tokens or n.",
@@ -381,10 +371,8 @@ async def record(
         ledger_stream.remember(
             ledger_stream.Sent(
                 entry=entry,
-                settle_keys=admission.settle_keys(call.ticket.keys),
-                tokens=tokens,
-                cost_units=to_units(cost),
-                counted=counted,
+                keys=call.ticket.keys,
+                usage=SettleArgs(call.request_id, tokens, to_units(cost), counted),
                 message_id=appended[0],
                 epoch=appended[1],
             )

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import structlog
@@ -17,7 +16,9 @@ from django.utils import timezone
 
 from apps.consumption import admission
 from apps.consumption.conf import consumption_settings
+from apps.consumption.local_admission import local
 from apps.consumption.models import ApiKey, UsageRecord, is_counted
+from apps.consumption.protocol import QUOTAS, CallKeys, SettleArgs, parallel_key
 from apps.tenancy import quotas
 from apps.tenancy.models import Tenant
 from apps.tenancy.money import to_units
@@ -32,7 +33,6 @@ PRUNE_BATCH = 10_000
 DEFAULT_TIMEOUT_MS = 30_000
 _RESERVATION = re.compile(r"^ck:\{t:(?P<tenant>[^}]+)\}:resv:(?P<request_id>.+)$")
 _INDEX = re.compile(r"^ck:\{t:(?P<tenant>[^}]+)\}:resv-idx$")
-_METERED = ("api_requests", "tokens", "spend_usd")
 
 
 @dataclass
@@ -75,23 +75,27 @@ class _Context:
         return self.key_ids[tenant_id]
 
 
-def settle_keys_for(tenant: Tenant, request_id: str, key_id: str | None, admitted_at: datetime) -> list[str]:
-    """The settle script's keys of a reservation, rebuilt as admission built them. An unknown key id yields
-    per-key names that do not exist (the script leaves absent counters alone)."""
-    limits = {name: quotas.get_limit(tenant, name) for name in _METERED}
-    key = SimpleNamespace(tenant_id=str(tenant.pk), id=key_id or "unknown", tenant_timezone=tenant.timezone)
-    return admission.settle_keys(admission.counter_keys(key, request_id, limits, admitted_at))  # type: ignore[arg-type]
+def keys_for(tenant: Tenant, request_id: str, key_id: str | None, admitted_at: datetime) -> CallKeys:
+    """The keys of a reservation's call, rebuilt as admission built them. An unknown key id yields per-key names that
+    do not exist (the script leaves absent counters alone)."""
+    return CallKeys.of(
+        tenant_id=str(tenant.pk),
+        key_id=key_id or "unknown",
+        request_id=request_id,
+        timezone=tenant.timezone,
+        periods={name: quotas.get_limit(tenant, name).period for name in QUOTAS},
+        now=admitted_at,
+    )
 
 
 def _slot_owner(tenant_id: str, request_id: str, candidates: Iterable[str], client: Any) -> str | None:
     """The key whose parallel-slot set holds the request (only keys with a parallel limit have one)."""
-    tag = f"{{t:{tenant_id}}}"
-    names = [(key_id, f"ck:{tag}:k:{key_id}:par") for key_id in candidates]
+    names = [(key_id, parallel_key(tenant_id, key_id)) for key_id in candidates]
     if not names:
         return None
     if client is None:
         for key_id, name in names:
-            slots = admission.local.values.get(name)
+            slots = local.values.get(name)
             if isinstance(slots, dict) and request_id in slots:
                 return key_id
         return None
@@ -130,7 +134,7 @@ def _settle_one(
         report.key_unknown += 1
         if "budget" in str(reservation.get("charged", "")):
             logger.warning("reservation_budget_not_refunded", request_id=request_id, tenant=tenant.slug)
-    keys = settle_keys_for(tenant, request_id, key_id, admitted_at)
+    keys = keys_for(tenant, request_id, key_id, admitted_at)
     orphan = None
     if record is None and reservation.get("rec"):
         orphan = _write_orphan_record(reservation["rec"])
@@ -146,7 +150,7 @@ def _settle_one(
         counted = is_counted(int(record["status_code"]), record.get("error_code") or "")
     else:
         tokens, cost_units, counted = 0, 0, False
-    done = admission.settle_sync(keys, request_id, tokens=tokens, cost_units=cost_units, counted=counted)
+    done = admission.settle_sync(keys, SettleArgs(request_id, tokens, cost_units, counted))
     outcome = "orphan" if orphan is not None else "ledger" if record is not None else "refund"
     if not done:
         report.already_settled += 1
@@ -165,7 +169,7 @@ def _write_orphan_record(encoded: str) -> Any:
     """Write the record a request's process left with its reservation (it died before recording the request):
     finished now; idempotent, so a record written meanwhile wins."""
     from apps.consumption.ledger import write_entries
-    from apps.consumption.stream import decode
+    from apps.consumption.ledger_stream import decode
 
     entry = decode({"e": encoded})
     entry.finished_at = datetime.now(UTC)
@@ -226,10 +230,10 @@ _local_first_seen: dict[str, int] = {}
 
 def _reconcile_local(now_ms: int, cutoff_ms: int, report: ReconcileReport) -> None:
     context = _Context()
-    with admission.local.lock:
+    with local.lock:
         pending = {
             name: dict(value)
-            for name, value in admission.local.values.items()
+            for name, value in local.values.items()
             if isinstance(value, dict) and "tokens" in value and _RESERVATION.match(name)
         }
     for name in list(_local_first_seen):

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.consumption import admission
+from apps.consumption import flags
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import generate_secret, hash_secret, key_cache
 from apps.consumption.models import ApiKey, Scope
@@ -133,7 +133,7 @@ def _revoke(locked: ApiKey, actor: Any, reason: str | None = None) -> ApiKey:
 def _stop_everywhere(key: ApiKey) -> None:
     """Make every worker refuse the key from its next request: the revocation flag the admission script and the
     management API check (in Redis, set inside the transaction), and this process's cached copy (after commit)."""
-    admission.mark_revoked(str(key.tenant_id), str(key.pk))
+    flags.mark_revoked(str(key.tenant_id), str(key.pk))
     transaction.on_commit(lambda: key_cache.forget(str(key.pk)))
 
 

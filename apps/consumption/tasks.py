@@ -33,7 +33,7 @@ def prune_usage_records_task() -> int:
 def drain_ledger_task(limit: int = 100_000) -> int:
     """Write what the ledger stream holds to the database (web processes drain it too; this covers quiet periods and
     restarts); returns how many records were written."""
-    from apps.consumption.stream import drain_once
+    from apps.consumption.ledger_stream import drain_once
 
     total = 0
     while total < limit and (written := drain_once()):

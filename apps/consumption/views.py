@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.consumption import admission, proxy, runtime, selectors
+from apps.consumption import flags, proxy, runtime, selectors
 from apps.consumption.models import Scope
 from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import AuthenticationError, ValidationError
@@ -39,7 +39,7 @@ async def models(request: HttpRequest) -> HttpResponse:
     request_id = getattr(request, "request_id", "")
     try:
         key = await runtime.authenticate(request.headers.get("Authorization"))
-        if await admission.is_revoked(key):
+        if await flags.ais_revoked(key):
             raise AuthenticationError("This API key has been revoked.", code="invalid_api_key")
         runtime.require_scope(key, Scope.CONSUME)
         rows = await database_sync_to_async(selectors.models_for_key)(key)

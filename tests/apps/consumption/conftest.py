@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from apps.consumption import admission
 from apps.consumption.keys import key_cache
+from apps.consumption.local_admission import local
 from apps.consumption.runtime import route_cache
 from apps.consumption.services import create_api_key
 from apps.publishing import services as publishing
@@ -35,17 +35,17 @@ def _fresh_process_state() -> Iterator[None]:
     from django.core.cache import cache
 
     def reset() -> None:
-        from apps.consumption import stream
+        from apps.consumption import ledger_stream
         from llm_infra_django.redis import get_redis
 
         key_cache.forget()
         route_cache.clear()
-        admission.local.clear()
+        local.clear()
         cache.clear()
         client = get_redis()
         if client is not None:  # this database's ledger stream holds nothing of another test
-            client.delete(stream.stream_key(), stream.stream_key() + ":dead")
-            stream._groups.clear()
+            client.delete(ledger_stream.stream_key(), ledger_stream.stream_key() + ":dead")
+            ledger_stream._groups.clear()
 
     reset()
     yield
@@ -115,19 +115,19 @@ def drain_ledger(seconds: float = 10.0) -> int:
 
     from redis.exceptions import ResponseError
 
-    from apps.consumption import stream
+    from apps.consumption import ledger_stream
     from llm_infra_django.redis import get_redis
 
     total = 0
     deadline = time.monotonic() + seconds
     while True:
-        written = stream.drain_once()
+        written = ledger_stream.drain_once()
         total += written
         if written:
             continue
         client = get_redis()
         try:
-            pending = int(client.xpending(stream.stream_key(), stream.GROUP)["pending"]) if client else 0
+            pending = int(client.xpending(ledger_stream.stream_key(), ledger_stream.GROUP)["pending"]) if client else 0
         except ResponseError:  # no stream or no group: nothing taken
             pending = 0
         if not pending or time.monotonic() > deadline:

@@ -193,34 +193,34 @@ def test_concurrent_flushes_add_up(api_key, echo_service) -> None:
 
 @pytest.mark.redis
 def test_the_stream_is_drained_and_a_bad_record_never_blocks_it(api_key, echo_service) -> None:
-    from apps.consumption import stream
+    from apps.consumption import ledger_stream
     from llm_infra_django.redis import get_redis
 
     # given a garbage entry ahead of a good one in the ledger stream
     client = get_redis()
     key = ApiKey.objects.get()
     good = _entry(key, str(echo_service.versions.get().pk))
-    client.xadd(stream.stream_key(), {"e": "not json"})
-    client.xadd(stream.stream_key(), stream.encode(good))
+    client.xadd(ledger_stream.stream_key(), {"e": "not json"})
+    client.xadd(ledger_stream.stream_key(), ledger_stream.encode(good))
 
     # when the stream is drained
     drain_ledger()
 
     # then the good record is written, the bad one is set aside, and the stream is empty
     assert UsageRecord.objects.filter(request_id=good.request_id).exists()
-    assert client.xlen(stream.stream_key() + ":dead") == 1
-    assert client.xlen(stream.stream_key()) == 0
+    assert client.xlen(ledger_stream.stream_key() + ":dead") == 1
+    assert client.xlen(ledger_stream.stream_key()) == 0
 
 
 @pytest.mark.redis
 def test_the_periodic_task_drains_the_stream(api_key, echo_service) -> None:
-    from apps.consumption import stream
+    from apps.consumption import ledger_stream
     from apps.consumption.tasks import drain_ledger_task
     from llm_infra_django.redis import get_redis
 
     key = ApiKey.objects.get()
     entries = [_entry(key, str(echo_service.versions.get().pk)) for _ in range(3)]
     for entry in entries:
-        get_redis().xadd(stream.stream_key(), stream.encode(entry))
+        get_redis().xadd(ledger_stream.stream_key(), ledger_stream.encode(entry))
     assert drain_ledger_task() == 3
     assert UsageRecord.objects.count() == 3

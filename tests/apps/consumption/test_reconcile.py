@@ -14,11 +14,14 @@ from django.utils import timezone
 
 from apps.consumption import admission, reconcile, usage
 from apps.consumption.keys import hash_secret
+from apps.consumption.local_admission import local
 from apps.consumption.models import UsageRecord, UsageRollup
+from apps.consumption.protocol import METERED, SettleArgs, reservation_index_key
 from apps.consumption.runtime import load_key
 from apps.consumption.services import create_api_key
 from apps.consumption.tasks import prune_usage_records_task, reconcile_reservations_task
 from apps.tenancy.services import set_quota_override
+from llm_infra_django.redis import get_redis
 from tests.apps.consumption.test_usage import Traffic, entry, make_traffic, write
 from tests.apps.tenancy.factories import UserFactory
 
@@ -46,28 +49,26 @@ class Counters:
 
     def __init__(self, ticket: admission.Ticket) -> None:
         self.keys = ticket.keys
-        self.client = admission.get_redis()
+        self.client = get_redis()
 
-    def _get(self, index: int) -> Any:
-        name = self.keys[index]
+    def _get(self, name: str) -> Any:
         if self.client is None:
-            return admission.local.values.get(name)
+            return local.values.get(name)
         raw = self.client.get(name)
         return None if raw is None else int(raw)
 
     def snapshot(self) -> dict[str, Any]:
-        names = {5: "budget_day", 6: "budget_month", 7: "api_requests", 8: "tokens", 9: "spend_usd"}
-        return {name: self._get(index) for index, name in names.items()}
+        return {name: self._get(self.keys.counter(name)) for name in METERED}
 
     def slots(self) -> int:
         if self.client is None:
-            return len(admission.local.values.get(self.keys[4], {}))
-        return int(self.client.zcard(self.keys[4]))
+            return len(local.values.get(self.keys.parallel, {}))
+        return int(self.client.zcard(self.keys.parallel))
 
     def reserved(self) -> bool:
         if self.client is None:
-            return self.keys[10] in admission.local.values
-        return bool(self.client.exists(self.keys[10]))
+            return self.keys.reservation in local.values
+        return bool(self.client.exists(self.keys.reservation))
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def assert_reconciled(finished: Counters, lost: Counters) -> None:
 
 @override_settings(CACHES=LOCAL_CACHE)
 def test_in_process_reservations_are_settled_from_the_ledger(traffic: Traffic, budget_key: tuple[Any, Any]) -> None:
-    assert admission.get_redis() is None
+    assert get_redis() is None
     finished, lost = scenario(traffic, *budget_key)
     now_ms = int(time.time() * 1000)
 
@@ -152,7 +153,7 @@ def test_a_reservation_naming_its_key_and_admission_time_is_settled_exactly(
     info = load_key(hash_secret(secret))
     ticket = admitted(info, "req-described", tokens=100, cost="0.01")
     now_ms = int(time.time() * 1000)
-    admission.local.values[ticket.keys[10]].update(
+    local.values[ticket.keys.reservation].update(
         {"key": str(key.pk), "at": now_ms - 120_000, "deadline": now_ms - 60_000}
     )
 
@@ -202,11 +203,11 @@ def test_the_reconcile_task_runs(traffic: Traffic) -> None:
 
 @pytest.mark.redis
 def test_redis_reservations_are_settled_from_the_ledger(traffic: Traffic, budget_key: tuple[Any, Any]) -> None:
-    client = admission.get_redis()
+    client = get_redis()
     assert client is not None
     key, info = budget_key
     finished, lost = scenario(traffic, key, info)
-    index = admission.reservation_index_key(str(traffic.consumer.pk))
+    index = reservation_index_key(str(traffic.consumer.pk))
     assert {m.decode() for m in client.zrange(index, 0, -1)} == {"req-finished", "req-lost"}
 
     # not due yet (deadlines are a slot ahead): nothing of ours is touched
@@ -230,9 +231,9 @@ def test_redis_reservations_are_settled_from_the_ledger(traffic: Traffic, budget
 
 @pytest.mark.redis
 def test_a_stale_index_entry_is_dropped(traffic: Traffic) -> None:
-    client = admission.get_redis()
+    client = get_redis()
     assert client is not None
-    index = admission.reservation_index_key(str(traffic.consumer.pk))
+    index = reservation_index_key(str(traffic.consumer.pk))
     client.zadd(index, {"ghost": int(time.time() * 1000) - 600_000})
 
     reconcile.reconcile_reservations()
@@ -286,7 +287,7 @@ def dead_process_record(traffic: Traffic, key: Any, info: Any, request_id: str) 
 
 
 def admitted_with_orphan(info: Any, orphan: Any) -> admission.Ticket:
-    from apps.consumption.stream import encode
+    from apps.consumption.ledger_stream import encode
 
     return async_to_sync(admission.admit)(
         key=info,
@@ -334,10 +335,10 @@ def test_a_dead_process_s_request_is_recorded_from_its_reservation(
 def test_redis_a_dead_process_s_request_is_recorded_and_a_live_one_is_left_alone(
     traffic: Traffic, budget_key: tuple[Any, Any]
 ) -> None:
-    client = admission.get_redis()
+    client = get_redis()
     key, info = budget_key
     tenant = str(traffic.consumer.pk)
-    index = admission.reservation_index_key(tenant)
+    index = reservation_index_key(tenant)
     dead = admitted_with_orphan(info, dead_process_record(traffic, key, info, "req-dead"))
     live = admitted_with_orphan(info, dead_process_record(traffic, key, info, "req-live"))
 
@@ -346,7 +347,7 @@ def test_redis_a_dead_process_s_request_is_recorded_and_a_live_one_is_left_alone
     for request_id in ("req-dead", "req-live"):
         client.hset(f"ck:{{t:{tenant}}}:resv:{request_id}", "deadline", past)
         client.zadd(index, {request_id: past})
-        client.zadd(dead.keys[4], {request_id: past})
+        client.zadd(dead.keys.parallel, {request_id: past})
     async_to_sync(admission.extend)(live)
 
     # when the reconciler runs
@@ -356,8 +357,8 @@ def test_redis_a_dead_process_s_request_is_recorded_and_a_live_one_is_left_alone
     assert report.orphans_recorded >= 1  # (the shared Redis may hold other tests' due reservations)
     assert not UsageRecord.objects.filter(request_id="req-live").exists()
     assert Counters(live).reserved()
-    assert client.zscore(live.keys[4], "req-live") > time.time() * 1000
-    assert client.zscore(live.keys[4], "req-dead") is None
+    assert client.zscore(live.keys.parallel, "req-live") > time.time() * 1000
+    assert client.zscore(live.keys.parallel, "req-dead") is None
     assert UsageRecord.objects.get(request_id="req-dead").error_code == "worker_lost"
 
 
@@ -388,6 +389,6 @@ def test_a_request_settling_after_its_reservation_is_gone_is_charged_once(
             "spend_usd": 40_000_000,
         }
         assert counters.slots() == 0
-        keys = admission.settle_keys(ticket.keys)
-        assert admission.settle_sync(keys, "req-late", tokens=40, cost_units=40_000_000, counted=True) == 0
+        late = SettleArgs("req-late", tokens=40, cost=40_000_000, counted=True)
+        assert admission.settle_sync(ticket.keys, late) == 0
         assert counters.snapshot()["budget_day"] == 40_000_000

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 from apps.consumption import admission, claims, sla
 from apps.consumption.keys import hash_secret
+from apps.consumption.local_admission import local
 from apps.consumption.models import SlaViolation, UsageRecord, UsageRollup
+from apps.consumption.protocol import METERED, SettleArgs
 from apps.consumption.runtime import load_key
 from apps.consumption.signals import usage_disputed
 from apps.tenancy.money import to_units
@@ -125,12 +127,11 @@ def consumer_key(make_key: Any, **limits: Any) -> tuple[str, Any]:
 
 def counters(info: Any) -> dict[str, int | None]:
     """The key's budget counters and the tenant's quota counters, as admission holds them now."""
-    keys = admission.counter_keys(info, "probe", info.quota_limits, datetime.now(UTC))
-    names = {5: "budget_day", 6: "budget_month", 7: "api_requests", 8: "tokens", 9: "spend_usd"}
+    keys = admission.call_keys(info, "probe", info.quota_limits, datetime.now(UTC))
     client = get_redis()
     values: dict[str, int | None] = {}
-    for index, name in names.items():
-        raw = client.get(keys[index]) if client is not None else admission.local.values.get(keys[index])
+    for name in METERED:
+        raw = client.get(keys.counter(name)) if client is not None else local.values.get(keys.counter(name))
         values[name] = None if raw is None else int(raw)
     return values
 
@@ -238,7 +239,7 @@ async def test_claims_that_are_not_counts_are_counted_by_us(
 async def test_without_redis_a_dishonest_answer_is_a_200_and_recorded(
     local_service: Any, make_key: Any, metered: Any
 ) -> None:
-    assert admission.get_redis() is None
+    assert get_redis() is None
     local_service.usage = NEGATIVE
     secret, info = await sync_to_async(consumer_key)(make_key, budget_day_usd="1", budget_month_usd="5")
 
@@ -412,18 +413,18 @@ def test_settlement_is_all_or_nothing_and_never_negative(make_key: Any, echo_ser
         key=info, request_id="req-1", limits=info.quota_limits, est_tokens=100, est_cost=Decimal("0.01"), timeout_s=1
     )
     client = get_redis()
-    keys = admission.settle_keys(ticket.keys)
+    keys = ticket.keys
     before = counters(info)
 
     # arguments out of range change nothing at all
     for tokens, cost in ((-5, 0), (0, -5), (2**60, 0), (0, 2**60)):
-        assert admission.settle_sync(keys, "req-1", tokens=tokens, cost_units=cost, counted=True) == 0
-    assert counters(info) == before and client.exists(keys[0])
+        assert admission.settle_sync(keys, SettleArgs("req-1", tokens, cost, counted=True)) == 0
+    assert counters(info) == before and client.exists(keys.reservation)
 
     # a poisoned counter (a float written by an old release) is dropped, the others settle, nothing goes negative
-    client.set(ticket.keys[6], "9.2233720368547758e+18")
-    client.set(ticket.keys[5], "3")
-    assert admission.settle_sync(keys, "req-1", tokens=0, cost_units=0, counted=False) == 1
+    client.set(keys.budget_month, "9.2233720368547758e+18")
+    client.set(keys.budget_day, "3")
+    assert admission.settle_sync(keys, SettleArgs("req-1", 0, 0, counted=False)) == 1
     values = counters(info)
     assert values["budget_month"] is None and values["budget_day"] == 0
     assert values["api_requests"] == 0 and values["tokens"] == 0 and values["spend_usd"] == 0
@@ -448,10 +449,9 @@ def test_the_in_process_twin_never_goes_negative_either(make_key: Any, echo_serv
             est_cost=Decimal("0.01"),
             timeout_s=1,
         )
-        keys = admission.settle_keys(ticket.keys)
-        assert admission.settle_sync(keys, "req-1", tokens=-1, cost_units=0, counted=True) == 0
-        admission.local.values[ticket.keys[5]] = 3
-        assert admission.settle_sync(keys, "req-1", tokens=0, cost_units=0, counted=False) == 1
+        assert admission.settle_sync(ticket.keys, SettleArgs("req-1", -1, 0, counted=True)) == 0
+        local.values[ticket.keys.budget_day] = 3
+        assert admission.settle_sync(ticket.keys, SettleArgs("req-1", 0, 0, counted=False)) == 1
         assert counters(info)["budget_day"] == 0
 
 
@@ -462,8 +462,8 @@ def test_a_poisoned_counter_never_stops_admission(make_key: Any, echo_service: A
     from asgiref.sync import async_to_sync
 
     _secret, info = consumer_key(make_key)
-    keys = admission.counter_keys(info, "x", info.quota_limits, datetime.now(UTC))
-    get_redis().set(keys[8], "9.2233720368547758e+18")
+    keys = admission.call_keys(info, "x", info.quota_limits, datetime.now(UTC))
+    get_redis().set(keys.tokens, "9.2233720368547758e+18")
     for index in range(3):
         ticket = async_to_sync(admission.admit)(
             key=info, request_id=f"r{index}", limits=info.quota_limits, est_tokens=10, est_cost=Decimal(0), timeout_s=1
