@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.http import HttpRequest, StreamingHttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
@@ -29,5 +30,18 @@ class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
     async def _acall(self, request: HttpRequest) -> Any:
         static_file = self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
         if static_file is not None:
-            return self.serve(static_file, request)
+            return _streamed_asynchronously(self.serve(static_file, request))
         return await self.get_response(request)
+
+
+def _streamed_asynchronously(response: StreamingHttpResponse) -> StreamingHttpResponse:
+    """The response with its file read in a thread and handed over as an asynchronous iterator: what Django's ASGI
+    handler does with a synchronous one, minus the warning it prints for each (a raw line amid the log's)."""
+    chunks = response.streaming_content
+
+    async def read() -> AsyncIterator[bytes]:
+        for chunk in await sync_to_async(list, thread_sensitive=False)(chunks):
+            yield chunk
+
+    response.streaming_content = read()
+    return response

@@ -1,7 +1,5 @@
 """Development settings for `make run`: SQLite, local memory cache and eager tasks unless the env says otherwise."""
 
-import warnings
-
 from settings.base import *  # noqa: F403
 from settings.base import env
 
@@ -11,6 +9,3 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 # GraphiQL at /graphql for browsers, served from the vendored files (never in production).
 MARKETPLACE_GATEWAY = {"GRAPHIQL": True}
-
-# WhiteNoise serves files through a synchronous iterator; under ASGI Django warns on each one. Harmless in development.
-warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")

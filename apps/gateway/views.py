@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
 from graphene_django.views import GraphQLView, HttpError
 from graphql import ExecutionResult, GraphQLError, get_operation_ast, parse
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
@@ -46,10 +47,19 @@ class GatewayView(GraphQLView):
             for name, value in error.headers().items():
                 response[name] = value
             return response
-        response = super().dispatch(request, *args, **kwargs)
+        if self._explains_graphiql_off(request):
+            endpoint = request.build_absolute_uri(request.path)
+            response = render(request, "gateway/graphiql_off.html", {"endpoint": endpoint})
+        else:
+            response = super().dispatch(request, *args, **kwargs)
         response["Cache-Control"] = "no-store, private"
-        response["Vary"] = "Accept, Authorization, Cookie" if self.graphiql else "Authorization, Cookie"
+        response["Vary"] = "Accept, Authorization, Cookie"  # a browser gets a page, an API client JSON
         return response
+
+    def _explains_graphiql_off(self, request: HttpRequest) -> bool:
+        """A browser's GET without a query that GraphiQL would answer if it were on (else graphene-django's bare
+        400 "Must provide query string." is all a person sees)."""
+        return not self.graphiql and "query" not in request.GET and self.can_display_graphiql(request, {})
 
     @staticmethod
     def _authenticate(request: HttpRequest) -> None:

@@ -3,8 +3,10 @@ the publish example (its JSON body taken from the README itself), then a call of
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -66,3 +68,37 @@ def test_the_first_five_minutes(settings) -> None:
         "demo-provider/echo",
         f"demo-provider/{body['slug']}",
     ]
+
+
+def one_line(command: str) -> str:
+    return " ".join(command.replace("\\\n", " ").split())
+
+
+def test_seed_demo_prints_the_readmes_key_command_and_the_sdk_already_installed() -> None:
+    # given the README's key command (step 2) and the OpenAI SDK in this environment (requirements/dev.txt)
+    readme_command = re.search(r"export KEY=\$\(.*?\)\n", README, re.S).group(0)
+    assert importlib.util.find_spec("openai") is not None
+
+    # when seed_demo tells what to do next
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    printed = out.getvalue()
+
+    # then it prints the same command, and runs the SDK example without installing anything
+    (key_line,) = [line for line in printed.splitlines() if "create_api_key" in line]
+    assert one_line(key_line) == one_line(readme_command)
+    assert "pip install" not in printed
+    assert ".venv/bin/python" in printed.split("OpenAI SDK", 1)[1]
+    assert "README" not in printed  # a project embedding the suite has no such README
+
+
+def test_seed_demo_says_how_to_install_the_sdk_where_it_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an environment without the OpenAI SDK (a project embedding the suite: not a dependency of the wheel)
+    monkeypatch.setitem(sys.modules, "openai", None)
+
+    # when seed_demo tells what to do next
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+
+    # then the SDK example says how to install it
+    assert "pip install openai" in out.getvalue().split("OpenAI SDK", 1)[1]

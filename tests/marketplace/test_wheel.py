@@ -80,6 +80,15 @@ def test_one_wheel_holds_infra_apps_and_project(wheel: Path) -> None:
     assert not any(name.startswith(("settings/", "tests/")) for name in names)
 
 
+def test_the_wheel_builds_without_deprecation_warnings(wheel: Path) -> None:
+    # setuptools announces a metadata form it will stop accepting (the `project.license` table: 2027-02-18)
+    output = wheel.with_suffix(".log").read_text()
+    assert [line for line in output.splitlines() if "deprecat" in line.lower()] == []
+    archive = zipfile.ZipFile(wheel)
+    metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: LicenseRef-Proprietary" in metadata.splitlines()
+
+
 def test_llm_infra_django_in_a_fresh_django_project(wheel: Path, tmp_path: Path) -> None:
     # given the wheel installed alone (no repository on the path) and a project made by django-admin
     site = tmp_path / "site"

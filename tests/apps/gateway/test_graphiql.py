@@ -8,6 +8,7 @@ import importlib
 import json
 import re
 import sys
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -70,18 +71,51 @@ def is_graphiql(response: Any) -> bool:
     return response["Content-Type"].startswith("text/html") and b'<div id="editor">' in response.content
 
 
-def test_off_by_default_a_browser_gets_no_graphiql() -> None:
+def test_off_by_default_a_browser_is_told_graphiql_is_off_and_how_to_query() -> None:
     # given the default settings (the tests run without settings.dev)
     assert gateway_settings.GRAPHIQL is False
 
     # when a browser opens /graphql
     response = browser_get(Client())
 
-    # then it is answered as an API client: JSON, no page
+    # then it gets no GraphiQL but a page saying it is off, how to turn it on and how API clients query
     assert not is_graphiql(response)
-    assert response["Content-Type"].startswith("application/json")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    text = re.sub(r"\s+", " ", unescape(response.content.decode()))
+    assert "GraphiQL" in text and "switched off" in text
+    assert 'MARKETPLACE_GATEWAY = {"GRAPHIQL": True}' in text
+    assert "curl -X POST http://testserver/graphql" in text
+    assert assets_of(text) == []  # nothing to load, from anywhere
+    assert response["Cache-Control"] == "no-store, private"
+    assert response["Vary"] == "Accept, Authorization, Cookie"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "accept"),
+    [
+        ("get", "/graphql", "application/json"),
+        ("get", "/graphql", "*/*"),
+        ("get", "/graphql?raw", BROWSER_ACCEPT),
+        ("post", "/graphql", BROWSER_ACCEPT),
+    ],
+)
+def test_off_api_clients_still_get_the_json_error(method: str, path: str, accept: str) -> None:
+    # when an API client (or a browser asking for raw output, or posting) sends no query
+    response = getattr(Client(), method)(path, HTTP_ACCEPT=accept)
+
+    # then the answer is graphene-django's JSON error, as before
     assert response.status_code == 400
-    assert response["Vary"] == "Authorization, Cookie"
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {
+        "errors": [{"message": "Must provide query string.", "extensions": {"code": "bad_request"}}]
+    }
+
+
+def test_off_a_browser_sending_a_query_gets_its_result() -> None:
+    response = browser_get(Client(), "/graphql?query={__typename}")
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
 
 
 @GRAPHIQL_ON

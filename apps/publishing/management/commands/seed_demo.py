@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -130,14 +131,16 @@ class Command(BaseCommand):
         out(style.MIGRATE_HEADING("\nAPI key"))
         out(
             f"  export KEY=$(.venv/bin/python manage.py create_api_key --tenant {demo.CONSUMER_SLUG} "
-            "--scopes consume,read | tail -n 1)"
+            "--scopes consume,read --rpm 60 --tpm 100000 | tail -n 1)"
         )
-        out("  (the README's first five minutes use $KEY; the secret is printed once, on the last line)")
+        out("  (the secret is printed once, on the last line; the examples below read it from $KEY)")
         out(style.MIGRATE_HEADING("\ncurl"))
         out(f"  curl {site}/v1/chat/completions \\")
         out('    -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\')
         out(f'    -d \'{{"model": "{echo_id}", "messages": [{{"role": "user", "content": "Hello!"}}]}}\'')
-        out(style.MIGRATE_HEADING("\nOpenAI SDK (pip install openai)"))
+        # The SDK is in the repository's .venv (requirements/dev.txt), not among the wheel's dependencies.
+        install = "already installed" if find_spec("openai") else "first: .venv/bin/python -m pip install openai"
+        out(style.MIGRATE_HEADING(f"\nOpenAI SDK ({install}): save as hello.py, run .venv/bin/python hello.py"))
         out("  import os")
         out("  from openai import OpenAI")
         out(f'  client = OpenAI(base_url="{site}/v1", api_key=os.environ["KEY"])')
