@@ -226,3 +226,37 @@ def test_the_dashboard_reads_well_for_a_new_user(browser: Any, live_server: Any)
             assert _half_empty_rows(browser) == [], width
     finally:
         unregister_usage_provider("test.small_spends")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@pytest.mark.django_db(transaction=True)
+def test_a_new_keys_secret_is_copied_with_one_click(browser: Any, live_server: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    # given the admin of one tenant, allowed to use the clipboard, on the form that adds an API key
+    tenant = TenantFactory(slug="solo", name="Solo")
+    MembershipFactory(tenant=tenant, user=UserFactory(username="solo-admin"), role=Role.ADMIN)
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": live_server.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    _log_in(browser, live_server, "solo-admin", reverse("admin:consumption_apikey_add"))
+    _wait(browser, lambda d: d.find_elements(By.ID, "id_name"))
+    assert Select(browser.find_element(By.ID, "id_tenant")).first_selected_option.text == str(tenant)
+
+    # when they save a key and click Copy beside its secret
+    browser.find_element(By.ID, "id_name").send_keys("laptop")
+    browser.find_element(By.NAME, "_save").click()
+    secret = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "code.once-shown-secret"))[0]
+    button = browser.find_element(By.CSS_SELECTOR, "code.once-shown-secret + button.copy-secret")
+    button.click()
+    _wait(browser, lambda d: button.text == "Copied")
+
+    # then the clipboard holds the secret
+    pasted = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "navigator.clipboard.readText().then(done, error => done('error: ' + error));"
+    )
+    assert secret.text.startswith("mk_") and pasted == secret.text
