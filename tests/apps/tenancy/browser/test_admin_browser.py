@@ -207,6 +207,14 @@ def test_the_dashboard_reads_well_for_a_new_user(browser: Any, live_server: Any)
         assert not any("e" in label.lower() for label in money_labels)
         request_labels = _tick_labels(browser, "chart-requests", "y") + _tick_labels(browser, "chart-services", "y")
         assert all(re.fullmatch(r"\d{1,3}(,\d{3})*", label) for label in request_labels), request_labels
+        # and hovering today's spend shows the exact amount
+        tooltip = browser.execute_script(
+            "const chart = Chart.getChart(document.getElementById('chart-spend'));"
+            "const last = chart.data.labels.length - 1;"
+            "chart.tooltip.setActiveElements([{datasetIndex: 0, index: last}], {x: 0, y: 0}); chart.update();"
+            "return chart.tooltip.body.flatMap(item => item.lines);"
+        )
+        assert tooltip == ["Spend (USD): 0.0000116"]
 
         # and the 0.1 % gauge shows a sliver while its number stays exact
         gauge = browser.find_element(By.ID, "gauge-api_requests")
