@@ -9,6 +9,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from apps.consumption import services, sla, usage
 from apps.consumption.models import ApiKey, Scope, SlaViolation, UsageRecord, UsageRollup
@@ -27,6 +29,11 @@ KEY_SETTINGS = (
     "expires_at",
 )
 SECRET_NOTICE = "Copy it now: it is not stored and will never be shown again."
+
+
+def _shown_once(secret: str) -> SafeString:
+    """The secret in a message: plain, selectable text, which `copy_secret.js` gives a Copy button."""
+    return format_html('<code class="once-shown-secret">{}</code>', secret)
 
 
 def _adopt(target: Any, saved: Any) -> None:
@@ -93,6 +100,9 @@ class ApiKeyAdmin(TenantScopedAdmin):
         "created_at",
     ]
 
+    class Media:
+        js = ["consumption/copy_secret.js"]
+
     @admin.display(description="status")
     def status(self, obj: ApiKey) -> str:
         now = timezone.now()
@@ -120,7 +130,11 @@ class ApiKeyAdmin(TenantScopedAdmin):
             tenant=data["tenant"], actor=request.user, **{name: data[name] for name in KEY_SETTINGS}
         )
         _adopt(obj, key)
-        self.message_user(request, f"New API key {key.display}: {secret} — {SECRET_NOTICE}", messages.WARNING)
+        self.message_user(
+            request,
+            format_html("New API key {}: {} — {}", key.display, _shown_once(secret), SECRET_NOTICE),
+            messages.WARNING,
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Nothing related is edited here."""
@@ -131,8 +145,14 @@ class ApiKeyAdmin(TenantScopedAdmin):
             new, secret = services.rotate_api_key(key=key, actor=request.user)
             self.message_user(
                 request,
-                f"{key.name}: new secret {secret} (key {new.display}); the old one works until "
-                f"{timezone.localtime(ApiKey.objects.get(pk=key.pk).expires_at):%Y-%m-%d %H:%M}. {SECRET_NOTICE}",
+                format_html(
+                    "{}: new secret {} (key {}); the old one works until {}. {}",
+                    key.name,
+                    _shown_once(secret),
+                    new.display,
+                    f"{timezone.localtime(ApiKey.objects.get(pk=key.pk).expires_at):%Y-%m-%d %H:%M}",
+                    SECRET_NOTICE,
+                ),
                 messages.WARNING,
             )
 

@@ -51,11 +51,13 @@ class ApiKey(models.Model):
     last4 = models.CharField(max_length=4, editable=False)
     scopes = models.JSONField(default=list)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model ids; empty = all the tenant may use.")
-    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
-    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
-    max_parallel = models.PositiveIntegerField(null=True, blank=True)
-    budget_day_usd = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
-    budget_month_usd = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    rpm_limit = models.PositiveIntegerField("RPM limit", null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField("TPM limit", null=True, blank=True)
+    max_parallel = models.PositiveIntegerField("max parallel requests", null=True, blank=True)
+    budget_day_usd = models.DecimalField("daily budget (USD)", max_digits=20, decimal_places=6, null=True, blank=True)
+    budget_month_usd = models.DecimalField(
+        "monthly budget (USD)", max_digits=20, decimal_places=6, null=True, blank=True
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     rotated_from = models.OneToOneField(
@@ -228,6 +230,8 @@ class SlaViolation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "SLA violation"
+        verbose_name_plural = "SLA violations"
 
     def __str__(self) -> str:
         return f"{self.service_version_id} {self.metric} {self.severity}"

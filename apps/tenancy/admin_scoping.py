@@ -288,6 +288,16 @@ class TenantScopedAdmin(admin.ModelAdmin):
                 kwargs["queryset"] = queryset
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """Add forms start with the row's tenant chosen when the user administers exactly one tenant (a value given
+        in the URL wins)."""
+        initial = super().get_changeform_initial_data(request)
+        tenant_ids = admin_tenant_ids_for(request)
+        path = self.tenant_field
+        if len(tenant_ids) == 1 and isinstance(path, str) and "__" not in path and path not in ("pk", "id"):
+            initial.setdefault(path, next(iter(tenant_ids)))
+        return initial
+
     def get_list_filter(self, request: HttpRequest) -> Sequence[Any]:
         """For tenant admins, relation filters list only values found in their rows (never every tenant)."""
         list_filter = super().get_list_filter(request)

@@ -43,6 +43,11 @@ def money(amount: Decimal) -> str:
     return f"{cents:.2f}" if cents == amount else format(amount.normalize(), "f")
 
 
+def grouped(value: Decimal | int | str) -> str:
+    """A number for people: every digit, no exponent, thousands separated (`1,234,567.000045`)."""
+    return format(Decimal(value), ",f")
+
+
 def register_usage_provider(name: str, provider: UsageProvider) -> None:
     """Let an app supply daily usage (the consumption app: its rollups). The most recently registered provider that
     returns rows wins; tenancy's own quota counters are the fallback. Registering a name again replaces it."""
@@ -92,9 +97,17 @@ def _number(value: Decimal) -> str:
     return f"{Decimal(value).normalize():f}"
 
 
+def _percentage_text(used: Decimal, percentage: float | None) -> str:
+    """`percentage` has two decimals: a smaller use is shown as such, not as none ("-" for a zero limit)."""
+    if percentage is None:
+        return "-"
+    return "< 0.01" if used > 0 and percentage == 0 else str(percentage)
+
+
 def _gauge(row: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
     unlimited = row["limit"] < 0
     percentage = row["percentage"]
+    resets_at = row["resets_at"].astimezone(tz) if row["resets_at"] else None
     return {
         "quota_type": row["quota_type"],
         "label": QuotaType(row["quota_type"]).label,
@@ -102,19 +115,24 @@ def _gauge(row: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
         "action": row["action"],
         "used": _number(row["used"]),
         "limit": None if unlimited else _number(row["limit"]),
+        "used_display": grouped(_number(row["used"])),
+        "limit_display": None if unlimited else grouped(_number(row["limit"])),
         "unlimited": unlimited,
+        "in_use": row["used"] > 0,
         "percentage": percentage,
+        "percentage_display": _percentage_text(row["used"], percentage),
         "bar_percentage": min(float(percentage or 0), 100.0),
         "soft_limit_reached": bool(row["soft_limit_reached"]),
         "over_limit": percentage is not None and percentage >= 100,
-        "resets_at": row["resets_at"].isoformat() if row["resets_at"] else None,
-        "resets_label": row["resets_at"].astimezone(tz).strftime("%Y-%m-%d %H:%M") if row["resets_at"] else "",
+        "resets_at": resets_at.isoformat() if resets_at else None,
+        "resets_label": f"{resets_at:%Y-%m-%d %H:%M} {tz.key}" if resets_at else "",
     }
 
 
 def dashboard_data(tenant: Tenant, *, days: int = DEFAULT_DAYS, today: date | None = None) -> dict[str, Any]:
     """Everything the dashboard shows for one tenant, JSON-safe: per-day and per-service series over the last
-    `days` days (tenant-local dates), totals, and one gauge per quota with the soft-limit line."""
+    `days` days (tenant-local dates), totals, and one gauge per quota with the soft-limit line. Money is exact
+    decimal text (the page formats it without converting it to binary floats)."""
     tz = ZoneInfo(tenant.timezone or "UTC")
     today = today or timezone.now().astimezone(tz).date()
     first = today - timedelta(days=days - 1)
@@ -135,23 +153,25 @@ def dashboard_data(tenant: Tenant, *, days: int = DEFAULT_DAYS, today: date | No
             services[row.service]["spend"] += row.spend
             services[row.service]["tokens"] += row.tokens
     by_service = sorted(services.items(), key=lambda item: (-item[1]["spend"], -item[1]["requests"], item[0]))
-    total_spend = sum(spend.values(), Decimal(0))
+    totals = {
+        "requests": sum(requests.values()),
+        "spend": money(sum(spend.values(), Decimal(0))),
+        "tokens": sum(tokens.values()),
+    }
     return {
         "tenant": {"slug": tenant.slug, "name": tenant.name, "timezone": tenant.timezone},
         "source": source,
         "days": [d.isoformat() for d in day_list],
         "requests": [requests[d] for d in day_list],
-        "spend": [float(spend[d]) for d in day_list],
+        "spend": [_number(spend[d]) for d in day_list],
         "tokens": [tokens[d] for d in day_list],
         "services": [
-            {"service": name, "requests": v["requests"], "spend": float(v["spend"]), "tokens": v["tokens"]}
+            {"service": name, "requests": v["requests"], "spend": _number(v["spend"]), "tokens": v["tokens"]}
             for name, v in by_service
         ],
-        "totals": {
-            "requests": sum(requests.values()),
-            "spend": money(total_spend),
-            "tokens": sum(tokens.values()),
-        },
+        "totals": totals,
+        "totals_display": {name: grouped(value) for name, value in totals.items()},
         "gauges": [_gauge(row, tz) for row in quota_status(tenant)],
         "soft_limit_percent": float(tenancy_settings.SOFT_LIMIT_RATIO) * 100,
+        "throttle_rate": tenancy_settings.THROTTLE_RATE,
     }

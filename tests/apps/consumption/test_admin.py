@@ -125,6 +125,35 @@ def test_adding_a_key_shows_its_secret_once(world: dict[str, Any]) -> None:
     assert secret not in page(client.get(change_url(key)))
 
 
+def test_key_pages_speak_plainly_and_preselect_the_tenant(world: dict[str, Any]) -> None:
+    client = client_for(world["a-admin"])
+    labels = ("RPM limit", "TPM limit", "Max parallel requests", "Daily budget (USD)", "Monthly budget (USD)")
+
+    add = client.get(reverse("admin:consumption_apikey_add"))
+    detail = page(client.get(change_url(world["a_key"])))
+
+    for label in labels:
+        assert f">{label}:</label>" in page(add) and f"<label>{label}:</label>" in detail
+    assert "Rpm limit" not in detail and "Budget day usd" not in detail and "Max parallel:" not in detail
+    assert add.context["adminform"].form["tenant"].value() == world["a"].pk  # the admin's only tenant
+
+
+def test_the_once_shown_secret_has_a_copy_button(world: dict[str, Any]) -> None:
+    client = client_for(world["a-admin"])
+
+    response = client.post(
+        reverse("admin:consumption_apikey_add"),
+        {"tenant": str(world["a"].pk), "name": "to-copy", "scopes": ["consume"]},
+        follow=True,
+    )
+
+    html = page(response)
+    secret = SECRET.search(html).group(0)  # type: ignore[union-attr]
+    # the secret is plain, selectable text in its own element; the script adds the button beside it
+    assert f'<code class="once-shown-secret">{secret}</code>' in html
+    assert re.search(r'<script src="/static/consumption/copy_secret\.js"', html)
+
+
 def test_a_key_cannot_be_added_to_another_tenant(world: dict[str, Any]) -> None:
     client = client_for(world["a-admin"])
 
@@ -222,3 +251,11 @@ def test_sla_violations_are_shown_to_their_publisher(traffic: Traffic) -> None:
     assert "availability 100.0 %" in detail and "p95 150.0 ms" in detail
     assert client_for(traffic.consumer.owner).get(change_url(violation)).status_code == 404
     assert client_for(traffic.provider.owner).get(reverse("admin:consumption_slaviolation_add")).status_code == 403
+
+
+def test_sla_violations_are_named_so(world: dict[str, Any]) -> None:
+    index = page(client_for(world["root"]).get(reverse("admin:index")))
+    listing = page(client_for(world["root"]).get(changelist(SlaViolation)))
+
+    assert ">SLA violations</a>" in index and "Sla violations" not in index
+    assert "Select SLA violation to view" in listing

@@ -335,6 +335,26 @@ def test_foreign_key_choices_offer_only_ones_tenants(world: dict[str, Any]) -> N
     assert "globex" not in response.content.decode()
 
 
+def test_the_only_tenant_of_a_tenant_admin_is_preselected_in_add_forms(world: dict[str, Any]) -> None:
+    # given an admin of one tenant, an admin of two, and a superuser of none
+    two_hats = UserFactory(username="two-hats")
+    MembershipFactory(tenant=world["a"], user=two_hats, role=Role.ADMIN)
+    MembershipFactory(tenant=world["b"], user=two_hats, role=Role.OWNER)
+    add = reverse("admin:tenancy_membership_add")
+
+    # when each opens the add form
+    forms = {
+        who: client_for(user).get(add).context["adminform"].form
+        for who, user in (("one", world["a_admin"]), ("two", two_hats), ("root", world["root"]))
+    }
+
+    # then only the one-tenant admin finds their tenant chosen
+    assert forms["one"]["tenant"].value() == world["a"].pk
+    assert f'<option value="{world["a"].pk}" selected>' in str(forms["one"]["tenant"])
+    assert forms["two"]["tenant"].value() is None
+    assert forms["root"]["tenant"].value() is None
+
+
 def test_a_forged_foreign_key_to_another_tenant_is_refused(world: dict[str, Any]) -> None:
     newcomer = UserFactory(username="newcomer")
 

@@ -13,8 +13,9 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from apps.tenancy import dashboard
+from apps.tenancy import dashboard, quotas
 from apps.tenancy.dashboard import DailyUsage, dashboard_data, register_usage_provider, unregister_usage_provider
 from apps.tenancy.models import QuotaUsage, Role, Tenant
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
@@ -76,7 +77,7 @@ def test_daily_counters_give_thirty_days_of_requests_and_spend(tenants: dict[str
     assert data["days"][0] == "2026-03-02" and data["days"][-1] == "2026-03-31"
     assert data["requests"][0] == 5 and data["requests"][-1] == 7
     assert sum(data["requests"]) == 12
-    assert data["spend"][-1] == 2.5
+    assert data["spend"][-1] == "2.5"
     assert data["totals"] == {"requests": 12, "spend": "2.50", "tokens": 0}
     assert data["services"] == []
     assert data["source"] == "tenancy.quota_counters"
@@ -131,8 +132,69 @@ def test_a_registered_provider_replaces_the_counters_and_gives_per_service_data(
     assert a_data["source"] == "consumption.rollups"
     assert a_data["requests"][-1] == 14 and a_data["tokens"][-1] == 390
     assert [s["service"] for s in a_data["services"]] == ["acme/embed", "acme/chat"]  # by spend
-    assert a_data["services"][1] == {"service": "acme/chat", "requests": 10, "spend": 1.25, "tokens": 300}
+    assert a_data["services"][1] == {"service": "acme/chat", "requests": 10, "spend": "1.25", "tokens": 300}
     assert b_data["source"] == "tenancy.quota_counters"  # the provider had nothing for B
+
+
+def test_money_reaches_the_page_as_exact_decimal_text(tenants: dict[str, Any], no_providers: None) -> None:
+    # given spends a float would blur (binary fractions, seventeen significant digits, exponents)
+    def rollups(tenant: Tenant, first: date, last: date) -> list[DailyUsage]:
+        return [
+            DailyUsage(day=last, requests=1, spend=Decimal("0.0000405"), service="acme/echo"),
+            DailyUsage(day=last - timedelta(days=1), requests=1, spend=Decimal("0.1"), service="acme/echo"),
+            DailyUsage(day=first, requests=1, spend=Decimal("1234567.0000000001"), service="acme/big"),
+        ]
+
+    register_usage_provider("test.exact", rollups)
+    try:
+        # when
+        data = dashboard_data(tenants["a"], today=TODAY)
+    finally:
+        unregister_usage_provider("test.exact")
+
+    # then every amount is the ledger's decimal as text, without exponent or float artefacts
+    assert data["spend"][-1] == "0.0000405" and data["spend"][-2] == "0.1" and data["spend"][0] == "1234567.0000000001"
+    assert data["spend"][1] == "0"
+    assert {s["service"]: s["spend"] for s in data["services"]} == {
+        "acme/big": "1234567.0000000001",
+        "acme/echo": "0.1000405",
+    }
+    assert data["totals_display"] == {"requests": "3", "spend": "1,234,567.1000405001", "tokens": "0"}
+
+
+def test_reset_times_name_the_tenants_time_zone(tenants: dict[str, Any], no_providers: None) -> None:
+    a = tenants["a"]
+    a.timezone = "Asia/Tokyo"
+    a.save()
+
+    data = dashboard_data(a, today=TODAY)
+
+    requests = next(g for g in data["gauges"] if g["quota_type"] == "api_requests")
+    assert requests["resets_label"].endswith(" 00:00 Asia/Tokyo")
+    assert requests["resets_at"].endswith("+09:00")
+
+
+def test_gauge_numbers_are_exact_with_thousands_separators(tenants: dict[str, Any], no_providers: None) -> None:
+    # given 7,200 of 10,000 requests and 10 of 1,000,000 tokens used this month (a free tenant)
+    quotas.consume(tenants["a"], "api_requests", 7_200)
+    quotas.consume(tenants["a"], "tokens", 10)
+
+    data = dashboard_data(tenants["a"], today=TODAY)
+
+    gauges = {g["quota_type"]: g for g in data["gauges"]}
+    requests, tokens = gauges["api_requests"], gauges["tokens"]
+    assert (requests["used"], requests["limit"]) == ("7200", "10000")  # machine-readable
+    assert (requests["used_display"], requests["limit_display"], requests["percentage_display"]) == (
+        "7,200",
+        "10,000",
+        "72.0",
+    )
+    # a use below the percentage's two decimals is not shown as none
+    assert (tokens["percentage"], tokens["percentage_display"], tokens["in_use"]) == (0.0, "< 0.01", True)
+    assert (gauges["services_published"]["percentage_display"], gauges["services_published"]["in_use"]) == (
+        "0.0",
+        False,
+    )
 
 
 # --- The page -----------------------------------------------------------------------------------------------
@@ -149,6 +211,28 @@ def test_the_dashboard_renders_the_tenants_charts_and_gauges(tenants: dict[str, 
     assert 'class="gauge-soft-line" style="left: 80.00%"' in html
     assert 'id="dashboard-data"' in html
     assert "globex" not in html
+
+
+def test_the_page_shows_grouped_numbers_zoned_reset_times_and_what_the_actions_do(
+    tenants: dict[str, Any], no_providers: None
+) -> None:
+    # given a tenant in Tokyo with 1,234,567 requests this month
+    a = tenants["a"]
+    a.timezone = "Asia/Tokyo"
+    a.save()
+    _usage(a, "api_requests", timezone.now().astimezone(ZoneInfo("Asia/Tokyo")).date(), 1_234_567)
+    start, end = quotas.period_bounds("month", a.timezone)
+    QuotaUsage.objects.create(tenant=a, quota_type="api_requests", period_start=start, period_end=end, used=1_234_567)
+
+    # when its admin opens the dashboard
+    html = client_for(tenants["a_admin"]).get(reverse("admin:usage_dashboard")).content.decode()
+
+    # then
+    assert "<strong>1,234,567</strong> requests" in html
+    gauge = re.search(r'id="gauge-api_requests".*?class="gauge-value">(.*?)</div>', html, re.S).group(1)  # type: ignore[union-attr]
+    assert "1,234,567 / 10,000" in gauge and "Asia/Tokyo" in gauge
+    explanation = re.search(r'id="quota-actions"[^>]*>(.*?)</p>', html, re.S).group(1)  # type: ignore[union-attr]
+    assert all(word in explanation for word in ("block", "throttle", "alert", "402", "1/s"))
 
 
 def test_the_dashboard_loads_no_script_or_style_from_another_host(tenants: dict[str, Any]) -> None:
@@ -209,8 +293,21 @@ def test_the_admin_index_links_to_the_dashboard(tenants: dict[str, Any]) -> None
     [("2.5", "2.50"), ("0", "0.00"), ("0.0000320000", "0.000032"), ("12.345", "12.345"), ("1000", "1000.00")],
 )
 def test_spend_keeps_cents_and_shows_small_amounts(amount: str, shown: str) -> None:
-    from decimal import Decimal
+    assert dashboard.money(Decimal(amount)) == shown
 
-    from apps.tenancy.dashboard import money
 
-    assert money(Decimal(amount)) == shown
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0, "0"),
+        (999, "999"),
+        (1234567, "1,234,567"),
+        ("1000.00", "1,000.00"),
+        ("0.0000405", "0.0000405"),
+        (Decimal("4.5E-7"), "0.00000045"),
+        (Decimal("1E+6"), "1,000,000"),
+        ("-1234.5", "-1,234.5"),
+    ],
+)
+def test_grouped_numbers_keep_every_digit(value: Any, shown: str) -> None:
+    assert dashboard.grouped(value) == shown
