@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from celery import signature
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.catalog import selectors
+from apps.catalog import evaluator, selectors
 from apps.catalog.conf import catalog_settings
 from apps.catalog.models import (
     Benchmark,
@@ -35,6 +36,9 @@ from llm_infra_django.errors import ConflictError, ValidationError
 
 EVALUATION_FIELDS = ("benchmark", "name", "benchmark_version", "dimension", "score", "scores", "status", "error", "run")
 EVALUATION_UPDATE_FIELDS = ("score", "scores", "status", "error")
+# The Celery task running one evaluation (`apps.catalog.tasks` registers it): queued by this name, so the services
+# never import the tasks that import them.
+RUN_EVALUATION_TASK = "catalog.run_evaluation"
 
 
 # The part of the quality score each standard benchmark feeds (custom benchmarks say it themselves).
@@ -47,6 +51,11 @@ BENCHMARK_DIMENSIONS: dict[str, str] = {
     Benchmark.BIAS: Dimension.SAFETY,
     Benchmark.ROBUSTNESS: Dimension.ROBUSTNESS,
 }
+
+
+def _queue_run(evaluation_id: str) -> None:
+    """Queue the evaluator run of a pending evaluation (in-process when there is no broker)."""
+    signature(RUN_EVALUATION_TASK, args=(evaluation_id,)).delay()
 
 
 def _clean_score(value: Any, path: str = "score") -> Decimal | None:
@@ -69,8 +78,6 @@ def _evaluation_dimension(benchmark: str, dimension: Any, collector: ErrorCollec
 def submit_evaluation(*, version: ModelVersion, actor: Any, values: Mapping[str, Any]) -> Evaluation:
     """Record a benchmark result of a version (`score` 0-100), or, with `run`, ask the configured evaluator for it
     (a pending evaluation, run by a Celery task after commit). The quality score is recomputed."""
-    from apps.catalog.evaluator import is_configured
-
     model = version.model
     require_admin(model.owner, actor)
     unknown_fields(values, EVALUATION_FIELDS)
@@ -100,7 +107,7 @@ def submit_evaluation(*, version: ModelVersion, actor: Any, values: Mapping[str,
     if run is True:
         if values.get("score") is not None or status is not None:
             collector.add("run", "Either submit a result (score, status) or ask the evaluator to run, not both.")
-        elif not is_configured():
+        elif not evaluator.is_configured():
             collector.add("run", "No evaluator is configured (MARKETPLACE_CATALOG['EVALUATOR_URL']); submit results.")
         status = EvaluationStatus.PENDING
     else:
@@ -146,9 +153,7 @@ def submit_evaluation(*, version: ModelVersion, actor: Any, values: Mapping[str,
     recompute_quality(locked)
     audit("catalog_evaluation_submitted", model.owner, actor, evaluation, after=snapshot(evaluation))
     if run:
-        from apps.catalog.tasks import run_evaluation_task
-
-        transaction.on_commit(lambda: run_evaluation_task.delay(str(evaluation.pk)))
+        transaction.on_commit(lambda: _queue_run(str(evaluation.pk)))
     return evaluation
 
 
@@ -259,8 +264,6 @@ def _refresh_model_quality(model_id: Any) -> None:
 def run_evaluation(*, evaluation_id: str) -> str:
     """Run a pending evaluation through the evaluator (the Celery task's body): pending → running → completed or
     failed with the evaluator's reason. Returns the final status, or "skipped" when it was not pending."""
-    from apps.catalog import evaluator
-
     with transaction.atomic():
         evaluation = (
             Evaluation.objects.select_for_update()
@@ -316,9 +319,6 @@ def recover_evaluations(*, now: datetime | None = None) -> dict[str, int]:
     """Periodic repair of evaluator runs: a pending evaluation whose task was lost is queued again (or failed when
     no evaluator is configured any more); a running one past the timeout (its worker died) fails with the reason.
     Returns how many of each."""
-    from apps.catalog.evaluator import is_configured
-    from apps.catalog.tasks import run_evaluation_task
-
     now = now or timezone.now()
     requeue_before = now - timedelta(seconds=float(catalog_settings.EVALUATION_REQUEUE_AFTER_S))
     timeout_before = now - timedelta(seconds=float(catalog_settings.EVALUATION_TIMEOUT_S))
@@ -338,9 +338,9 @@ def recover_evaluations(*, now: datetime | None = None) -> dict[str, int]:
             if evaluation is None:
                 continue
             if evaluation.status == EvaluationStatus.PENDING and evaluation.updated_at <= requeue_before:
-                if is_configured():
+                if evaluator.is_configured():
                     evaluation.save(update_fields=["updated_at"])
-                    transaction.on_commit(lambda pk=str(evaluation.pk): run_evaluation_task.delay(pk))
+                    transaction.on_commit(lambda pk=str(evaluation.pk): _queue_run(pk))
                     counts["requeued"] += 1
                     continue
                 reason = "No evaluator is configured any more; the run was abandoned."
