@@ -10,6 +10,9 @@ class CatalogConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # The services queue their tasks by registered name (they never import the tasks, which import them): the
+        # import registers the tasks in every process, so without a broker (eager mode) they run in-process.
+        import apps.catalog.tasks  # noqa: F401
         from apps.catalog.models import CatalogModel, Dataset
         from apps.tenancy.models import Tenant
         from apps.tenancy.sharing import register_resource_type

@@ -12,6 +12,9 @@ class PublishingConfig(AppConfig):
     def ready(self) -> None:
         from django.core.exceptions import ValidationError
 
+        # The services queue their tasks by registered name (they never import the tasks, which import them): the
+        # import registers the tasks in every process, so without a broker (eager mode) they run in-process.
+        import apps.publishing.tasks  # noqa: F401
         from apps.publishing import selectors
         from apps.publishing.models import Service, ServiceVersion
         from apps.publishing.signals import version_status_changed

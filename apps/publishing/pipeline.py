@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import structlog
+from celery import chain, signature
 from django.db import transaction
 from django.utils import timezone
 
@@ -34,6 +35,9 @@ from llm_infra_django.upstreams import get_policy_engine_client, get_registry_cl
 logger = structlog.get_logger(__name__)
 
 STEPS = ("schema", "openapi", "policy", "probe", "registry", "approval")
+# The Celery task running one step (`apps.publishing.tasks` registers it): queued by this name, so the services
+# never import the tasks that import them.
+STEP_TASK = "publishing.pipeline_step"
 
 
 class StepFailed(Exception):
@@ -164,6 +168,13 @@ STEP_FUNCTIONS: dict[str, Callable[[ServiceVersion], list[Any]]] = {
     "probe": _probe,
     "registry": _registry,
 }
+
+
+def start(run_id: str) -> None:
+    """Queue the steps of a run as one chain of step tasks (runs in-process when there is no broker)."""
+    first, *rest = STEPS
+    steps = [signature(STEP_TASK, args=(run_id, first)), *(signature(STEP_TASK, args=(name,)) for name in rest)]
+    chain(*steps).apply_async()
 
 
 def run_step(run_id: str, name: str) -> bool:

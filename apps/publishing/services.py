@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, models, transaction
 
-from apps.publishing import lifecycle, selectors
+from apps.publishing import lifecycle, pipeline, selectors
 from apps.publishing.crypto import encrypt_secret
 from apps.publishing.exceptions import VersionRuleError
 from apps.publishing.models import AuthKind, Service, ServiceVersion, Status, ValidationRun
@@ -125,11 +125,9 @@ def _check_increment(service: Service, candidate: ServiceVersion) -> None:
 
 def _submit(version: ServiceVersion, actor: Any) -> ValidationRun:
     """draft → validating, and the pipeline queued after commit (it runs eagerly without a broker)."""
-    from apps.publishing.tasks import start_pipeline
-
     lifecycle.transition(version, Status.VALIDATING, actor=actor)
     run = ValidationRun.objects.create(version=version)
-    transaction.on_commit(lambda: start_pipeline(str(run.pk)))
+    transaction.on_commit(lambda: pipeline.start(str(run.pk)))
     return run
 
 
@@ -177,8 +175,6 @@ def publish_version(
 
 def dry_run(*, version: str, values: Mapping[str, Any], service: Service | None = None) -> list[dict[str, Any]]:
     """Steps 1-3 of the pipeline on an unsaved definition; nothing is written."""
-    from apps.publishing.pipeline import policy_step_issues
-
     try:
         candidate = _build_version(service, version, values)
     except VersionRuleError as exc:
@@ -192,7 +188,7 @@ def dry_run(*, version: str, values: Mapping[str, Any], service: Service | None 
     for name, issues in (
         ("schema", schema_issues(candidate)),
         ("openapi", openapi_issues(candidate.openapi_document)),
-        ("policy", policy_step_issues(candidate, tenant_slug=service.publisher.slug if service else None)),
+        ("policy", pipeline.policy_step_issues(candidate, tenant_slug=service.publisher.slug if service else None)),
     ):
         failed = any(i.severity != "warning" for i in issues)
         steps.append(

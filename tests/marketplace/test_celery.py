@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,25 @@ def test_celery_reads_django_settings() -> None:
     assert app.conf.task_always_eager == settings.CELERY_TASK_ALWAYS_EAGER
     assert app.conf.task_serializer == "json"
     assert "marketplace.ping" in app.tasks
+
+
+def test_the_tasks_the_services_queue_by_name_are_registered_in_a_fresh_process() -> None:
+    # given a new interpreter set up as the web server sets Django up (no test has imported a tasks module there)
+    script = (
+        "import django; django.setup()\n"
+        "from apps.catalog.services.evaluations import RUN_EVALUATION_TASK\n"
+        "from apps.publishing.pipeline import STEP_TASK\n"
+        "from marketplace.celery import app\n"
+        "print(sorted({RUN_EVALUATION_TASK, STEP_TASK} - set(app.tasks)))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.test"}
+
+    # when it looks up the names the catalog and publishing services queue their tasks by
+    ran = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+    # then each names a registered task, so without a broker (eager mode) it runs in-process instead of being sent
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]"
 
 
 def test_task_body_runs_in_process() -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from apps.catalog import lineage, selectors, services
 from apps.catalog.exceptions import LineageCycleError
 from apps.catalog.models import EdgeType, LineageEdge, LineageGraph, LineageNode, NodeKind
+from apps.catalog.services.graph import connect
 from apps.tenancy.models import Tenant
 from llm_infra_django.errors import ConflictError, ValidationError
 from tests.apps.tenancy.factories import TenantFactory
@@ -384,7 +385,7 @@ def test_an_edge_is_refused_exactly_when_it_would_close_a_cycle(attempts: list[t
         duplicate = (source, target) in accepted
         try:
             with transaction.atomic():
-                services._connect(graph, nodes[source], nodes[target], EdgeType.MERGED_FROM)
+                connect(graph, nodes[source], nodes[target], EdgeType.MERGED_FROM)
             refused = None
         except (LineageCycleError, ConflictError) as exc:
             refused = exc
