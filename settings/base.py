@@ -65,7 +65,7 @@ ASGI_APPLICATION = "marketplace.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "marketplace" / "templates"],  # the project's root page
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
