@@ -1,4 +1,4 @@
-"""Project URLs: operations endpoints, admin, API schema and docs, GraphQL."""
+"""Project URLs: the root page, operations endpoints, admin, API schema and docs, GraphQL."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -6,8 +6,10 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.gateway.views import GatewayView
+from marketplace import views
 
 urlpatterns = [
+    path("", views.index, name="index"),
     path("", include("llm_infra_django.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.consumption.urls")),

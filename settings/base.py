@@ -65,7 +65,7 @@ ASGI_APPLICATION = "marketplace.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "marketplace" / "templates"],  # the project's root page
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -166,6 +166,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # drf-spectacular's enum hook, then the proxy's /v1/ endpoints (plain async views, described by hand).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.consumption.openapi.add_proxy_paths",
+    ],
 }
 
 GRAPHENE = {"SCHEMA": "marketplace.schema.schema", "RELAY_CONNECTION_MAX_LIMIT": 100}

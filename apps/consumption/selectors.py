@@ -32,31 +32,56 @@ def key_spend_units(key_id: str, *, day: date | None = None, month: tuple[int, i
 
 
 def models_for_key(key: KeyInfo) -> list[dict[str, Any]]:
-    """Active services the key's tenant may use (owned, granted or open), narrowed to the key's allowed models."""
+    """Active services the key's tenant may use (owned, granted or open), narrowed to the key's allowed models, with
+    what a caller compares them by (category, context length, prices): three queries however many there are."""
     from apps.publishing.models import ServiceVersion, Status
     from apps.publishing.selectors import latest_active_filter
     from apps.tenancy.models import Tenant
-    from apps.tenancy.sharing import can_use
+    from apps.tenancy.sharing import usable_ids
 
     tenant = Tenant.objects.get(pk=key.tenant_id)
-    versions = (
-        ServiceVersion.objects.filter(status=Status.ACTIVE)
+    versions = [
+        version
+        for version in ServiceVersion.objects.filter(status=Status.ACTIVE)
         .filter(~latest_active_filter())
         .select_related("service__publisher")
         .order_by("service__publisher__slug", "service__slug")
+        if key.allows_model(version.model_id)
+    ]
+    usable = usable_ids(
+        tenant, "service", {str(version.service_id): version.service.publisher_id for version in versions}
     )
-    rows = []
-    for version in versions:
-        model_id = str(version.service)
-        if not key.allows_model(model_id):
-            continue
-        if not can_use(tenant, "service", str(version.service_id), owner_id=version.service.publisher_id):
-            continue
-        created = version.published_at or version.created_at
-        rows.append(
-            {"model_id": model_id, "publisher": version.service.publisher.slug, "created": int(created.timestamp())}
-        )
-    return rows
+    return [
+        {
+            "model_id": version.model_id,
+            "publisher": version.service.publisher.slug,
+            "created": int((version.published_at or version.created_at).timestamp()),
+            "category": version.category,
+            "context_length": version.context_length,
+            "pricing": _pricing(version),
+        }
+        for version in versions
+        if str(version.service_id) in usable
+    ]
+
+
+def _usd(value: Decimal | None, per: int = 1) -> str:
+    return format((Decimal(value or 0) / per).normalize(), "f")
+
+
+def _pricing(version: Any) -> dict[str, str]:
+    """What one call of the version costs, in the shape of OpenRouter's model list: USD per prompt token, per
+    completion token and per request, as decimal strings, as the proxy bills them (free and subscription models:
+    0); with a price for cached prompt tokens, also `input_cache_read`, as the publisher lists it."""
+    per_token = version.pricing_model == "per_token"
+    pricing = {
+        "prompt": _usd(version.price_input_per_mtok if per_token else None, 1_000_000),
+        "completion": _usd(version.price_output_per_mtok if per_token else None, 1_000_000),
+        "request": _usd(version.price_per_request if version.pricing_model == "per_request" else None),
+    }
+    if per_token and version.price_cached_input_per_mtok is not None:
+        pricing["input_cache_read"] = _usd(version.price_cached_input_per_mtok, 1_000_000)
+    return pricing
 
 
 def model_id_of_service(service_id: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -35,7 +33,8 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 async def models(request: HttpRequest) -> HttpResponse:
-    """The models the key may use, as OpenAI's model list (ids `<publisher>/<service>`)."""
+    """The models the key may use, as OpenAI's model list (ids `<publisher>/<service>`, `owned_by` the publisher's
+    slug), each with OpenRouter's extra fields: `category`, `context_length` and `pricing` (see `models_for_key`)."""
     request_id = getattr(request, "request_id", "")
     try:
         key = await runtime.authenticate(request.headers.get("Authorization"))
@@ -45,9 +44,16 @@ async def models(request: HttpRequest) -> HttpResponse:
         rows = await database_sync_to_async(selectors.models_for_key)(key)
     except Exception as exc:
         return proxy.failure_response(exc, request_id)
-    now = int(time.time())
     data = [
-        {"id": row["model_id"], "object": "model", "created": row["created"] or now, "owned_by": row["publisher"]}
+        {
+            "id": row["model_id"],
+            "object": "model",
+            "created": row["created"],
+            "owned_by": row["publisher"],
+            "category": row["category"],
+            "context_length": row["context_length"],
+            "pricing": row["pricing"],
+        }
         for row in rows
     ]
     return HttpResponse(orjson.dumps({"object": "list", "data": data}), content_type="application/json")

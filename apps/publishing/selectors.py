@@ -127,6 +127,36 @@ def resolve_version(model_id: str) -> ServiceVersion:
     return found
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """The version a model id names while it cannot be served (the service exists), and that version's status."""
+
+    model_id: str
+    service_id: str
+    publisher_id: str
+    version: str
+    status: str
+
+
+def get_unavailable(model_id: str) -> Unavailable | None:
+    """For a model id without a route: the pinned version, or the service's greatest version, in whatever status it
+    is; None when no such service (or pinned version) exists."""
+    publisher, service, version = split_model_id(model_id)
+    queryset = ServiceVersion.objects.filter(service__publisher__slug=publisher, service__slug=service)
+    if version is not None:
+        queryset = queryset.filter(version=version)
+    found = queryset.select_related("service").order_by("-major", "-minor", "-patch").first()
+    if found is None:
+        return None
+    return Unavailable(
+        model_id=model_id,
+        service_id=str(found.service_id),
+        publisher_id=str(found.service.publisher_id),
+        version=found.version,
+        status=found.status,
+    )
+
+
 def get_route(model_id: str) -> Route:
     """The cached route of a model id (invalidated whenever a version of the service changes status)."""
     key = route_cache_key(model_id)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.tenancy.audit import acting_user, record_audit, snapshot
@@ -73,9 +73,12 @@ def _owner_of(resource_type: str, resource_id: str) -> Tenant:
     return owner
 
 
+def _active_grant(now: datetime) -> Q:
+    return (Q(expires_at__isnull=True) | Q(expires_at__gt=now)) & Q(status=GrantStatus.ACTIVE)
+
+
 def active_grants(policy: SharingPolicy, now: datetime | None = None) -> Any:
-    now = now or timezone.now()
-    return policy.grants.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status=GrantStatus.ACTIVE)
+    return policy.grants.filter(_active_grant(now or timezone.now()))
 
 
 # --- Policies -----------------------------------------------------------------------------------------------
@@ -221,18 +224,31 @@ def update_policy(
 # --- Conditions ---------------------------------------------------------------------------------------------
 
 
-def violations(policy: SharingPolicy, consumer: Tenant, now: datetime | None = None) -> list[dict[str, str]]:
-    """Why `consumer` may not use the policy's resource (empty when it may ask for, or hold, access)."""
+def violations(
+    policy: SharingPolicy,
+    consumer: Tenant,
+    now: datetime | None = None,
+    *,
+    blocked: bool | None = None,
+    listed: bool | None = None,
+) -> list[dict[str, str]]:
+    """Why `consumer` may not use the policy's resource (empty when it may ask for, or hold, access). Whether the
+    policy blocks (`blocked`) or lists (`listed`) the consumer is read from the database unless given."""
     now = now or timezone.now()
     found: list[dict[str, str]] = []
     if policy.expires_at and policy.expires_at <= now:
         found.append({"rule": "expired", "message": "The sharing policy has expired."})
-    if policy.blocked_tenants.filter(pk=consumer.pk).exists():
+    if blocked is None:
+        blocked = policy.blocked_tenants.filter(pk=consumer.pk).exists()
+    if blocked:
         found.append({"rule": "blocked", "message": "This tenant is blocked by the provider."})
     if policy.visibility == Visibility.PRIVATE:
         found.append({"rule": "visibility", "message": "The resource is private."})
-    if policy.visibility == Visibility.TENANT and not policy.allowed_tenants.filter(pk=consumer.pk).exists():
-        found.append({"rule": "visibility", "message": "The resource is shared with listed tenants only."})
+    if policy.visibility == Visibility.TENANT:
+        if listed is None:
+            listed = policy.allowed_tenants.filter(pk=consumer.pk).exists()
+        if not listed:
+            found.append({"rule": "visibility", "message": "The resource is shared with listed tenants only."})
     if policy.tier_minimum and TIER_ORDER.index(Tier(consumer.tier)) < TIER_ORDER.index(Tier(policy.tier_minimum)):
         found.append({"rule": "tier_minimum", "message": f"Needs the {policy.tier_minimum} tier or above."})
     if policy.regions and consumer.region not in policy.regions:
@@ -400,18 +416,40 @@ def expire_grants(now: datetime | None = None) -> int:
 def can_use(consumer: Tenant, resource_type: str, resource_id: str, owner_id: Any = None) -> bool:
     """Whether the consumer may use the resource: it owns it, holds an active grant, or the policy is public and
     needs no approval (and no condition excludes the consumer)."""
-    if owner_id is not None and str(owner_id) == str(consumer.pk):
-        return True
-    policy = SharingPolicy.objects.filter(resource_type=resource_type, resource_id=str(resource_id)).first()
-    if policy is None:
-        kind = _resource_types.get(resource_type)
-        return bool(kind and kind.open_by_default and consumer.is_operational)
-    if policy.owner_id == consumer.pk:
-        return True
-    if active_grants(policy).filter(consumer=consumer).exists():
-        return not violations(policy, consumer)
-    return (
-        policy.visibility in (Visibility.PUBLIC, Visibility.MARKETPLACE)
-        and not policy.requires_approval
-        and not violations(policy, consumer)
-    )
+    return str(resource_id) in usable_ids(consumer, resource_type, {str(resource_id): owner_id})
+
+
+def usable_ids(consumer: Tenant, resource_type: str, owners: Mapping[str, Any]) -> set[str]:
+    """The resources among `owners` (resource id → owner tenant id, or None) that the consumer may use, each as
+    `can_use` decides, in one query however many they are."""
+    usable = {resource_id for resource_id, owner_id in owners.items() if str(owner_id) == str(consumer.pk)}
+    others = [resource_id for resource_id in owners if resource_id not in usable]
+    if not others:
+        return usable
+    now = timezone.now()
+    blocked = SharingPolicy.blocked_tenants.through.objects.filter(sharingpolicy=OuterRef("pk"), tenant=consumer.pk)
+    listed = SharingPolicy.allowed_tenants.through.objects.filter(sharingpolicy=OuterRef("pk"), tenant=consumer.pk)
+    granted = Grant.objects.filter(_active_grant(now), policy=OuterRef("pk"), consumer=consumer)
+    policies = {
+        policy.resource_id: policy
+        for policy in SharingPolicy.objects.filter(resource_type=resource_type, resource_id__in=others).annotate(
+            consumer_blocked=Exists(blocked), consumer_listed=Exists(listed), consumer_granted=Exists(granted)
+        )
+    }
+    kind = _resource_types.get(resource_type)
+    open_by_default = bool(kind and kind.open_by_default and consumer.is_operational)
+    for resource_id in others:
+        policy = policies.get(resource_id)
+        if policy is None:
+            allowed = open_by_default
+        elif policy.owner_id == consumer.pk:
+            allowed = True
+        else:
+            found = violations(policy, consumer, now, blocked=policy.consumer_blocked, listed=policy.consumer_listed)
+            allowed = not found and (
+                policy.consumer_granted
+                or (policy.visibility in (Visibility.PUBLIC, Visibility.MARKETPLACE) and not policy.requires_approval)
+            )
+        if allowed:
+            usable.add(resource_id)
+    return usable

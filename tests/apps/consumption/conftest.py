@@ -13,6 +13,7 @@ from apps.consumption.runtime import route_cache
 from apps.consumption.services import create_api_key
 from apps.publishing import services as publishing
 from apps.tenancy.models import Role, Tier
+from tests.apps.tenancy.browser.conftest import browser  # noqa: F401 (headless Chromium: the API docs test)
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
 
 ECHO_DEFINITION: dict[str, Any] = {
