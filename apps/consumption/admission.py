@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
-from apps.consumption.keys import KeyInfo
+from apps.consumption.keys import KeyInfo, QuotaSnapshot
 from apps.consumption.local_admission import local
 from apps.consumption.protocol import (
     ADMIT_LUA,
@@ -49,15 +49,6 @@ from llm_infra_django.redis import CLIENT_OPTIONS, cached_script, get_async_redi
 logger = structlog.get_logger(__name__)
 
 SLOT_MARGIN_MS = 30_000
-
-
-@dataclass(frozen=True)
-class QuotaSnapshot:
-    """The tenant's metered limits as the proxy uses them (from the quota engine, cached with the key)."""
-
-    limit_units: int
-    action: str
-    period: str
 
 
 @dataclass

@@ -12,9 +12,9 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from apps.consumption import flags
+from apps.consumption.key_lookup import authenticate_sync
 from apps.consumption.keys import KeyInfo, looks_like_key
 from apps.consumption.models import ApiKey, Scope
-from apps.consumption.runtime import authenticate_sync
 from apps.tenancy.models import Role
 from apps.tenancy.selectors import get_active_member
 from llm_infra_django.errors import AuthenticationError, AuthorizationError

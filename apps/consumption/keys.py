@@ -48,6 +48,15 @@ def looks_like_key(secret: str) -> bool:
 
 
 @dataclass(frozen=True)
+class QuotaSnapshot:
+    """One of the tenant's metered limits as the proxy uses it (from the quota engine, cached with the key)."""
+
+    limit_units: int
+    action: str
+    period: str
+
+
+@dataclass(frozen=True)
 class KeyInfo:
     """What the proxy needs of an authenticated key (no secret, no hash)."""
 
@@ -66,7 +75,7 @@ class KeyInfo:
     revoked: bool
     tenant_timezone: str = "UTC"
     # The tenant's metered quota limits (api_requests, tokens, spend_usd), snapshotted with the key.
-    quota_limits: dict[str, Any] = field(default_factory=dict, compare=False)
+    quota_limits: dict[str, QuotaSnapshot] = field(default_factory=dict, compare=False)
     cached_at: float = field(default_factory=time.monotonic, compare=False)
 
     def usable(self, now: float | None = None) -> tuple[bool, str]:
@@ -90,7 +99,7 @@ class KeyInfo:
         return model_id in self.allowed_models or base in self.allowed_models
 
     @classmethod
-    def of(cls, key: Any, quota_limits: dict[str, Any] | None = None) -> KeyInfo:
+    def of(cls, key: Any, quota_limits: dict[str, QuotaSnapshot] | None = None) -> KeyInfo:
         tenant = key.tenant
         expires: datetime | None = key.expires_at
         return cls(

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import orjson
 
+from apps.consumption import echo
 from apps.consumption.conf import consumption_settings
-from apps.publishing import echo
 from apps.publishing.conf import publishing_settings
 from apps.publishing.crypto import decrypt_secret
 from apps.publishing.network import AsyncGuardedTransport

@@ -24,7 +24,7 @@ def _reset_process_state() -> None:
     from django.core.cache import cache
 
     from apps.consumption.keys import key_cache
-    from apps.consumption.runtime import route_cache
+    from apps.consumption.routing import route_cache
 
     key_cache.forget()
     route_cache.clear()

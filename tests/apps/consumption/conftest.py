@@ -9,7 +9,7 @@ import pytest
 
 from apps.consumption.keys import key_cache
 from apps.consumption.local_admission import local
-from apps.consumption.runtime import route_cache
+from apps.consumption.routing import route_cache
 from apps.consumption.services import create_api_key
 from apps.publishing import services as publishing
 from apps.tenancy.models import Role, Tier

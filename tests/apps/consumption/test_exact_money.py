@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from apps.consumption import admission
 from apps.consumption.keys import hash_secret
 from apps.consumption.models import UsageRecord
-from apps.consumption.runtime import load_key, route_cache
+from apps.consumption.key_lookup import load_key
+from apps.consumption.routing import route_cache
 from apps.consumption.services import create_api_key
 from apps.publishing import services as publishing
 from apps.tenancy import money, quotas

@@ -10,7 +10,7 @@ import openai
 import pytest
 from django.test import Client
 
-from apps.consumption.runtime import authenticate_sync
+from apps.consumption.key_lookup import authenticate_sync
 from apps.consumption.selectors import models_for_key
 from apps.publishing import services as publishing
 from apps.tenancy import sharing

@@ -183,12 +183,12 @@ async def test_the_database_being_away_is_a_503_in_openai_shape(api_key: str, mo
     never a 500."""
     from django.db import OperationalError
 
-    from apps.consumption import runtime, selectors
+    from apps.consumption import key_lookup, selectors
 
     def down(*args: object, **kwargs: object) -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(runtime, "load_key", down)
+    monkeypatch.setattr(key_lookup, "load_key", down)
     response = await post("/v1/chat/completions", CHAT, api_key)
     assert response.status_code == 503, response.content
     assert response.json()["error"] == {

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from asgiref.sync import async_to_sync
 
+from apps.consumption import tokenizer
 from apps.consumption.models import UsageRecord
-from apps.publishing import echo
 from apps.tenancy import services as tenancy
 from tests.apps.consumption.conftest import publish_openai
 from tests.apps.tenancy.factories import UserFactory
@@ -72,7 +72,7 @@ def test_key_rpm_admits_exactly_n(start_servers, make_key, echo_service) -> None
 
 def test_budget_is_never_exceeded_and_admits_floor_of_budget_over_cost(start_servers, make_key, echo_service) -> None:
     # given requests whose estimate equals their actual cost (the echo reply is longer than max_tokens)
-    prompt = echo.count_chat_prompt_tokens(MESSAGES)
+    prompt = tokenizer.count_chat_prompt_tokens(MESSAGES)
     cost = Decimal(prompt) * 1000 / 10**6 + Decimal(5) * 2000 / 10**6
     budget = cost * Decimal("10.5")
     urls = start_servers(2)
@@ -94,7 +94,7 @@ def test_budget_holds_when_the_upstream_counts_more_prompt_tokens(start_servers,
     behaviour.delay = 0.05
     publish_openai(provider, url, slug="counted")
     short = [{"role": "user", "content": "Hi"}]
-    assert echo.count_chat_prompt_tokens(short) < 7
+    assert tokenizer.count_chat_prompt_tokens(short) < 7
     cost = Decimal(7) * 1000 / 10**6 + Decimal(2) * 2000 / 10**6
     budget = cost * Decimal("10.5")
     urls = start_servers(2)

@@ -1,4 +1,5 @@
-"""The built-in `echo` provider: deterministic OpenAI-shaped answers computed in-process, without any network."""
+"""The built-in `echo` upstream: deterministic OpenAI-shaped answers computed in-process, without any network (one
+upstream adapter among others; its usage numbers are exact for the billing tokenizer, tokenizer.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import base64
 import hashlib
 import json
 import math
-import re
 import secrets
 import struct
 import sys
@@ -17,71 +17,27 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from apps.consumption.estimates import COMPLETIONS_DEFAULT_MAX_TOKENS
+from apps.consumption.tokenizer import (
+    TOKEN_RE,
+    FieldErrors,
+    count_tokens,
+    read_messages,
+    split_pieces,
+)
 from llm_infra_django.errors import ValidationError
 
-# The tokenizer: a token is a run of word characters or one punctuation/symbol character; whitespace is not a token
-# (it travels with the token that follows it when a reply is streamed). An approximation of a BPE tokenizer (it is
-# not tiktoken: no vocabulary, nothing downloaded), but every usage number of this module is exact for it.
-TOKEN_RE = re.compile(r"\w+|[^\w\s]")
-# Each chat message costs its content's tokens, its name's tokens, its tool calls' tokens, and this much for the
-# role and separators (the figure OpenAI documents for its chat format).
-MESSAGE_OVERHEAD_TOKENS = 3
 REPLY_PREFIX = "Echo: "
-# The legacy completions API generates 16 tokens when `max_tokens` is not given; chat has no default limit.
-COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 EMBEDDING_DIMENSIONS = 64
 MAX_EMBEDDING_DIMENSIONS = 4096
 MAX_EMBEDDING_INPUTS = 2048
 MAX_CHOICES = 128
 MAX_STOP_SEQUENCES = 4
 SYSTEM_FINGERPRINT = "fp_echo_v1"
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def tokenize(text: str) -> list[str]:
-    """The tokens of `text` under the echo tokenizer (regex `\\w+|[^\\w\\s]`)."""
-    return TOKEN_RE.findall(text)
-
-
-def count_tokens(text: str) -> int:
-    """How many tokens `text` holds: runs of word characters, plus each punctuation or symbol character.
-
-    "Hello, world!" → ["Hello", ",", "world", "!"] → 4. An approximation of real tokenizers, exact for this module.
-    """
-    return sum(1 for _ in TOKEN_RE.finditer(text))
-
-
-def split_pieces(text: str) -> list[str]:
-    """`text` cut after each token, whitespace riding with the next token: `"".join(pieces) == text`."""
-    pieces: list[str] = []
-    start = 0
-    for match in TOKEN_RE.finditer(text):
-        pieces.append(text[start : match.end()])
-        start = match.end()
-    if start < len(text):
-        if pieces:
-            pieces[-1] += text[start:]
-        else:
-            pieces.append(text)
-    return pieces
-
-
 # --- Validation ---------------------------------------------------------------------------------------------
-
-
-class _Errors:
-    """Collects every problem of a request body, then raises one ValidationError naming each field."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, list[str]] = {}
-
-    def add(self, field: str, message: str) -> None:
-        self.fields.setdefault(field, []).append(message)
-
-    def raise_any(self) -> None:
-        if self.fields:
-            raise ValidationError(fields=self.fields)
 
 
 def _require_object(body: Any) -> Mapping[str, Any]:
@@ -95,7 +51,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _integer(
-    body: Mapping[str, Any], name: str, errors: _Errors, *, minimum: int, maximum: int | None = None
+    body: Mapping[str, Any], name: str, errors: FieldErrors, *, minimum: int, maximum: int | None = None
 ) -> int | None:
     value = body.get(name)
     if value is None:
@@ -110,7 +66,7 @@ def _integer(
     return int(value)
 
 
-def _number(body: Mapping[str, Any], name: str, errors: _Errors, minimum: float, maximum: float) -> None:
+def _number(body: Mapping[str, Any], name: str, errors: FieldErrors, minimum: float, maximum: float) -> None:
     value = body.get(name)
     if value is None:
         return
@@ -120,7 +76,7 @@ def _number(body: Mapping[str, Any], name: str, errors: _Errors, minimum: float,
         errors.add(name, f"Must be between {minimum:g} and {maximum:g}.")
 
 
-def _boolean(body: Mapping[str, Any], name: str, errors: _Errors) -> bool:
+def _boolean(body: Mapping[str, Any], name: str, errors: FieldErrors) -> bool:
     value = body.get(name)
     if value is not None and not isinstance(value, bool):
         errors.add(name, "Must be true or false.")
@@ -128,12 +84,12 @@ def _boolean(body: Mapping[str, Any], name: str, errors: _Errors) -> bool:
     return bool(value)
 
 
-def _string(body: Mapping[str, Any], name: str, errors: _Errors) -> None:
+def _string(body: Mapping[str, Any], name: str, errors: FieldErrors) -> None:
     if body.get(name) is not None and not isinstance(body[name], str):
         errors.add(name, "Must be a string.")
 
 
-def _stop_sequences(body: Mapping[str, Any], errors: _Errors) -> list[str]:
+def _stop_sequences(body: Mapping[str, Any], errors: FieldErrors) -> list[str]:
     stop = body.get("stop")
     if stop is None:
         return []
@@ -148,7 +104,9 @@ def _stop_sequences(body: Mapping[str, Any], errors: _Errors) -> list[str]:
     return [s for s in sequences if s]
 
 
-def _sampling(body: Mapping[str, Any], errors: _Errors, *, streaming: bool, chat: bool) -> tuple[int | None, int, bool]:
+def _sampling(
+    body: Mapping[str, Any], errors: FieldErrors, *, streaming: bool, chat: bool
+) -> tuple[int | None, int, bool]:
     """The parameters chat and completions share: (max tokens, n, include_usage). Sampling knobs are validated and
     have no effect: the echo provider is deterministic. `max_completion_tokens` (chat only) wins over `max_tokens`."""
     _number(body, "temperature", errors, 0, 2)
@@ -174,7 +132,7 @@ def _sampling(body: Mapping[str, Any], errors: _Errors, *, streaming: bool, chat
     return max_tokens, n, include_usage
 
 
-def _plain_text_only(body: Mapping[str, Any], errors: _Errors) -> None:
+def _plain_text_only(body: Mapping[str, Any], errors: FieldErrors) -> None:
     response_format = body.get("response_format")
     if response_format is None:
         return
@@ -249,94 +207,10 @@ def _room(max_tokens: int | None, prompt_tokens: int, context_length: int | None
 # --- Chat completions ---------------------------------------------------------------------------------------
 
 
-def _content_text(content: Any, path: str, role: str, errors: _Errors) -> str:
-    if isinstance(content, str):
-        return content
-    if content is None:
-        if role != "assistant":
-            errors.add(path, "Required for this role.")
-        return ""
-    if not isinstance(content, list) or not content:
-        errors.add(path, "Give a string or a non-empty list of content parts.")
-        return ""
-    texts: list[str] = []
-    for index, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        key = "refusal" if kind == "refusal" and role == "assistant" else "text" if kind == "text" else None
-        if key is None:
-            errors.add(f"{path}[{index}].type", "The echo provider reads text content parts only.")
-        elif not isinstance(part.get(key), str):
-            errors.add(f"{path}[{index}].{key}", "Must be a string.")
-        else:
-            texts.append(part[key])
-    return "\n".join(texts)
-
-
-def _tool_call_tokens(calls: Any, path: str, errors: _Errors) -> int:
-    if calls is None:
-        return 0
-    if not isinstance(calls, list):
-        errors.add(path, "Must be a list of tool calls.")
-        return 0
-    tokens = 0
-    for index, call in enumerate(calls):
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not (
-            isinstance(function, Mapping)
-            and isinstance(function.get("name"), str)
-            and isinstance(function.get("arguments", ""), str)
-        ):
-            errors.add(f"{path}[{index}].function", "Give an object with a string name and string arguments.")
-            continue
-        tokens += count_tokens(function["name"]) + count_tokens(function.get("arguments", ""))
-    return tokens
-
-
-def _read_messages(messages: Any, errors: _Errors) -> tuple[int, str]:
-    """(prompt tokens, text of the last user message) of a chat request's messages."""
-    if not isinstance(messages, list) or not messages:
-        errors.add("messages", "Give a non-empty list of messages.")
-        return 0, ""
-    tokens = 0
-    last_user = ""
-    for index, message in enumerate(messages):
-        path = f"messages[{index}]"
-        if not isinstance(message, Mapping):
-            errors.add(path, "Each message must be an object.")
-            continue
-        role = message.get("role")
-        if role not in ROLES:
-            errors.add(f"{path}.role", f"Use one of {', '.join(ROLES)}.")
-            continue
-        text = _content_text(message.get("content"), f"{path}.content", role, errors)
-        name = message.get("name")
-        if name is not None and not isinstance(name, str):
-            errors.add(f"{path}.name", "Must be a string.")
-            name = None
-        if role == "function" and not name:
-            errors.add(f"{path}.name", "A function message needs the function's name.")
-        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-            errors.add(f"{path}.tool_call_id", "A tool message needs the id of the tool call it answers.")
-        calls = _tool_call_tokens(message.get("tool_calls"), f"{path}.tool_calls", errors) if role == "assistant" else 0
-        tokens += MESSAGE_OVERHEAD_TOKENS + count_tokens(text) + count_tokens(name or "") + calls
-        if role == "user":
-            last_user = text
-    return tokens, last_user
-
-
-def count_chat_prompt_tokens(messages: Any) -> int:
-    """The prompt tokens a chat request's messages cost: for each message, the tokens of its text content, name
-    and tool calls, plus `MESSAGE_OVERHEAD_TOKENS`. Raises ValidationError for malformed messages."""
-    errors = _Errors()
-    tokens, _ = _read_messages(messages, errors)
-    errors.raise_any()
-    return tokens
-
-
 def _plan_chat(body: Any, *, streaming: bool, context_length: int | None) -> _Plan:
     body = _require_object(body)
-    errors = _Errors()
-    prompt_tokens, source = _read_messages(body.get("messages"), errors)
+    errors = FieldErrors()
+    prompt_tokens, source = read_messages(body.get("messages"), errors)
     max_tokens, n, include_usage = _sampling(body, errors, streaming=streaming, chat=True)
     stop = _stop_sequences(body, errors)
     _plain_text_only(body, errors)
@@ -436,7 +310,7 @@ def stream_chat_completion(
 # --- Legacy completions -------------------------------------------------------------------------------------
 
 
-def _read_prompts(prompt: Any, errors: _Errors) -> list[str]:
+def _read_prompts(prompt: Any, errors: FieldErrors) -> list[str]:
     if isinstance(prompt, str):
         return [prompt]
     if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
@@ -450,7 +324,7 @@ def _read_prompts(prompt: Any, errors: _Errors) -> list[str]:
 
 def _plan_completion(body: Any, *, streaming: bool, context_length: int | None) -> _Plan:
     body = _require_object(body)
-    errors = _Errors()
+    errors = FieldErrors()
     prompts = _read_prompts(body.get("prompt"), errors)
     max_tokens, n, include_usage = _sampling(body, errors, streaming=streaming, chat=False)
     stop = _stop_sequences(body, errors)
@@ -600,7 +474,7 @@ def _base64_floats(vector: list[float]) -> str:
     return base64.b64encode(packed.tobytes()).decode()
 
 
-def _read_inputs(value: Any, errors: _Errors) -> list[str | list[int]]:
+def _read_inputs(value: Any, errors: FieldErrors) -> list[str | list[int]]:
     """Texts or token id arrays, as OpenAI accepts them: a string, a list of strings, a list of token ids, or a list
     of token id lists."""
     if isinstance(value, str):
@@ -636,7 +510,7 @@ def embeddings(body: Mapping[str, Any], *, model: str) -> dict[str, Any]:
     bytes (the official SDK asks for base64 by default). Prompt tokens: each text's tokens, or each array's
     length."""
     body = _require_object(body)
-    errors = _Errors()
+    errors = FieldErrors()
     inputs = _read_inputs(body.get("input"), errors)
     dimensions = _integer(body, "dimensions", errors, minimum=1, maximum=MAX_EMBEDDING_DIMENSIONS)
     encoding = body.get("encoding_format") or "float"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.publishing import echo
+from apps.consumption import echo, tokenizer
 from llm_infra_django.errors import ValidationError, openai_error_body
 
 MODEL = "demo-provider/echo"
@@ -41,20 +41,20 @@ def field_errors(excinfo: pytest.ExceptionInfo[ValidationError]) -> dict:
 
 
 def test_the_tokenizer_counts_words_and_punctuation() -> None:
-    assert echo.tokenize("Hello, world!") == ["Hello", ",", "world", "!"]
-    assert echo.count_tokens("Hello, world!") == 4
-    assert echo.count_tokens("") == 0
-    assert echo.count_tokens("  \n\t ") == 0
-    assert echo.count_tokens("snake_case x2 3.14") == 5  # "snake_case", "x2", "3", ".", "14"
-    assert echo.count_tokens("naïve 日本語") == 2
+    assert tokenizer.tokenize("Hello, world!") == ["Hello", ",", "world", "!"]
+    assert tokenizer.count_tokens("Hello, world!") == 4
+    assert tokenizer.count_tokens("") == 0
+    assert tokenizer.count_tokens("  \n\t ") == 0
+    assert tokenizer.count_tokens("snake_case x2 3.14") == 5  # "snake_case", "x2", "3", ".", "14"
+    assert tokenizer.count_tokens("naïve 日本語") == 2
 
 
 @given(wordy)
 def test_pieces_concatenate_back_and_hold_one_token_each(text: str) -> None:
-    pieces = echo.split_pieces(text)
+    pieces = tokenizer.split_pieces(text)
     assert "".join(pieces) == text
-    if echo.count_tokens(text):
-        assert [echo.count_tokens(piece) for piece in pieces] == [1] * echo.count_tokens(text)
+    if tokenizer.count_tokens(text):
+        assert [tokenizer.count_tokens(piece) for piece in pieces] == [1] * tokenizer.count_tokens(text)
 
 
 # --- Chat completions ---------------------------------------------------------------------------------------
@@ -100,12 +100,12 @@ def test_usage_is_exactly_the_tokenizer_count(system: str, history: list[str], l
     messages += [{"role": "assistant" if i % 2 else "user", "content": text} for i, text in enumerate(history)]
     messages.append({"role": "user", "content": last, "name": name})
     response = echo.chat_completion(chat(*messages), model=MODEL)
-    expected_prompt = sum(echo.MESSAGE_OVERHEAD_TOKENS + echo.count_tokens(m["content"]) for m in messages)
-    expected_prompt += echo.count_tokens(name)
+    expected_prompt = sum(tokenizer.MESSAGE_OVERHEAD_TOKENS + tokenizer.count_tokens(m["content"]) for m in messages)
+    expected_prompt += tokenizer.count_tokens(name)
     content = response["choices"][0]["message"]["content"]
     assert content == "Echo: " + last
-    assert response["usage"]["prompt_tokens"] == expected_prompt == echo.count_chat_prompt_tokens(messages)
-    assert response["usage"]["completion_tokens"] == echo.count_tokens(content) == 2 + echo.count_tokens(last)
+    assert response["usage"]["prompt_tokens"] == expected_prompt == tokenizer.count_chat_prompt_tokens(messages)
+    assert response["usage"]["completion_tokens"] == tokenizer.count_tokens(content) == 2 + tokenizer.count_tokens(last)
     assert response["usage"]["total_tokens"] == expected_prompt + response["usage"]["completion_tokens"]
 
 
@@ -117,14 +117,14 @@ def test_max_tokens_truncates_at_a_token_boundary(text: str, max_tokens: int) ->
     choice = response["choices"][0]
     content = choice["message"]["content"]
     assert full.startswith(content)
-    if echo.count_tokens(full) > max_tokens:
+    if tokenizer.count_tokens(full) > max_tokens:
         assert choice["finish_reason"] == "length"
-        assert echo.count_tokens(content) == max_tokens == response["usage"]["completion_tokens"]
-        assert echo.tokenize(content) == echo.tokenize(full)[:max_tokens]
+        assert tokenizer.count_tokens(content) == max_tokens == response["usage"]["completion_tokens"]
+        assert tokenizer.tokenize(content) == tokenizer.tokenize(full)[:max_tokens]
     else:
         assert choice["finish_reason"] == "stop"
         assert content == full
-        assert response["usage"]["completion_tokens"] == echo.count_tokens(full)
+        assert response["usage"]["completion_tokens"] == tokenizer.count_tokens(full)
 
 
 def test_max_completion_tokens_wins_over_max_tokens() -> None:
@@ -209,7 +209,7 @@ def test_stream_reassembles_to_the_non_stream_reply_with_matching_usage(text: st
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     token_chunks = [c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]
     assert len(token_chunks) == whole["usage"]["completion_tokens"]  # one chunk per token
-    assert all(echo.count_tokens(c["choices"][0]["delta"]["content"]) == 1 for c in token_chunks)
+    assert all(tokenizer.count_tokens(c["choices"][0]["delta"]["content"]) == 1 for c in token_chunks)
     *body_chunks, usage_chunk = chunks
     assert usage_chunk["choices"] == [] and usage_chunk["usage"] == whole["usage"]
     assert all(c["usage"] is None for c in body_chunks)
@@ -266,7 +266,7 @@ def test_completion_defaults_to_16_tokens_like_openai() -> None:
     assert response["object"] == "text_completion" and response["id"].startswith("cmpl-")
     choice = response["choices"][0]
     assert choice["finish_reason"] == "length"
-    assert echo.count_tokens(choice["text"]) == 16
+    assert tokenizer.count_tokens(choice["text"]) == 16
     assert response["usage"] == {"prompt_tokens": 30, "completion_tokens": 16, "total_tokens": 46}
 
 
@@ -302,7 +302,10 @@ def test_embeddings_are_deterministic_unit_vectors(text: str) -> None:
     assert vector == second["data"][0]["embedding"]
     assert len(vector) == echo.EMBEDDING_DIMENSIONS
     assert math.isclose(math.sqrt(sum(x * x for x in vector)), 1.0, abs_tol=1e-5)
-    assert first["usage"] == {"prompt_tokens": echo.count_tokens(text), "total_tokens": echo.count_tokens(text)}
+    assert first["usage"] == {
+        "prompt_tokens": tokenizer.count_tokens(text),
+        "total_tokens": tokenizer.count_tokens(text),
+    }
 
 
 def test_embeddings_differ_between_inputs_and_follow_dimensions() -> None:
