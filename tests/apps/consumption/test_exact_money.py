@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.consumption import admission
+from apps.consumption.key_lookup import load_key
 from apps.consumption.keys import hash_secret
 from apps.consumption.models import UsageRecord
-from apps.consumption.key_lookup import load_key
 from apps.consumption.routing import route_cache
 from apps.consumption.services import create_api_key
 from apps.publishing import services as publishing

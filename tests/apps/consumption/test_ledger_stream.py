@@ -13,10 +13,10 @@ from asgiref.sync import async_to_sync
 from django.db.models import Sum
 
 from apps.consumption import admission, ledger_stream
+from apps.consumption.key_lookup import load_key
 from apps.consumption.keys import hash_secret
 from apps.consumption.models import UsageRecord, UsageRollup
 from apps.consumption.protocol import SettleArgs
-from apps.consumption.key_lookup import load_key
 from apps.consumption.services import create_api_key
 from apps.tenancy.money import to_units
 from llm_infra_django.redis import get_redis

@@ -13,11 +13,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from apps.consumption import admission, reconcile, usage
+from apps.consumption.key_lookup import load_key
 from apps.consumption.keys import hash_secret
 from apps.consumption.local_admission import local
 from apps.consumption.models import UsageRecord, UsageRollup
 from apps.consumption.protocol import METERED, SettleArgs, reservation_index_key
-from apps.consumption.key_lookup import load_key
 from apps.consumption.services import create_api_key
 from apps.consumption.tasks import prune_usage_records_task, reconcile_reservations_task
 from apps.tenancy.services import set_quota_override

@@ -17,11 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from apps.consumption import admission, claims, sla
+from apps.consumption.key_lookup import load_key
 from apps.consumption.keys import hash_secret
 from apps.consumption.local_admission import local
 from apps.consumption.models import SlaViolation, UsageRecord, UsageRollup
 from apps.consumption.protocol import METERED, SettleArgs
-from apps.consumption.key_lookup import load_key
 from apps.consumption.signals import usage_disputed
 from apps.tenancy.money import to_units
 from apps.tenancy.services import set_quota_override
