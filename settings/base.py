@@ -51,12 +51,6 @@ MIDDLEWARE = [
     "llm_infra_django.middleware.ErrorEnvelopeMiddleware",
 ]
 
-# The proxy's /v1/ paths are served by a lean handler (marketplace/asgi.py) with only this middleware (async; the
-# security headers of SecurityMiddleware and XFrameOptionsMiddleware without their thread hops).
-PROXY_MIDDLEWARE = [
-    "llm_infra_django.middleware.RequestContextMiddleware",
-    "llm_infra_django.middleware.SecurityHeadersMiddleware",
-]
 
 ROOT_URLCONF = "marketplace.urls"
 WSGI_APPLICATION = "marketplace.wsgi.application"

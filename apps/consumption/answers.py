@@ -1,10 +1,9 @@
 """The last stage of a proxied call: its answer in OpenAI's shapes, as a `Reply` that belongs to no web framework
-(the ASGI edge sends it as it is; Django views wrap it)."""
+(the ASGI edge, edge.py, sends it as it is; Django views wrap it)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +14,7 @@ from apps.consumption.admission import Ticket
 from apps.consumption.claims import BilledUsage
 from apps.consumption.upstream import UpstreamStatusError
 from apps.publishing.selectors import Route
+from llm_infra_django.edge import Reply
 from llm_infra_django.errors import (
     AppError,
     ExternalServiceError,
@@ -27,17 +27,6 @@ from llm_infra_django.errors import (
 logger = structlog.get_logger(__name__)
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
-
-
-@dataclass
-class Reply:
-    """A proxy answer: status, headers, and a body — whole bytes, or a stream of server-sent events."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = JSON
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: AsyncIterator[bytes] | None = None
 
 
 def json_reply(payload: Any, request_id: str, *, status: int = 200, **headers: str) -> Reply:

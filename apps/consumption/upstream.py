@@ -1,6 +1,6 @@
-"""Calls to upstreams: the built-in echo provider in-process, OpenAI-compatible servers over one pooled
-`httpx.AsyncClient` per event loop, with the SLA timeout, the service version's circuit breaker, and a retry only
-when the request never reached the upstream."""
+"""The upstream stage: the built-in echo provider in-process, OpenAI-compatible servers over one pooled aiohttp
+`ClientSession` per event loop (SSRF-guarded: every new connection goes only to a checked public address), with the
+SLA timeout, the service version's circuit breaker, and a retry only when the request never reached the upstream."""
 
 from __future__ import annotations
 
@@ -9,24 +9,27 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 import orjson
 
 from apps.consumption import echo
 from apps.consumption.conf import consumption_settings
 from apps.publishing.conf import publishing_settings
 from apps.publishing.crypto import decrypt_secret
-from apps.publishing.network import AsyncGuardedTransport
+from apps.publishing.network import GuardedResolver, PrivateAddressError, public_addresses_async
 from apps.publishing.selectors import Route
 from llm_infra_django.errors import ExternalServiceError
-from llm_infra_django.errors import TimeoutError as UpstreamTimeout
+from llm_infra_django.errors import TimeoutError as UpstreamTimeoutError
 from llm_infra_django.resilience.breaker import breaker
 from llm_infra_django.tracing import inject_trace_headers
 
 PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+# What a failed exchange with an upstream raises: the transport's errors and its timeouts.
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
-_clients: dict[tuple[int, bool], httpx.AsyncClient] = {}
+_sessions: dict[tuple[int, bool], aiohttp.ClientSession] = {}
 _secrets: dict[str, tuple[str, str]] = {}
 
 
@@ -39,23 +42,36 @@ class UpstreamStatusError(Exception):
         super().__init__(f"upstream answered {status_code}")
 
 
-def client() -> httpx.AsyncClient:
-    """The pooled client of the running event loop: SSRF-guarded (every new connection goes only to a checked public
-    address; environment proxies ignored) unless `MARKETPLACE_PUBLISHING["ALLOW_PRIVATE_ENDPOINTS"]` is on."""
+def session() -> aiohttp.ClientSession:
+    """The pooled session of the running event loop: SSRF-guarded (new connections go only to checked public
+    addresses; environment proxies ignored) unless `MARKETPLACE_PUBLISHING["ALLOW_PRIVATE_ENDPOINTS"]` is on."""
     guarded = not publishing_settings.ALLOW_PRIVATE_ENDPOINTS
     key = (id(asyncio.get_running_loop()), guarded)
-    current = _clients.get(key)
-    if current is None or current.is_closed:
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
-        current = httpx.AsyncClient(
-            transport=AsyncGuardedTransport(limits=limits, trust_env=False) if guarded else None,
-            limits=limits,
-            trust_env=not guarded,
-            timeout=30.0,  # each call passes the route's SLA timeout
-            follow_redirects=False,
+    current = _sessions.get(key)
+    if current is None or current.closed:
+        connector = aiohttp.TCPConnector(
+            limit=1000, keepalive_timeout=30, resolver=GuardedResolver() if guarded else None, ttl_dns_cache=30
         )
-        _clients[key] = current
+        current = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=not guarded,
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+            raise_for_status=False,
+        )
+        _sessions[key] = current
     return current
+
+
+async def _guard_address(route: Route) -> None:
+    """The guard for an IP-literal endpoint (aiohttp resolves only names through its resolver): refused unless
+    public. Checked answers are cached, so a call pays one dictionary lookup."""
+    if publishing_settings.ALLOW_PRIVATE_ENDPOINTS:
+        return
+    try:
+        await public_addresses_async((urlsplit(route.endpoint_url).hostname or "").lower())
+    except PrivateAddressError as exc:
+        raise aiohttp.ClientConnectionError(str(exc)) from None
 
 
 def _secret(route: Route) -> str:
@@ -87,22 +103,28 @@ def circuit(route: Route) -> Any:
     return breaker(f"upstream:{route.version_id}")
 
 
+def _timeout(route: Route) -> aiohttp.ClientTimeout:
+    """The SLA timeout for connecting and for each read (as long as the upstream keeps answering, a call goes on)."""
+    seconds = route.sla_timeout_ms / 1000
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
+
+
 @dataclass
 class Answer:
     status_code: int
     body: dict[str, Any]
 
 
-async def _send(route: Route, kind: str, body: dict[str, Any], request_id: str) -> httpx.Response:
+async def _exchange(route: Route, kind: str, body: dict[str, Any], request_id: str, *, stream: bool) -> Any:
+    """POST the call upstream; a connection that could not be made is tried again (nothing reached the upstream)."""
+    await _guard_address(route)
     url = route.endpoint_url.rstrip("/") + PATHS[kind]
-    payload = orjson.dumps(upstream_body(route, body, stream=False))
-    timeout = httpx.Timeout(route.sla_timeout_ms / 1000)
+    payload = orjson.dumps(upstream_body(route, body, stream=stream))
     attempts = 1 + max(0, int(consumption_settings.CONNECT_RETRIES))
     for attempt in range(attempts):
         try:
-            return await client().post(url, content=payload, headers=headers(route, request_id), timeout=timeout)
-        except httpx.ConnectError:
-            # Nothing reached the upstream: safe to try again.
+            return await session().post(url, data=payload, headers=headers(route, request_id), timeout=_timeout(route))
+        except aiohttp.ClientConnectorError:
             if attempt + 1 >= attempts:
                 raise
     raise AssertionError("unreachable")
@@ -115,39 +137,48 @@ FAST_PATH_SECONDS = 1.0
 _closed_at: dict[str, float] = {}
 
 
-def _answer(route: Route, response: httpx.Response) -> Answer:
+async def _answer(route: Route, response: aiohttp.ClientResponse) -> Answer:
     """The upstream's answer, or the error it stands for: an error status, or a body that is not a JSON object."""
-    if response.status_code >= 400:
-        raise UpstreamStatusError(response.status_code, response.content)
+    async with response:
+        content = await response.read()
+    if response.status >= 400:
+        raise UpstreamStatusError(response.status, content)
     try:
-        parsed = orjson.loads(response.content)
+        parsed = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
         raise ExternalServiceError("The upstream answered something that is not JSON.", service=route.model_id) from exc
     if not isinstance(parsed, dict):
         raise ExternalServiceError("The upstream answered an unexpected shape.", service=route.model_id)
-    return Answer(response.status_code, parsed)
+    return Answer(response.status, parsed)
 
 
 async def _guarded_call(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Answer:
-    """`_send` and `_answer` through the version's breaker: transport errors, timeouts, 5xx and unreadable answers
-    count as its failures; a 4xx proves the upstream alive."""
+    """The exchange and its answer through the version's breaker: transport errors, timeouts, 5xx and unreadable
+    answers count as its failures; a 4xx proves the upstream alive."""
     if time.monotonic() - _closed_at.get(route.version_id, -FAST_PATH_SECONDS) < FAST_PATH_SECONDS:
         try:
-            return _answer(route, await _send(route, kind, body, request_id))
+            return await _answer(route, await _exchange(route, kind, body, request_id, stream=False))
         except UpstreamStatusError as exc:
             if exc.status_code < 500:
                 raise
             failure: Exception = exc
-        except (httpx.TransportError, ExternalServiceError) as exc:
+        except (*TRANSPORT_ERRORS, ExternalServiceError) as exc:
             failure = exc
         _closed_at.pop(route.version_id, None)
         async with circuit(route).guard():  # record the failure (or learn that the circuit opened meanwhile)
             raise failure from None
     async with circuit(route).guard() as guard:
-        answer = _answer(route, await _send(route, kind, body, request_id))
+        answer = await _answer(route, await _exchange(route, kind, body, request_id, stream=False))
     if not guard.probe:  # a half-open circuit counts every call until it closes: no fast path before that
         _closed_at[route.version_id] = time.monotonic()
     return answer
+
+
+def _transport_failure(route: Route, exc: BaseException) -> Exception:
+    """The client-facing error for a transport failure: a timeout is a 504, anything else a 502."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return UpstreamTimeoutError(f"The upstream of {route.model_id} did not answer in time.", service=route.model_id)
+    return ExternalServiceError(f"The upstream of {route.model_id} is unreachable.", service=route.model_id)
 
 
 async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -> Answer:
@@ -157,12 +188,8 @@ async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -
         return Answer(200, _echo(route, kind, body))
     try:
         return await _guarded_call(route, kind, body, request_id)
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(
-            f"The upstream of {route.model_id} did not answer in time.", service=route.model_id
-        ) from exc
-    except httpx.TransportError as exc:
-        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.", service=route.model_id) from exc
+    except TRANSPORT_ERRORS as exc:
+        raise _transport_failure(route, exc) from exc
 
 
 def _echo(route: Route, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +204,7 @@ def _echo(route: Route, kind: str, body: dict[str, Any]) -> dict[str, Any]:
 class Stream:
     """An open upstream stream: SSE event bytes in `events()`; `close()` cancels the upstream request."""
 
-    def __init__(self, response: httpx.Response | None, echo_chunks: Any = None, guard: Any = None) -> None:
+    def __init__(self, response: aiohttp.ClientResponse | None, echo_chunks: Any = None, guard: Any = None) -> None:
         self._response = response
         self._echo = echo_chunks
         self._guard = guard
@@ -193,7 +220,7 @@ class Stream:
             return
         assert self._response is not None
         buffer = b""
-        async for piece in self._response.aiter_bytes():
+        async for piece in self._response.content.iter_any():
             buffer += piece
             while b"\n\n" in buffer:
                 event, buffer = buffer.split(b"\n\n", 1)
@@ -207,7 +234,7 @@ class Stream:
             return
         self.closed = True
         if self._response is not None:
-            await self._response.aclose()
+            self._response.close()
         if self._guard is not None:
             await self._guard.__aexit__(type(exc) if exc else None, exc, None)
 
@@ -224,36 +251,23 @@ async def open_stream(route: Route, kind: str, body: dict[str, Any], request_id:
         return Stream(None, echo_chunks=chunks)
     guard = circuit(route).guard()
     await guard.__aenter__()
-    url = route.endpoint_url.rstrip("/") + PATHS[kind]
-    request = client().build_request(
-        "POST",
-        url,
-        content=orjson.dumps(upstream_body(route, body, stream=True)),
-        headers=headers(route, request_id),
-        timeout=httpx.Timeout(route.sla_timeout_ms / 1000),
-    )
     try:
-        response = await client().send(request, stream=True)
-    except httpx.TimeoutException as exc:
+        response = await _exchange(route, kind, body, request_id, stream=True)
+    except TRANSPORT_ERRORS as exc:
         await guard.__aexit__(type(exc), exc, None)
-        raise UpstreamTimeout(
-            f"The upstream of {route.model_id} did not answer in time.", service=route.model_id
-        ) from exc
-    except httpx.TransportError as exc:
-        await guard.__aexit__(type(exc), exc, None)
-        raise ExternalServiceError(f"The upstream of {route.model_id} is unreachable.", service=route.model_id) from exc
+        raise _transport_failure(route, exc) from exc
     except BaseException as exc:
         await guard.__aexit__(type(exc), exc, None)
         raise
-    if response.status_code >= 400:
-        content = await response.aread()
-        await response.aclose()
-        error = UpstreamStatusError(response.status_code, content)
-        await guard.__aexit__(UpstreamStatusError, error if response.status_code >= 500 else None, None)
+    if response.status >= 400:
+        async with response:
+            content = await response.read()
+        error = UpstreamStatusError(response.status, content)
+        await guard.__aexit__(UpstreamStatusError, error if response.status >= 500 else None, None)
         raise error
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
         # Not the event stream asked for (an error page, garbage): a failure of the upstream, nothing to relay.
-        await response.aclose()
+        response.close()
         failure = ExternalServiceError(
             f"The upstream of {route.model_id} did not answer with an event stream.", service=route.model_id
         )

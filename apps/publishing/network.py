@@ -1,9 +1,9 @@
 """The SSRF guard: upstream endpoints must not reach loopback, private, link-local or metadata addresses.
 
-Checked at publish time (`check_public_url`) and again on every new connection (`GuardedTransport`,
-`AsyncGuardedTransport`): the transports resolve the host themselves, refuse it unless every address is public, and
-connect to the address they checked, so a DNS answer that changes between the check and the connect (rebinding)
-cannot smuggle a private address in. TLS still verifies the certificate against the host name.
+Checked at publish time (`check_public_url`) and again on every new connection (httpx: `GuardedTransport`,
+`AsyncGuardedTransport`; aiohttp: `GuardedResolver`): the host is resolved here, refused unless every address is
+public, and the connection made to the address checked, so a DNS answer that changes between the check and the
+connect (rebinding) cannot smuggle a private address in. TLS still verifies the certificate against the host name.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp.abc
 import httpcore
 import httpx
 
@@ -221,3 +222,31 @@ class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _pin(self._pool, _AsyncPinnedBackend)
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """An aiohttp resolver answering only checked public addresses: aiohttp connects to what its resolver answers,
+    so connections are pinned to them. (aiohttp resolves names only: check an IP-literal host with
+    `public_addresses_async` before the request.)"""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        try:
+            addresses = await public_addresses_async(host)
+        except PrivateAddressError as exc:
+            raise OSError(str(exc)) from None
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release: lookups go through the event loop's resolver."""

@@ -270,19 +270,21 @@ def test_no_secret_from_a_url_reaches_a_log(world, all_logs: io.StringIO) -> Non
     proxy = proxy_application()
     api = Client(HTTP_AUTHORIZATION=bearer["Authorization"])
 
-    # when the proxy (served by its lean handler, as in production) and the REST API answer them, mostly with a 4xx
+    # when the proxy (served by its ASGI edge, as in production) and the REST API answer them, mostly with a 4xx
     statuses = [
         asgi_request(proxy, "GET", f"/v1/models?{query}").status_code,
         asgi_request(proxy, "GET", f"/v1/models?{query}", headers=bearer).status_code,
         api.get(f"/api/v1/services/{uuid.uuid4()}/?{query}").status_code,
         Client().get(f"/api/v1/keys/?{query}").status_code,
         api.get(f"/api/v1/keys/{secret}/").status_code,
+        Client().get(f"/v1/models?{query}").status_code,  # the same endpoint through Django (embedded projects)
     ]
 
-    # then every request was logged, 4xx warnings included, with the secrets redacted
-    assert statuses == [401, 200, 404, 401, 404]
+    # then every request was logged, Django's 4xx warnings included, with the secrets redacted
+    assert statuses == [401, 200, 404, 401, 404, 401]
     output = all_logs.getvalue()
     assert output.count('"request_finished"') >= len(statuses)
+    assert output.count('"path":"/v1/models"') >= 3
     assert output.count('"logger":"django.request"') >= 4
     assert '"request":"GET /v1/models?page=2&api_key=[REDACTED]&password=[REDACTED]"' in output
     assert secret not in output and PASSWORD not in output

@@ -1,5 +1,5 @@
-"""Requests to the project's ASGI applications in-process (the proxy's lean handler as `marketplace/asgi.py` builds
-it), from synchronous tests."""
+"""Requests to the project's ASGI applications in-process (the proxy's edge as `marketplace/asgi.py` builds it), from
+synchronous tests."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 
 import httpx
 from asgiref.sync import async_to_sync
-from django.conf import settings
 
-from llm_infra_django.asgi import LeanASGIHandler
+from apps.consumption.edge import application
+from llm_infra_django.edge import Edge
 
 
-def proxy_application() -> LeanASGIHandler:
-    """The handler `marketplace/asgi.py` routes `/v1/` to (built anew, so it sees the current settings)."""
-    return LeanASGIHandler(settings.PROXY_MIDDLEWARE)
+def proxy_application() -> Edge:
+    """The edge `marketplace/asgi.py` routes `/v1/` to."""
+    return application()
 
 
 def asgi_request(
