@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ServiceUnavailableError",
-    "TimeoutError",
+    "UpstreamTimeoutError",
     "ValidationError",
     "envelope",
     "openai_error_body",
@@ -234,7 +235,7 @@ class CircuitOpenError(ServiceUnavailableError):
         super().__init__(message or f"Circuit {name!r} is open.", retry_after=retry_after, details={"circuit": name})
 
 
-class TimeoutError(AppError):
+class UpstreamTimeoutError(AppError):
     status_code = 504
     code = "timeout"
     default_message = "The upstream did not answer in time."
@@ -245,6 +246,14 @@ class TimeoutError(AppError):
         super().__init__(
             message or (f"Upstream service {service!r} timed out." if service else None), details=details, **kwargs
         )
+
+
+def __getattr__(name: str) -> Any:
+    # The former name `TimeoutError` (it shadowed the builtin) until apps/consumption/upstream.py imports the new one.
+    if name == "TimeoutError":
+        warnings.warn("llm_infra_django.errors.TimeoutError is now UpstreamTimeoutError", DeprecationWarning, 2)
+        return UpstreamTimeoutError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _first_message(errors: Any) -> str:
