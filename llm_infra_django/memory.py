@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 V = TypeVar("V")
 
 _states: weakref.WeakSet[LocalState] = weakref.WeakSet()
+_states_lock = threading.Lock()  # a state may be created on another thread while clear_all() lists them
 
 
 class LocalState:
@@ -17,7 +18,8 @@ class LocalState:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        _states.add(self)
+        with _states_lock:
+            _states.add(self)
 
     def clear(self) -> None:
         with self.lock:
@@ -59,5 +61,7 @@ class LocalStore(LocalState, Generic[V]):
 
 def clear_all() -> None:
     """Clear every live `LocalState` of this process (for tests: each starts as if in a fresh process)."""
-    for state in list(_states):
+    with _states_lock:
+        states = list(_states)
+    for state in states:
         state.clear()
