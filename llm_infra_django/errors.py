@@ -28,7 +28,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ServiceUnavailableError",
-    "TimeoutError",
+    "UpstreamTimeoutError",
     "ValidationError",
     "envelope",
     "openai_error_body",
@@ -234,7 +234,7 @@ class CircuitOpenError(ServiceUnavailableError):
         super().__init__(message or f"Circuit {name!r} is open.", retry_after=retry_after, details={"circuit": name})
 
 
-class TimeoutError(AppError):
+class UpstreamTimeoutError(AppError):
     status_code = 504
     code = "timeout"
     default_message = "The upstream did not answer in time."

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import pytest
 
 from llm_infra_django.logging import StructlogFormatter
+from llm_infra_django.memory import clear_all
 from tests.support import openai_upstream
 from tests.support.cluster import free_port, postgres_bin
 
@@ -68,6 +69,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if IN_CI:
             pytest.fail(f"CI=true but this {marker} test cannot run: {reason}", pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_local_state() -> Iterator[None]:
+    """Each test starts and ends as in a fresh process: every per-process stand-in for Redis is cleared."""
+    clear_all()
+    yield
+    clear_all()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and suspension set."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -21,20 +20,20 @@ from apps.consumption.protocol import (
     CallKeys,
     SettleArgs,
 )
+from llm_infra_django.memory import LocalState
 
 
-class LocalAdmission:
+class LocalAdmission(LocalState):
     """What Redis holds for the scripts, in memory: counters, reservations, rpm logs, parallel slots, flags."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        super().__init__()
         self.values: dict[str, Any] = {}
         self.flags: set[str] = set()
 
-    def clear(self) -> None:
-        with self.lock:
-            self.values.clear()
-            self.flags.clear()
+    def _clear(self) -> None:
+        self.values.clear()
+        self.flags.clear()
 
     def admit(self, keys: CallKeys, args: AdmissionArgs) -> AdmissionResult:
         with self.lock:

@@ -20,8 +20,7 @@ from apps.publishing.conf import publishing_settings
 from apps.publishing.crypto import decrypt_secret
 from apps.publishing.network import GuardedResolver, PrivateAddressError, public_addresses_async
 from apps.publishing.selectors import Route
-from llm_infra_django.errors import ExternalServiceError
-from llm_infra_django.errors import TimeoutError as UpstreamTimeoutError
+from llm_infra_django.errors import ExternalServiceError, UpstreamTimeoutError
 from llm_infra_django.resilience.breaker import breaker
 from llm_infra_django.tracing import inject_trace_headers
 

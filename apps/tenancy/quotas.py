@@ -9,7 +9,6 @@ the current number of objects with the limit.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,6 +36,7 @@ from apps.tenancy.models import (
 )
 from apps.tenancy.signals import quota_alert, quota_soft_limit_reached
 from llm_infra_django.errors import QuotaExceededError, RateLimitError, ServiceUnavailableError
+from llm_infra_django.memory import LocalStore
 from llm_infra_django.redis import cached_script, get_redis
 
 logger = structlog.get_logger(__name__)
@@ -201,42 +201,32 @@ def persist_usage(tenant: Tenant, quota_type: str, start: datetime, end: datetim
 # --- Counters: Redis, or per process ------------------------------------------------------------------------
 
 
-class _LocalCounters:
+class _LocalCounters(LocalStore[int]):
     """Per-process fallback with the script's semantics (used when no Redis is configured)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, tuple[int, float]] = {}
 
     def consume(self, key: str, amount: int, limit: int, block: bool, seed: int, ttl: int) -> tuple[int, int]:
         now = timezone.now().timestamp()
-        with self._lock:
-            entry = self._values.get(key)
-            if entry is None or entry[1] < now:
+        with self.lock:
+            current = self.value(key, now)
+            if current is None:
                 if seed < 0:
                     return -2, 0
-                entry = (seed, now + ttl)
-            current, expires = entry
+                current = seed
+                self.put(key, seed, now + ttl)
             if block and limit >= 0 and current + amount > limit:
-                self._values[key] = entry
                 return 0, current
-            self._values[key] = (current + amount, expires)
+            self.put(key, current + amount)
             return 1, current + amount
 
     def refund(self, key: str, amount: int) -> None:
-        with self._lock:
-            if key in self._values:
-                current, expires = self._values[key]
-                self._values[key] = (max(current - amount, 0), expires)
+        with self.lock:
+            current = self.value(key, timezone.now().timestamp())
+            if current is not None:
+                self.put(key, max(current - amount, 0))
 
     def get(self, key: str) -> int | None:
-        with self._lock:
-            entry = self._values.get(key)
-            return entry[0] if entry and entry[1] >= timezone.now().timestamp() else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
+        with self.lock:
+            return self.value(key, timezone.now().timestamp())
 
 
 local_counters = _LocalCounters()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -12,6 +11,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
+from llm_infra_django.memory import LocalStore
 from llm_infra_django.ratelimit.algorithms import (
     EXPIRY_MARGIN_MS,
     SLIDING_WINDOW,
@@ -93,7 +93,7 @@ def wall_clock_us() -> int:
     return time.time_ns() // 1000
 
 
-class LocalBackend:
+class LocalBackend(LocalStore[LimiterState]):
     """Per-process state for when no Redis is configured: limits then hold per process, not per deployment.
 
     State expires like the Redis keys do (when it equals a fresh one, plus a margin) and is swept every
@@ -101,35 +101,24 @@ class LocalBackend:
     """
 
     def __init__(self, clock: Callable[[], int] = wall_clock_us, sweep_every: int = 1024) -> None:
+        super().__init__()
         self.clock = clock
         self.sweep_every = sweep_every
-        self._lock = threading.Lock()
-        self._states: dict[str, tuple[LimiterState, int]] = {}
         self._hits = 0
 
     def hit(
         self, algorithm: str, key: str, *, limit: int, period_us: int, cost: int, now_us: int | None = None
     ) -> Verdict:
-        with self._lock:
+        with self.lock:
             now = self.clock() if now_us is None else now_us
             self._hits += 1
             if self._hits % self.sweep_every == 0:
-                self._sweep(now)
+                self.sweep(now)
             name = redis_keys(algorithm, key)[0]
-            stored = self._states.get(name)
-            state: LimiterState
-            if stored is None or stored[1] <= now:
+            state = self.value(name, now)
+            if state is None:
                 state = TokenBucket() if algorithm == TOKEN_BUCKET else SlidingWindowLog()
-            else:
-                state = stored[0]
             verdict = state.hit(limit, period_us, cost, now)
             if verdict.allowed:
-                self._states[name] = (state, verdict.now_us + ttl_ms(verdict.reset_after_us) * 1000)
+                self.put(name, state, verdict.now_us + ttl_ms(verdict.reset_after_us) * 1000)
             return verdict
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    def _sweep(self, now_us: int) -> None:
-        for name in [name for name, (_, expires_us) in self._states.items() if expires_us <= now_us]:
-            del self._states[name]

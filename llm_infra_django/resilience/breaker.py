@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from llm_infra_django.conf import infra_settings
 from llm_infra_django.errors import CircuitOpenError
+from llm_infra_django.memory import LocalState
 from llm_infra_django.metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS
 from llm_infra_django.redis import cached_script, get_async_redis, get_redis
 from llm_infra_django.resilience.classify import is_breaker_failure
@@ -190,12 +191,12 @@ return {state, ''}
 """
 
 
-class _MemoryState:
+class _MemoryState(LocalState):
     """One process's state of one breaker: the fallback without Redis, the same rules as the Lua scripts."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
         self._clock = clock
-        self._lock = threading.Lock()
         self.state = State.CLOSED
         self.generation = 0
         self.failures = 0
@@ -204,7 +205,7 @@ class _MemoryState:
         self.probes: dict[str, float] = {}  # token → lease expiry
 
     def acquire(self, config: BreakerConfig, token: str) -> _Admission:
-        with self._lock:
+        with self.lock:
             now = self._clock()
             previous: State | None = None
             if self.state is State.CLOSED:
@@ -224,7 +225,7 @@ class _MemoryState:
 
     def record(self, config: BreakerConfig, outcome: _Outcome, generation: int | None, token: str | None) -> _Recorded:
         """Apply a result; `generation` None means "the current one" (a result whose admission was in Redis)."""
-        with self._lock:
+        with self.lock:
             if token is not None:
                 self.probes.pop(token, None)
             stale = generation is not None and generation != self.generation
@@ -245,22 +246,26 @@ class _MemoryState:
                     return _Recorded(State.OPEN, State.HALF_OPEN)
                 self.successes += 1
                 if self.successes >= config.success_threshold:
-                    self.state, self.generation = State.CLOSED, self.generation + 1
-                    self.failures = self.successes = 0
-                    self.probes.clear()
+                    self._close()
                     return _Recorded(State.CLOSED, State.HALF_OPEN)
             return _Recorded(self.state, None)
 
     def reset(self) -> State:
-        with self._lock:
+        with self.lock:
             previous = self.state
-            self.state, self.generation = State.CLOSED, self.generation + 1
-            self.failures = self.successes = 0
-            self.probes.clear()
+            self._close()
             return previous
+
+    def _clear(self) -> None:
+        self._close()
 
     def _open(self) -> None:
         self.state, self.generation, self.opened_at = State.OPEN, self.generation + 1, self._clock()
+        self.failures = self.successes = 0
+        self.probes.clear()
+
+    def _close(self) -> None:
+        self.state, self.generation = State.CLOSED, self.generation + 1
         self.failures = self.successes = 0
         self.probes.clear()
 

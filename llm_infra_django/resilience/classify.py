@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ from llm_infra_django import errors
 RETRYABLE_STATUSES = frozenset({408, 429})
 
 # Our own errors that stand for an upstream's answer (or silence); the others (500 bugs, 4xx) are final.
-_UPSTREAM_APP_ERRORS = (errors.ExternalServiceError, errors.ServiceUnavailableError, errors.TimeoutError)
+_UPSTREAM_APP_ERRORS = (errors.ExternalServiceError, errors.ServiceUnavailableError, errors.UpstreamTimeoutError)
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -25,8 +24,8 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def is_timeout(exc: BaseException) -> bool:
-    """True for a timeout: httpx's, asyncio's/the builtin one, or our 504 `TimeoutError`."""
-    return isinstance(exc, (httpx.TimeoutException, builtins.TimeoutError, errors.TimeoutError))
+    """True for a timeout: httpx's, asyncio's/the builtin one, or our 504 `UpstreamTimeoutError`."""
+    return isinstance(exc, (httpx.TimeoutException, TimeoutError, errors.UpstreamTimeoutError))
 
 
 def status_of(exc: BaseException) -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
 import concurrent.futures
 import contextvars
 import dataclasses
@@ -88,7 +87,7 @@ def retry_call(
     """Call `fn()` until it succeeds, raises a non-retryable error or runs out of attempts (the last error is raised).
 
     `policy` defaults to `RetryPolicy.from_settings()` read now. With `attempt_timeout`, each attempt runs in a
-    helper thread and is abandoned (not interrupted) past its deadline, raising our 504 `TimeoutError`; prefer
+    helper thread and is abandoned (not interrupted) past its deadline, raising our 504 `UpstreamTimeoutError`; prefer
     the callee's own timeouts (httpx) for I/O and keep this for calls that have none.
     """
     policy = policy or RetryPolicy.from_settings()
@@ -126,7 +125,7 @@ async def aretry_call(
         try:
             async with deadline:
                 return await fn()
-        except builtins.TimeoutError:  # asyncio's, not our 504 `errors.TimeoutError`
+        except TimeoutError:  # asyncio's deadline, or one raised by `fn`
             if deadline.expired():
                 raise _attempt_timeout(policy.attempt_timeout, service, operation) from None
             raise
@@ -205,8 +204,8 @@ def _tenacity_options(
     }
 
 
-def _attempt_timeout(seconds: float, service: str, operation: str) -> errors.TimeoutError:
-    return errors.TimeoutError(f"{service} {operation}: the attempt exceeded {seconds:g} s.", service=service)
+def _attempt_timeout(seconds: float, service: str, operation: str) -> errors.UpstreamTimeoutError:
+    return errors.UpstreamTimeoutError(f"{service} {operation}: the attempt exceeded {seconds:g} s.", service=service)
 
 
 def _call_with_deadline(fn: Callable[[], T], timeout: float, *, service: str, operation: str) -> T:

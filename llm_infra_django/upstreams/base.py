@@ -89,9 +89,9 @@ class UpstreamClient:
     `FAIL_OPEN` and `API_KEY` (sent as `Authorization: Bearer …`). A call is retried per `LLM_INFRA["RETRY"]` (408,
     429, 5xx, connection errors, timeouts) through the breaker `upstream:<name>`. When it still fails — an error, a
     timeout, an open circuit, an unexpected status or an answer that breaks the contract — a fail-open upstream
-    returns the client's permissive result flagged `degraded=True`; a fail-closed one raises `TimeoutError` (504),
-    `ServiceUnavailableError` (503: unreachable, or `CircuitOpenError`) or `ExternalServiceError` (502: another
-    status, or `InvalidResponseError` for an answer off the contract).
+    returns the client's permissive result flagged `degraded=True`; a fail-closed one raises `UpstreamTimeoutError`
+    (504), `ServiceUnavailableError` (503: unreachable, or `CircuitOpenError`) or `ExternalServiceError` (502:
+    another status, or `InvalidResponseError` for an answer off the contract).
 
     The sync path pools connections in one `httpx.Client`; the async path in one `httpx.AsyncClient` per event loop.
     """
@@ -222,8 +222,8 @@ class UpstreamClient:
             return exc, "circuit_open"
         if isinstance(exc, InvalidResponseError):
             return exc, "invalid_response"
-        if isinstance(exc, (httpx.TimeoutException, errors.TimeoutError)):
-            return errors.TimeoutError(service=service), "timeout"
+        if isinstance(exc, (httpx.TimeoutException, errors.UpstreamTimeoutError)):
+            return errors.UpstreamTimeoutError(service=service), "timeout"
         if isinstance(exc, httpx.HTTPStatusError):
             status = exc.response.status_code
             message = f"Upstream service {service!r} answered HTTP {status}."

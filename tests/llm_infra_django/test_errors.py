@@ -97,6 +97,16 @@ def test_details_carry_the_domain_data() -> None:
     assert "slug" in django_validation["message"]
 
 
+def test_the_upstream_timeout_leaves_the_builtin_timeout_error_alone() -> None:
+    # given the error model's names
+    names = set(errors.__all__) | set(vars(errors))
+
+    # then none of them hides the builtin, and the 504 says what timed out
+    assert "TimeoutError" not in names
+    assert errors.UpstreamTimeoutError.status_code == 504
+    assert errors.UpstreamTimeoutError(service="shield").as_dict()["code"] == "timeout"
+
+
 def test_drf_validation_names_each_field() -> None:
     response = Client().post("/drf/validate", {"name": "x" * 20, "count": 0}, content_type="application/json")
     assert response.status_code == 400

@@ -41,7 +41,7 @@ RAISERS = {
     "external": lambda: errors.ExternalServiceError(service="registry"),
     "unavailable": lambda: errors.ServiceUnavailableError(retry_after=7),
     "circuit_open": lambda: errors.CircuitOpenError("upstream:1", retry_after=12.5),
-    "timeout": lambda: errors.TimeoutError(service="shield"),
+    "timeout": lambda: errors.UpstreamTimeoutError(service="shield"),
     "django_404": lambda: Http404("no such thing"),
     "django_permission": lambda: django_exceptions.PermissionDenied(),
     "django_validation": lambda: django_exceptions.ValidationError({"slug": ["Enter a valid slug."]}),

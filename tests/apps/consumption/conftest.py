@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from apps.consumption.keys import key_cache
-from apps.consumption.local_admission import local
 from apps.consumption.routing import route_cache
 from apps.consumption.services import create_api_key
 from apps.publishing import services as publishing
@@ -32,7 +31,7 @@ ECHO_DEFINITION: dict[str, Any] = {
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    """Per-process caches never carry one test's keys, routes or counters into another."""
+    """Per-process caches never carry one test's keys or routes into another (counters: tests/conftest.py)."""
     from django.core.cache import cache
 
     def reset() -> None:
@@ -41,7 +40,6 @@ def _fresh_process_state() -> Iterator[None]:
 
         key_cache.forget()
         route_cache.clear()
-        local.clear()
         cache.clear()
         client = get_redis()
         if client is not None:  # this database's ledger stream holds nothing of another test

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from graphql_relay import to_global_id
 
 from apps.consumption.services import create_api_key
-from apps.tenancy import quotas, sharing
+from apps.tenancy import sharing
 from apps.tenancy.audit import record_audit
 from apps.tenancy.models import (
     AccessRequestStatus,
@@ -170,13 +170,6 @@ mutation($id: ID!, $note: String) {{
 }}
 """
 GRANT_REVOKE = f"mutation($id: ID!) {{ accessGrantRevoke(id: $id) {{ grant {{ id status }} {ERRORS} }} }}"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters() -> Iterator[None]:
-    quotas.local_counters.clear()
-    yield
-    quotas.local_counters.clear()
 
 
 @pytest.fixture

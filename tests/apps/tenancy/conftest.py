@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.tenancy import quotas
 from apps.tenancy.models import Role
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    """Per-process quota counters never leak between tests (Redis keys hold the tenant's fresh UUID)."""
-    quotas.local_counters.clear()
-    yield
-    quotas.local_counters.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,8 +54,8 @@ RETRYABLE = {
     "read_timeout": lambda: httpx.ReadTimeout("slow"),
     "remote_protocol": lambda: httpx.RemoteProtocolError("dropped"),
     "connection_reset": lambda: ConnectionResetError("reset"),
-    "builtin_timeout": lambda: builtins.TimeoutError("slow"),
-    "our_timeout": lambda: errors.TimeoutError(service="shield"),
+    "builtin_timeout": lambda: TimeoutError("slow"),
+    "our_timeout": lambda: errors.UpstreamTimeoutError(service="shield"),
     "our_external": lambda: errors.ExternalServiceError(service="shield"),
     "our_unavailable": lambda: errors.ServiceUnavailableError(),
     "http_408": lambda: status_error(408),
@@ -284,10 +283,10 @@ def test_every_attempt_timing_out_raises_our_504(release: threading.Event) -> No
     policy = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01, attempt_timeout=0.05)
 
     # when it is retried
-    with pytest.raises(errors.TimeoutError) as caught:
+    with pytest.raises(errors.UpstreamTimeoutError) as caught:
         retry_call(lambda: release.wait(10), policy=policy, service="slow")
 
-    # then our TimeoutError (504) names the service
+    # then our UpstreamTimeoutError (504) names the service
     assert caught.value.status_code == 504
     assert caught.value.details["service"] == "slow"
 
@@ -300,7 +299,7 @@ def test_attempt_timeout_from_settings_is_read_at_call_time(release: threading.E
     }
 
     # when a hanging call is retried with the settings' policy
-    with override_settings(LLM_INFRA=settings_override), pytest.raises(errors.TimeoutError):
+    with override_settings(LLM_INFRA=settings_override), pytest.raises(errors.UpstreamTimeoutError):
         retry_call(lambda: release.wait(10))
 
 
@@ -426,7 +425,7 @@ async def test_async_every_attempt_timing_out_raises_our_504() -> None:
     policy = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.001, attempt_timeout=0.02)
 
     # when it is retried, then our 504 comes out
-    with pytest.raises(errors.TimeoutError):
+    with pytest.raises(errors.UpstreamTimeoutError):
         await aretry_call(lambda: asyncio.sleep(10), policy=policy, service="slow")
 
 

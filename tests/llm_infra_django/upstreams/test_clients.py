@@ -143,7 +143,7 @@ CASE_PARAMS = [pytest.param(case, id=name) for name, case in CASES.items()]
 # How each failure mode fails closed: our error, its HTTP status, and how many requests the server got (3 attempts).
 FAILURES = {
     "error": (errors.ExternalServiceError, 502, 3),
-    "hang": (errors.TimeoutError, 504, 3),
+    "hang": (errors.UpstreamTimeoutError, 504, 3),
     "garbage": (InvalidResponseError, 502, 1),
     "wrong_shape": (InvalidResponseError, 502, 1),
 }
