@@ -11,9 +11,12 @@ configure_tracing()
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-from apps.consumption.edge import application as proxy_edge  # noqa: E402
 from llm_infra_django.asgi import route_by_prefix  # noqa: E402
 
 django_application = get_asgi_application()
+
+# After Django's set-up: the edge's modules load models.
+from apps.consumption.edge import application as proxy_edge  # noqa: E402
+
 proxy_application = proxy_edge()
 application = route_by_prefix([("/v1/", proxy_application)], django_application)
