@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import httpx
 
 from llm_infra_django import errors
@@ -18,9 +19,20 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 _UPSTREAM_APP_ERRORS = (errors.ExternalServiceError, errors.ServiceUnavailableError, errors.UpstreamTimeoutError)
 
 
+# A failure to reach or keep talking to a server, as each HTTP client says it.
+CONNECTION_ERRORS = (
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    ConnectionError,
+)
+
+
 def is_connection_error(exc: BaseException) -> bool:
-    """True for a failure to reach or keep talking to a server: refused, reset, DNS, dropped mid-answer."""
-    return isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError, ConnectionError))
+    """True for a failure to reach or keep talking to a server: refused, reset, DNS, dropped mid-answer (httpx,
+    aiohttp, or the socket's own error)."""
+    return isinstance(exc, CONNECTION_ERRORS)
 
 
 def is_timeout(exc: BaseException) -> bool:

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from django.test import override_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,6 +56,11 @@ RETRYABLE = {
     "read_timeout": lambda: httpx.ReadTimeout("slow"),
     "remote_protocol": lambda: httpx.RemoteProtocolError("dropped"),
     "connection_reset": lambda: ConnectionResetError("reset"),
+    "aiohttp_refused": lambda: aiohttp.ClientConnectorError(
+        ConnectionKey("upstream.example", 443, True, True, None, None, None), OSError(111, "refused")
+    ),
+    "aiohttp_disconnected": lambda: aiohttp.ServerDisconnectedError(),
+    "aiohttp_payload": lambda: aiohttp.ClientPayloadError("cut short"),
     "builtin_timeout": lambda: TimeoutError("slow"),
     "our_timeout": lambda: errors.UpstreamTimeoutError(service="shield"),
     "our_external": lambda: errors.ExternalServiceError(service="shield"),
