@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import status, viewsets
 from rest_framework.pagination import LimitOffsetPagination
@@ -26,17 +26,19 @@ from apps.catalog.models import CatalogModel, Dataset, Evaluation, TrainingRun
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
 from apps.tenancy.permissions import has_role
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.errors import AuthorizationError, NotFoundError, ValidationError
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` names each offending field by its path (e.g. `artifacts[1].sha256`).",
-    401: "Not authenticated (writes need a logged-in user).",
-    403: "The caller is not an admin of the owner tenant (or names, in X-Tenant, a tenant it does not belong to).",
-    404: "Nothing visible to the caller has this id (private rows of other tenants are never revealed).",
-    409: "Conflicts with the current state: a duplicate, an invalid transition, a lineage cycle.",
-    422: "Breaks a business rule, e.g. publishing a model without a ready version.",
-}
+errors = ErrorResponses(
+    {
+        400: "Invalid input: `error.details.fields` names each offending field by its path (e.g. `artifacts[1].sha256`).",
+        401: "Not authenticated (writes need a logged-in user).",
+        403: "The caller is not an admin of the owner tenant (or names, in X-Tenant, a tenant it does not belong to).",
+        404: "Nothing visible to the caller has this id (private rows of other tenants are never revealed).",
+        409: "Conflicts with the current state: a duplicate, an invalid transition, a lineage cycle.",
+        422: "Breaks a business rule, e.g. publishing a model without a ready version.",
+    }
+)
 
 TENANT_HEADER_PARAMETER = OpenApiParameter(
     TENANT_HEADER,
@@ -56,11 +58,6 @@ DATASET_REF = OpenApiParameter(
     "ref", OpenApiTypes.STR, OpenApiParameter.PATH, description="The dataset's id or handle (`owner--slug`)."
 )
 OBJECT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) for an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 class CatalogPagination(LimitOffsetPagination):

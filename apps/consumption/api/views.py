@@ -25,17 +25,19 @@ from apps.tenancy import quotas
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Tenant
 from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.errors import NotFoundError, ValidationError
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` names each offending field or query parameter.",
-    401: "Not authenticated, or the API key is unknown, expired or revoked.",
-    402: "The tenant's API key quota is exhausted.",
-    403: "The caller's role, its API key's scopes or its X-Tenant header do not allow this.",
-    404: "Nothing of the caller's tenant has this id (other tenants' objects are never revealed).",
-    409: "Conflicts with the key's state (already revoked, already rotated).",
-}
+errors = ErrorResponses(
+    {
+        400: "Invalid input: `error.details.fields` names each offending field or query parameter.",
+        401: "Not authenticated, or the API key is unknown, expired or revoked.",
+        402: "The tenant's API key quota is exhausted.",
+        403: "The caller's role, its API key's scopes or its X-Tenant header do not allow this.",
+        404: "Nothing of the caller's tenant has this id (other tenants' objects are never revealed).",
+        409: "Conflicts with the key's state (already revoked, already rotated).",
+    }
+)
 
 TENANT_HEADER_PARAMETER = OpenApiParameter(
     TENANT_HEADER,
@@ -133,11 +135,6 @@ SUMMARY_EXAMPLE: dict[str, Any] = {
         },
     ],
 }
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) of an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 def parse_as(request: Request) -> bool:

@@ -32,23 +32,25 @@ from apps.publishing.models import Service, ServiceVersion, ValidationRun, Valid
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
 from llm_infra_django.body import read_body
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import AuthorizationError, ValidationError
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` maps each offending field path (`endpoint.url`, `tags[0]`) to "
-    "its messages. Malformed JSON is a `parse_error`.",
-    401: "Not authenticated.",
-    402: "The publisher's `services_published` quota is exhausted.",
-    403: "Authenticated, but not allowed: publisher admins change their services; platform staff approve, reject, "
-    "suspend and lift suspensions.",
-    404: "No service (or version) visible to the caller has this id.",
-    409: "Conflicts with the current state: a duplicate slug, or a lifecycle transition that is not allowed (the "
-    "allowed ones are listed in `error.details.allowed`).",
-    413: "The body is larger than `MARKETPLACE_PUBLISHING['MAX_SERVICE_BYTES']`.",
-    415: "The body is not JSON.",
-}
+errors = ErrorResponses(
+    {
+        400: "Invalid input: `error.details.fields` maps each offending field path (`endpoint.url`, `tags[0]`) to "
+        "its messages. Malformed JSON is a `parse_error`.",
+        401: "Not authenticated.",
+        402: "The publisher's `services_published` quota is exhausted.",
+        403: "Authenticated, but not allowed: publisher admins change their services; platform staff approve, reject, "
+        "suspend and lift suspensions.",
+        404: "No service (or version) visible to the caller has this id.",
+        409: "Conflicts with the current state: a duplicate slug, or a lifecycle transition that is not allowed (the "
+        "allowed ones are listed in `error.details.allowed`).",
+        413: "The body is larger than `MARKETPLACE_PUBLISHING['MAX_SERVICE_BYTES']`.",
+        415: "The body is not JSON.",
+    }
+)
 
 TENANT_HEADER_PARAMETER = OpenApiParameter(
     TENANT_HEADER,
@@ -56,11 +58,6 @@ TENANT_HEADER_PARAMETER = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Slug of the tenant to act for (publisher or consumer); needed when the caller belongs to several.",
 )
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) of an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 class ServiceViewSet(viewsets.ViewSet):

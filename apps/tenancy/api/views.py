@@ -8,7 +8,7 @@ from uuid import UUID
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -26,18 +26,19 @@ from apps.tenancy.permissions import (
     IsTenantMember,
     IsTenantOwner,
 )
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.errors import AuthorizationError, NotFoundError
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` names each offending field.",
-    401: "Not authenticated.",
-    402: "A quota of the tenant is exhausted.",
-    403: "Authenticated, but the caller's role (or its X-Tenant header) does not allow this.",
-    404: "Nothing visible to the caller has this id (other tenants' objects are never revealed).",
-    409: "Conflicts with the current state: a duplicate, an invalid transition, or a full policy.",
-    422: "Breaks a business rule, e.g. removing or demoting the last owner.",
-}
+errors = ErrorResponses(
+    {
+        401: "Not authenticated.",
+        402: "A quota of the tenant is exhausted.",
+        403: "Authenticated, but the caller's role (or its X-Tenant header) does not allow this.",
+        404: "Nothing visible to the caller has this id (other tenants' objects are never revealed).",
+        409: "Conflicts with the current state: a duplicate, an invalid transition, or a full policy.",
+        422: "Breaks a business rule, e.g. removing or demoting the last owner.",
+    }
+)
 
 TENANT_HEADER_PARAMETER = OpenApiParameter(
     TENANT_HEADER,
@@ -46,11 +47,6 @@ TENANT_HEADER_PARAMETER = OpenApiParameter(
     description="Slug of the tenant to act for; needed when the caller belongs to several. Only a tenant the "
     "caller is a member of is accepted (403 otherwise).",
 )
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) for an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 def _tenant_for_staff(slug: str) -> Tenant:
