@@ -25,13 +25,14 @@ from apps.catalog.api import serializers
 from apps.catalog.models import CatalogModel, Dataset, Evaluation, TrainingRun
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
-from apps.tenancy.permissions import has_role
+from apps.tenancy.permissions import TenantHeaderCheckMixin, has_role
 from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.errors import AuthorizationError, NotFoundError, ValidationError
 
 errors = ErrorResponses(
     {
-        400: "Invalid input: `error.details.fields` names each offending field by its path (e.g. `artifacts[1].sha256`).",
+        400: "Invalid input: `error.details.fields` names each offending field by its path "
+        "(e.g. `artifacts[1].sha256`).",
         401: "Not authenticated (writes need a logged-in user).",
         403: "The caller is not an admin of the owner tenant (or names, in X-Tenant, a tenant it does not belong to).",
         404: "Nothing visible to the caller has this id (private rows of other tenants are never revealed).",
@@ -99,7 +100,7 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(item) for item in (detail if isinstance(detail, list) else [detail])]}
 
 
-class CatalogViewSet(viewsets.GenericViewSet):
+class CatalogViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
     """Base of the catalog views: open reads, authenticated writes, JSON bodies, pagination, the viewer."""
 
     permission_classes: ClassVar[Sequence[type[BasePermission]]] = [IsAuthenticatedOrReadOnly]
@@ -107,12 +108,6 @@ class CatalogViewSet(viewsets.GenericViewSet):
     pagination_class = CatalogPagination
     filter_backends: ClassVar[Sequence[Any]] = []
     metadata_class = None
-
-    def check_permissions(self, request: Request) -> None:
-        # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
-        if request.headers.get(TENANT_HEADER, "").strip():
-            resolve_tenant(request)
-        super().check_permissions(request)
 
     def viewer(self) -> selectors.Viewer:
         """Who is looking (cached on the view)."""

@@ -24,7 +24,7 @@ from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRecord
 from apps.tenancy import quotas
 from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Tenant
-from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember
+from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember, TenantHeaderCheckMixin
 from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.errors import NotFoundError, ValidationError
 
@@ -145,7 +145,7 @@ def parse_as(request: Request) -> bool:
     return value == "provider"
 
 
-class ConsumptionViewSet(viewsets.GenericViewSet):
+class ConsumptionViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
     """Base of the consumption views: the caller's tenant (from its key, X-Tenant or single membership)."""
 
     metadata_class = None
@@ -155,12 +155,6 @@ class ConsumptionViewSet(viewsets.GenericViewSet):
         tenant = resolve_tenant(self.request, required=True)
         assert tenant is not None  # required=True raises instead
         return tenant
-
-    def check_permissions(self, request: Request) -> None:
-        # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
-        if request.headers.get(TENANT_HEADER, "").strip():
-            resolve_tenant(request)
-        super().check_permissions(request)
 
     def validated(self, serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
         serializer = serializer_class(data=data, context=self.get_serializer_context())

@@ -25,6 +25,7 @@ from apps.tenancy.permissions import (
     IsTenantAdmin,
     IsTenantMember,
     IsTenantOwner,
+    TenantHeaderCheckMixin,
 )
 from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.errors import AuthorizationError, NotFoundError
@@ -87,7 +88,7 @@ class TenantVisible(BasePermission):
         return True
 
 
-class TenancyViewSet(viewsets.GenericViewSet):
+class TenancyViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
     """Base of the tenancy views: permissions per action, filters, pagination, strict input."""
 
     filter_backends = [DjangoFilterBackend]
@@ -99,12 +100,6 @@ class TenancyViewSet(viewsets.GenericViewSet):
     def get_permissions(self) -> list[BasePermission]:
         classes = self.permissions_by_action.get(self.action or "", self.default_permissions)
         return [ApiKeyScope(), *(permission() for permission in classes)]
-
-    def check_permissions(self, request: Request) -> None:
-        # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
-        if request.headers.get(TENANT_HEADER, "").strip():
-            resolve_tenant(request)
-        super().check_permissions(request)
 
     def validated(self, serializer_class: type[BaseSerializer], *, partial: bool = False) -> dict[str, Any]:
         serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context())
