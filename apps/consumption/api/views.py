@@ -26,6 +26,7 @@ from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Tenant
 from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember, TenantHeaderCheckMixin
 from llm_infra_django.drf.schema import ErrorResponses
+from llm_infra_django.drf.validation import ValidatedInputMixin
 from llm_infra_django.errors import NotFoundError, ValidationError
 
 errors = ErrorResponses(
@@ -145,7 +146,7 @@ def parse_as(request: Request) -> bool:
     return value == "provider"
 
 
-class ConsumptionViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
+class ConsumptionViewSet(TenantHeaderCheckMixin, ValidatedInputMixin, viewsets.GenericViewSet):
     """Base of the consumption views: the caller's tenant (from its key, X-Tenant or single membership)."""
 
     metadata_class = None
@@ -155,11 +156,6 @@ class ConsumptionViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
         tenant = resolve_tenant(self.request, required=True)
         assert tenant is not None  # required=True raises instead
         return tenant
-
-    def validated(self, serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
-        serializer = serializer_class(data=data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
 
     def output(self, instance: Any, serializer_class: type[BaseSerializer], **kwargs: Any) -> Any:
         return serializer_class(instance, context=self.get_serializer_context(), **kwargs).data

@@ -33,7 +33,7 @@ from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
 from llm_infra_django.body import read_body
 from llm_infra_django.drf.schema import ErrorResponses
-from llm_infra_django.drf.validation import validated
+from llm_infra_django.drf.validation import ValidatedInputMixin
 from llm_infra_django.errors import AuthorizationError, ValidationError
 
 errors = ErrorResponses(
@@ -60,7 +60,7 @@ TENANT_HEADER_PARAMETER = OpenApiParameter(
 )
 
 
-class ServiceViewSet(viewsets.ViewSet):
+class ServiceViewSet(ValidatedInputMixin, viewsets.ViewSet):
     """Publishing and discovery of services (`/api/v1/services/...`)."""
 
     parser_classes = [JSONParser]
@@ -87,12 +87,8 @@ class ServiceViewSet(viewsets.ViewSet):
             self._viewer = cached
         return cached
 
-    def context(self) -> dict[str, Any]:
+    def get_serializer_context(self) -> dict[str, Any]:
         return {"request": self.request, "view": self, "viewer": self.viewer()}
-
-    def validated(self, serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
-        """Validated input, or a 400 naming every offending field by its path in the request."""
-        return validated(serializer_class, data, self.context())
 
     def body(self) -> Any:
         """The parsed JSON body, refused (413) above `MAX_SERVICE_BYTES` before it is parsed."""
@@ -118,18 +114,19 @@ class ServiceViewSet(viewsets.ViewSet):
 
     def version_payload(self, version_id: Any) -> dict[str, Any]:
         version = ServiceVersion.objects.select_related("service__publisher").get(pk=version_id)
-        return serializers.VersionSerializer(version, context=self.context()).data
+        return serializers.VersionSerializer(version, context=self.get_serializer_context()).data
 
     def detail_payload(self, service: Service) -> dict[str, Any]:
         service.visible_versions = list(discovery.list_versions(service, self.viewer()))
-        return serializers.ServiceDetailSerializer(service, context=self.context()).data
+        return serializers.ServiceDetailSerializer(service, context=self.get_serializer_context()).data
 
     def publish_result(self, version_id: Any, run_id: Any) -> Response:
         """202 with the version and its run as they stand (the pipeline ran eagerly unless a broker is set)."""
         version = ServiceVersion.objects.select_related("service__publisher").get(pk=version_id)
         run = ValidationRun.objects.prefetch_related(_steps()).get(pk=run_id)
         data = serializers.PublishResultSerializer(
-            {"service": version.service, "version": version, "validation_run": run}, context=self.context()
+            {"service": version.service, "version": version, "validation_run": run},
+            context=self.get_serializer_context(),
         ).data
         location = f"{reverse('publishing:service-status', args=[version.service_id])}?version={version.version}"
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
@@ -192,7 +189,7 @@ class ServiceViewSet(viewsets.ViewSet):
             "results": page.results,
             "facets": page.facets,
         }
-        return Response(serializers.DiscoveryPageSerializer(payload, context=self.context()).data)
+        return Response(serializers.DiscoveryPageSerializer(payload, context=self.get_serializer_context()).data)
 
     @extend_schema(
         tags=["services"],
@@ -283,7 +280,7 @@ class ServiceViewSet(viewsets.ViewSet):
     def versions(self, request: Request, pk: UUID) -> Response:
         service = self.service(pk)
         versions = discovery.list_versions(service, self.viewer())
-        return Response(serializers.VersionSerializer(versions, many=True, context=self.context()).data)
+        return Response(serializers.VersionSerializer(versions, many=True, context=self.get_serializer_context()).data)
 
     @extend_schema(
         tags=["services"],
@@ -315,7 +312,7 @@ class ServiceViewSet(viewsets.ViewSet):
         version = discovery.get_version(service, number)
         runs = ValidationRun.objects.filter(version=version).prefetch_related(_steps()).order_by("-started_at")
         payload = {"service": service, "version": version, "validation_runs": list(runs)}
-        return Response(serializers.ServiceStatusSerializer(payload, context=self.context()).data)
+        return Response(serializers.ServiceStatusSerializer(payload, context=self.get_serializer_context()).data)
 
     # --- Lifecycle ---------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from apps.tenancy.permissions import (
     TenantHeaderCheckMixin,
 )
 from llm_infra_django.drf.schema import ErrorResponses
+from llm_infra_django.drf.validation import ValidatedInputMixin
 from llm_infra_django.errors import AuthorizationError, NotFoundError
 
 errors = ErrorResponses(
@@ -88,7 +89,7 @@ class TenantVisible(BasePermission):
         return True
 
 
-class TenancyViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
+class TenancyViewSet(TenantHeaderCheckMixin, ValidatedInputMixin, viewsets.GenericViewSet):
     """Base of the tenancy views: permissions per action, filters, pagination, strict input."""
 
     filter_backends = [DjangoFilterBackend]
@@ -100,11 +101,6 @@ class TenancyViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
     def get_permissions(self) -> list[BasePermission]:
         classes = self.permissions_by_action.get(self.action or "", self.default_permissions)
         return [ApiKeyScope(), *(permission() for permission in classes)]
-
-    def validated(self, serializer_class: type[BaseSerializer], *, partial: bool = False) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
 
     def output(self, instance: Any, serializer_class: type[BaseSerializer] | None = None, **kwargs: Any) -> Any:
         serializer_class = serializer_class or self.get_serializer_class()
@@ -198,7 +194,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
     def create(self, request: Request) -> Response:
         if api_key_of(request) is not None:
             raise AuthorizationError("Create tenants from a user session, not with an API key.")
-        data = self.validated(serializers.TenantCreateSerializer)
+        data = self.validated(serializers.TenantCreateSerializer, request.data)
         tenant = services.create_tenant(
             owner=request.user,
             name=data["name"],
@@ -227,7 +223,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.TenantSerializer, **errors(400, 401, 403, 404)},
     )
     def partial_update(self, request: Request, slug: str) -> Response:
-        values = self.validated(serializers.TenantUpdateSerializer)
+        values = self.validated(serializers.TenantUpdateSerializer, request.data)
         tenant = services.update_tenant(tenant=self.get_tenant(), actor=request.user, **values)
         return Response(self.output(tenant))
 
@@ -239,7 +235,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.TenantSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def change_tier(self, request: Request, slug: str) -> Response:
-        data = self.validated(serializers.TierChangeSerializer)
+        data = self.validated(serializers.TierChangeSerializer, request.data)
         tenant = services.change_tier(tenant=self.get_tenant(), tier=data["tier"], actor=request.user)
         return Response(self.output(tenant))
 
@@ -251,7 +247,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.TenantSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def suspend(self, request: Request, slug: str) -> Response:
-        data = self.validated(serializers.SuspendSerializer)
+        data = self.validated(serializers.SuspendSerializer, request.data)
         tenant = services.suspend_tenant(tenant=self.get_tenant(), actor=request.user, reason=data["reason"])
         return Response(self.output(tenant))
 
@@ -318,7 +314,7 @@ class MemberViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={201: serializers.MembershipSerializer, **errors(400, 401, 402, 403, 404, 409)},
     )
     def create(self, request: Request, slug: str) -> Response:
-        data = self.validated(serializers.MemberCreateSerializer)
+        data = self.validated(serializers.MemberCreateSerializer, request.data)
         user = services.find_user(username=data.get("username"), email=data.get("email"))
         membership = services.add_member(tenant=self.get_tenant(), user=user, role=data["role"], actor=request.user)
         return Response(self.output(membership), status=status.HTTP_201_CREATED)
@@ -339,7 +335,7 @@ class MemberViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.MembershipSerializer, **errors(400, 401, 403, 404, 422)},
     )
     def partial_update(self, request: Request, slug: str, member_id: UUID) -> Response:
-        data = self.validated(serializers.MemberUpdateSerializer)
+        data = self.validated(serializers.MemberUpdateSerializer, request.data)
         membership = selectors.get_member(self.get_tenant(), member_id)
         membership = services.change_member_role(membership=membership, role=data["role"], actor=request.user)
         return Response(self.output(membership))
@@ -407,7 +403,7 @@ class QuotaViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.QuotaStatusSerializer, **errors(400, 401, 403, 404)},
     )
     def update(self, request: Request, slug: str, quota_type: str) -> Response:
-        data = self.validated(serializers.QuotaOverrideSerializer)
+        data = self.validated(serializers.QuotaOverrideSerializer, request.data)
         services.set_quota_override(
             tenant=self.get_tenant(),
             quota_type=quota_type,
@@ -516,7 +512,7 @@ class SharingPolicyViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={201: serializers.SharingPolicySerializer, **errors(400, 401, 403, 404, 409)},
     )
     def create(self, request: Request) -> Response:
-        values = self.validated(serializers.SharingPolicyCreateSerializer)
+        values = self.validated(serializers.SharingPolicyCreateSerializer, request.data)
         policy = sharing.create_policy(actor=request.user, owner=self.get_tenant(), **values)
         return Response(self.output(policy), status=status.HTTP_201_CREATED)
 
@@ -538,7 +534,7 @@ class SharingPolicyViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={200: serializers.SharingPolicySerializer, **errors(400, 401, 403, 404)},
     )
     def partial_update(self, request: Request, pk: UUID) -> Response:
-        values = self.validated(serializers.SharingPolicyUpdateSerializer)
+        values = self.validated(serializers.SharingPolicyUpdateSerializer, request.data)
         policy = sharing.update_policy(policy=self._policy(pk), actor=request.user, **values)
         return Response(self.output(policy))
 
@@ -586,7 +582,7 @@ class AccessRequestViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={201: serializers.AccessRequestSerializer, **errors(400, 401, 403, 409)},
     )
     def create(self, request: Request) -> Response:
-        data = self.validated(serializers.AccessRequestCreateSerializer)
+        data = self.validated(serializers.AccessRequestCreateSerializer, request.data)
         access = sharing.request_access(
             policy=data["policy"], consumer=self.get_tenant(), actor=request.user, message=data.get("message", "")
         )
@@ -611,7 +607,7 @@ class AccessRequestViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={200: serializers.GrantSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def approve(self, request: Request, pk: UUID) -> Response:
-        data = self.validated(serializers.DecisionSerializer)
+        data = self.validated(serializers.DecisionSerializer, request.data)
         grant = sharing.approve_request(access=self._access(pk), actor=request.user, note=data.get("note", ""))
         return Response(self.output(grant, serializers.GrantSerializer))
 
@@ -624,7 +620,7 @@ class AccessRequestViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={200: serializers.AccessRequestSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def reject(self, request: Request, pk: UUID) -> Response:
-        data = self.validated(serializers.DecisionSerializer)
+        data = self.validated(serializers.DecisionSerializer, request.data)
         access = sharing.reject_request(access=self._access(pk), actor=request.user, note=data.get("note", ""))
         return Response(self.output(access))
 
