@@ -1,15 +1,17 @@
-"""Input validated by DRF serializers in a view (`ValidatedInputMixin`): each error named by its path."""
+"""Input validated by DRF serializers, in a view (`ValidatedInputMixin`) or not (`checked`): errors named by path."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 
-from llm_infra_django.drf.validation import ValidatedInputMixin
+from llm_infra_django.drf.validation import ValidatedInputMixin, checked
+from llm_infra_django.errors import ValidationError
 
 
 class TagSerializer(serializers.Serializer):
@@ -60,3 +62,18 @@ def test_a_view_names_each_offending_field_by_its_path() -> None:
         "tags[1].name": ["Ensure this field has no more than 5 characters."],
         "scores[1]": ["A valid integer is required."],
     }
+
+
+def test_a_checked_serializer_is_given_back_once_valid_and_its_errors_are_named_by_path() -> None:
+    # given
+    valid = NoteSerializer(data={"text": "hi"}, context={"prefix": ""})
+    invalid = NoteSerializer(data={"text": "hi", "scores": ["x"]}, context={"prefix": ""})
+
+    # when
+    result = checked(valid)
+    with pytest.raises(ValidationError) as refused:
+        checked(invalid)
+
+    # then
+    assert result is valid and result.validated_data == {"text": "hi"}
+    assert refused.value.details == {"fields": {"scores[0]": ["A valid integer is required."]}}

@@ -27,6 +27,7 @@ from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
 from apps.tenancy.permissions import TenantHeaderCheckMixin, has_role
 from llm_infra_django.drf.schema import ErrorResponses
+from llm_infra_django.drf.validation import checked
 from llm_infra_django.errors import AuthorizationError, NotFoundError, ValidationError
 
 errors = ErrorResponses(
@@ -85,21 +86,6 @@ class FacetedPagination(CatalogPagination):
         return paginated
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error tree as `{"a.b[0].c": [...]}`."""
-    if isinstance(detail, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in detail.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    if isinstance(detail, list) and detail and all(isinstance(item, (dict, list)) for item in detail):
-        flat = {}
-        for index, value in enumerate(detail):
-            flat.update(_flatten(value, f"{prefix}[{index}]"))
-        return flat
-    return {prefix or "non_field_errors": [str(item) for item in (detail if isinstance(detail, list) else [detail])]}
-
-
 class CatalogViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
     """Base of the catalog views: open reads, authenticated writes, JSON bodies, pagination, the viewer."""
 
@@ -136,10 +122,7 @@ class CatalogViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
         return dict(data)
 
     def query(self, serializer_class: type[drf_serializers.Serializer]) -> Any:
-        serializer = serializer_class(data=self.request.query_params)
-        if not serializer.is_valid():
-            raise ValidationError(fields=_flatten(serializer.errors))
-        return serializer
+        return checked(serializer_class(data=self.request.query_params))
 
     def page(self, items: Any, serializer_class: type[drf_serializers.BaseSerializer]) -> Response:
         rows = self.paginate_queryset(items)
