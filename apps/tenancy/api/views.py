@@ -30,6 +30,7 @@ from apps.tenancy.permissions import (
 from llm_infra_django.drf.schema import ErrorResponses
 from llm_infra_django.drf.validation import ValidatedInputMixin
 from llm_infra_django.errors import AuthorizationError, NotFoundError
+from llm_infra_django.scopes import has_scope
 
 errors = ErrorResponses(
     {
@@ -76,7 +77,7 @@ class ApiKeyScope(BasePermission):
         key = api_key_of(request)
         if key is None or request.method in SAFE_METHODS:
             return True
-        return "admin" in (getattr(key, "scopes", None) or ())
+        return has_scope(key, "admin")
 
 
 class TenantVisible(BasePermission):
