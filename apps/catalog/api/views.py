@@ -23,7 +23,8 @@ from rest_framework.response import Response
 from apps.catalog import lineage, selectors, services
 from apps.catalog.api import serializers
 from apps.catalog.models import CatalogModel, Dataset, Evaluation, TrainingRun
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import TENANT_HEADER_PARAMETER
+from apps.tenancy.context import resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
 from apps.tenancy.permissions import TenantHeaderCheckMixin, has_role
 from llm_infra_django.drf.schema import ErrorResponses
@@ -42,13 +43,6 @@ errors = ErrorResponses(
     }
 )
 
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Slug of the tenant to act for; needed when the caller belongs to several. Only a tenant the "
-    "caller is a member of is accepted (403 otherwise).",
-)
 HANDLE = OpenApiParameter(
     "slug",
     OpenApiTypes.STR,

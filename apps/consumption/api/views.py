@@ -22,7 +22,8 @@ from apps.consumption.api.pagination import KeyPagination, UsageCursorPagination
 from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key_of
 from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRecord
 from apps.tenancy import quotas
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import tenant_header_parameter
+from apps.tenancy.context import resolve_tenant
 from apps.tenancy.models import Tenant
 from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember, TenantHeaderCheckMixin
 from llm_infra_django.drf.schema import ErrorResponses
@@ -40,12 +41,9 @@ errors = ErrorResponses(
     }
 )
 
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Session callers in several tenants: the slug of the tenant to act for (members only). API keys "
-    "always act for their own tenant.",
+TENANT_HEADER_PARAMETER = tenant_header_parameter(
+    "Session callers in several tenants: the slug of the tenant to act for (members only). API keys "
+    "always act for their own tenant."
 )
 AS_PARAMETER = OpenApiParameter(
     "as",

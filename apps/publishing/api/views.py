@@ -8,8 +8,7 @@ from uuid import UUID
 
 from django.db.models import Prefetch
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -29,7 +28,8 @@ from apps.publishing.api.examples import (
 )
 from apps.publishing.conf import publishing_settings
 from apps.publishing.models import Service, ServiceVersion, ValidationRun, ValidationStep
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import tenant_header_parameter
+from apps.tenancy.context import resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
 from llm_infra_django.body import read_body
 from llm_infra_django.drf.schema import ErrorResponses
@@ -52,11 +52,8 @@ errors = ErrorResponses(
     }
 )
 
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Slug of the tenant to act for (publisher or consumer); needed when the caller belongs to several.",
+TENANT_HEADER_PARAMETER = tenant_header_parameter(
+    "Slug of the tenant to act for (publisher or consumer); needed when the caller belongs to several."
 )
 
 

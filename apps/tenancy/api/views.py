@@ -7,8 +7,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -18,7 +17,8 @@ from rest_framework.serializers import BaseSerializer
 from apps.tenancy import quotas, selectors, services, sharing
 from apps.tenancy.api import filters, serializers
 from apps.tenancy.api.pagination import TenancyPagination
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import TENANT_HEADER_PARAMETER
+from apps.tenancy.context import resolve_tenant
 from apps.tenancy.models import AccessRequest, AuditLog, Grant, Membership, QuotaOverride, SharingPolicy, Tenant
 from apps.tenancy.permissions import (
     IsPlatformStaff,
@@ -41,14 +41,6 @@ errors = ErrorResponses(
         409: "Conflicts with the current state: a duplicate, an invalid transition, or a full policy.",
         422: "Breaks a business rule, e.g. removing or demoting the last owner.",
     }
-)
-
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Slug of the tenant to act for; needed when the caller belongs to several. Only a tenant the "
-    "caller is a member of is accepted (403 otherwise).",
 )
 
 
