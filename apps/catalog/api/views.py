@@ -24,7 +24,7 @@ from apps.catalog import lineage, selectors, services
 from apps.catalog.api import serializers
 from apps.catalog.models import CatalogModel, Dataset, Evaluation, TrainingRun
 from apps.tenancy.api.schema import TENANT_HEADER_PARAMETER
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
 from apps.tenancy.permissions import TenantHeaderCheckMixin, has_role
 from llm_infra_django.drf.schema import ErrorResponses
@@ -105,9 +105,7 @@ class CatalogViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
 
     def acting_tenant(self) -> Tenant:
         """The tenant a write is made for (403 when the caller has none, 400 when it must name one of several)."""
-        tenant = resolve_tenant(self.request, required=True)
-        assert tenant is not None  # required=True raises instead
-        return tenant
+        return require_tenant(self.request)
 
     def body(self) -> dict[str, Any]:
         data = self.request.data

@@ -23,7 +23,7 @@ from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key
 from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRecord
 from apps.tenancy import quotas
 from apps.tenancy.api.schema import tenant_header_parameter
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant
 from apps.tenancy.models import Tenant
 from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember, TenantHeaderCheckMixin
 from llm_infra_django.drf.schema import ErrorResponses
@@ -151,9 +151,7 @@ class ConsumptionViewSet(TenantHeaderCheckMixin, ValidatedInputMixin, viewsets.G
     permission_classes: list[type[BasePermission]] = [HasReadScope, IsTenantMember]
 
     def get_tenant(self) -> Tenant:
-        tenant = resolve_tenant(self.request, required=True)
-        assert tenant is not None  # required=True raises instead
-        return tenant
+        return require_tenant(self.request)
 
     def output(self, instance: Any, serializer_class: type[BaseSerializer], **kwargs: Any) -> Any:
         return serializer_class(instance, context=self.get_serializer_context(), **kwargs).data

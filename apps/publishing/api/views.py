@@ -29,7 +29,7 @@ from apps.publishing.api.examples import (
 from apps.publishing.conf import publishing_settings
 from apps.publishing.models import Service, ServiceVersion, ValidationRun, ValidationStep
 from apps.tenancy.api.schema import tenant_header_parameter
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
 from llm_infra_django.body import read_body
 from llm_infra_django.drf.schema import ErrorResponses
@@ -210,7 +210,7 @@ class ServiceViewSet(ValidatedInputMixin, viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         data = self.validated(serializers.ServicePublishSerializer, self.body())
         slug, version = data.pop("slug"), data.pop("version")
-        publisher = resolve_tenant(request, required=True)
+        publisher = require_tenant(request)
         assert publisher is not None  # required=True raises instead
         _service, created, run = services.publish_service(
             publisher=publisher, actor=request.user, slug=slug, version=version, values=data

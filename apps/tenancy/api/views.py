@@ -18,7 +18,7 @@ from apps.tenancy import quotas, selectors, services, sharing
 from apps.tenancy.api import filters, serializers
 from apps.tenancy.api.pagination import TenancyPagination
 from apps.tenancy.api.schema import TENANT_HEADER_PARAMETER
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.models import AccessRequest, AuditLog, Grant, Membership, QuotaOverride, SharingPolicy, Tenant
 from apps.tenancy.permissions import (
     IsPlatformStaff,
@@ -134,9 +134,7 @@ class TenantFromContextMixin:
     request: Request
 
     def get_tenant(self) -> Tenant:
-        tenant = resolve_tenant(self.request, required=True)
-        assert tenant is not None  # required=True raises instead of returning None
-        return tenant
+        return require_tenant(self.request)
 
 
 # --- Tenants -------------------------------------------------------------------------------------------------
