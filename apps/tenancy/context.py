@@ -69,6 +69,14 @@ def resolve_tenant(request: Any, *, required: bool = False) -> Tenant | None:
     return _remember(request, tenant)
 
 
+def require_tenant(request: Any) -> Tenant:
+    """The tenant the request acts for, which it must have (`resolve_tenant(required=True)`): 403 when the caller
+    belongs to none, 400 when it belongs to several and names none, 403 for a header naming another."""
+    tenant = resolve_tenant(request, required=True)
+    assert tenant is not None  # required=True raises instead
+    return tenant
+
+
 def tenant_for_logs(request: HttpRequest) -> str | None:
     """`LLM_INFRA["TENANT_RESOLVER"]`: the tenant already resolved for this request (never queries)."""
     tenant = getattr(request, _CACHE_ATTR, None)

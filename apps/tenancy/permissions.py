@@ -1,12 +1,14 @@
-"""DRF permission classes by tenant role, used by every app."""
+"""DRF permission classes by tenant role, and the `X-Tenant` header check, used by every app."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import TENANT_HEADER, resolve_tenant
 from apps.tenancy.models import ROLE_RANK, Role, Tenant
 from apps.tenancy.selectors import get_role
 
@@ -77,3 +79,13 @@ class IsPlatformStaff(BasePermission):
     def has_permission(self, request: Any, view: Any) -> bool:
         user = request.user
         return bool(getattr(user, "is_authenticated", False) and (user.is_staff or user.is_superuser))
+
+
+class TenantHeaderCheckMixin(APIView):
+    """A view base refusing a request whose `X-Tenant` header names a tenant the caller may not act for (403), on
+    every action and before any other permission, not only where the view uses the tenant."""
+
+    def check_permissions(self, request: Request) -> None:
+        if request.headers.get(TENANT_HEADER, "").strip():
+            resolve_tenant(request)
+        super().check_permissions(request)

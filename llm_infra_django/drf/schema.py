@@ -3,13 +3,14 @@ can answer, so that a client (or a contract fuzzer) finds every status code the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-__all__ = ["AutoSchema", "ErrorBodySerializer", "ErrorEnvelopeSerializer"]
+__all__ = ["AutoSchema", "ErrorBodySerializer", "ErrorEnvelopeSerializer", "ErrorResponses"]
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -69,3 +70,16 @@ class AutoSchema(openapi.AutoSchema):
                 responses[str(code)] = self._get_response_for_code(error, str(code))
         operation["responses"] = dict(sorted(responses.items()))
         return operation
+
+
+class ErrorResponses:
+    """An API's error table: `errors = ErrorResponses({402: "A quota is exhausted."})`, then
+    `@extend_schema(responses={200: ..., **errors(400, 402)})` documents those codes with the error envelope, each
+    described by the table, else by `AutoSchema.error_descriptions`."""
+
+    def __init__(self, descriptions: Mapping[int, str]) -> None:
+        self.descriptions: dict[int, str] = {**AutoSchema.error_descriptions, **descriptions}
+
+    def __call__(self, *codes: int) -> dict[int, OpenApiResponse]:
+        """The documented error responses of an operation (a code the table does not describe is a `KeyError`)."""
+        return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=self.descriptions[code]) for code in codes}

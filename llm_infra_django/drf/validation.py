@@ -1,17 +1,19 @@
-"""Input validation by DRF serializers, outside a DRF view too (GraphQL mutations validate with the REST API's own
-serializers): errors as the one error model, each naming its field by path."""
+"""Input validation by DRF serializers, in a DRF view and outside one too (GraphQL mutations validate with the REST
+API's own serializers): errors as the one error model, each naming its field by path."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from rest_framework.serializers import ValidationError as DRFValidationError
+from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from llm_infra_django.errors import ValidationError
 
-__all__ = ["field_paths", "validated"]
+__all__ = ["ValidatedInputMixin", "checked", "field_paths", "validated"]
+
+SerializerT = TypeVar("SerializerT", bound=BaseSerializer)
 
 
 def validated(
@@ -19,11 +21,27 @@ def validated(
 ) -> dict[str, Any]:
     """Input validated by the REST API's own serializer: a `ValidationError` naming each offending field path."""
     serializer = serializer_class(instance, data=data, context=context or {}, partial=partial)
-    try:
-        serializer.is_valid(raise_exception=True)
-    except DRFValidationError as exc:
-        raise ValidationError(fields=field_paths(exc.detail)) from None
-    return dict(serializer.validated_data)
+    return dict(checked(serializer).validated_data)
+
+
+def checked(serializer: SerializerT) -> SerializerT:
+    """`serializer` once its data is valid (for a serializer that does more than give `validated_data`, e.g. a
+    query's filters), else a `ValidationError` naming each offending field path."""
+    if not serializer.is_valid():
+        raise ValidationError(fields=field_paths(serializer.errors))
+    return serializer
+
+
+class _SerializerContextView(Protocol):
+    def get_serializer_context(self) -> dict[str, Any]: ...
+
+
+class ValidatedInputMixin:
+    """A DRF view's `validated(serializer_class, data)`: `validated()` with the view's `get_serializer_context()`."""
+
+    def validated(self: _SerializerContextView, serializer_class: Any, data: Any) -> dict[str, Any]:
+        """`data` validated by `serializer_class`, or a 400 naming each offending field by its path."""
+        return validated(serializer_class, data, self.get_serializer_context())
 
 
 def field_paths(detail: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from graphql import GraphQLResolveInfo
 from graphql_relay import connection_from_array_slice, from_global_id
 
 from llm_infra_django.errors import AppError, AuthenticationError, AuthorizationError, NotFoundError
+from llm_infra_django.scopes import has_scope
 
 
 class Decimal(graphene.Decimal):
@@ -304,17 +305,14 @@ Check = Callable[[graphene.ResolveInfo], None]
 
 
 def key_scope(scope: str) -> Check:
-    """A check: a request authenticated by a token (`request.auth`) needs `scope`, as the token's own
-    `has_scope(scope)` decides (which scopes imply others is the token's rule, kept in one place), else by its
-    `scopes`; sessions pass (tenant roles decide for them, in the services and selectors)."""
+    """A check: a request authenticated by a token (`request.auth`) needs `scope`, as `scopes.has_scope` decides;
+    sessions pass (tenant roles decide for them, in the services and selectors)."""
 
     def check(info: graphene.ResolveInfo) -> None:
         auth = getattr(info.context, "auth", None)
         if auth is None:
             return
-        has_scope = getattr(auth, "has_scope", None)
-        held = has_scope(scope) if callable(has_scope) else scope in (getattr(auth, "scopes", ()) or ())
-        if not held:
+        if not has_scope(auth, scope):
             raise AuthorizationError(f"This API key lacks the '{scope}' scope.", code="insufficient_scope")
 
     check.__doc__ = f"scope {scope}"

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from llm_infra_django.drf.schema import AutoSchema, ErrorEnvelopeSerializer, ErrorResponses
 
 ENVELOPE = "#/components/schemas/ErrorEnvelope"
 
@@ -67,3 +67,20 @@ def test_what_the_view_documents_wins_and_codes_are_in_order(operations: dict[st
     assert responses["409"]["description"] == "A note with this text exists."
     assert responses["201"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Note"
     assert list(responses) == sorted(responses)
+
+
+def test_an_error_table_describes_its_codes_and_falls_back_to_the_common_descriptions() -> None:
+    # given
+    errors = ErrorResponses({402: "A quota is exhausted.", 404: "No note has this id."})
+
+    # when
+    responses = errors(400, 402, 404)
+
+    # then
+    assert list(responses) == [400, 402, 404]
+    assert all(response.response is ErrorEnvelopeSerializer for response in responses.values())
+    assert responses[400].description == AutoSchema.error_descriptions[400]
+    assert responses[402].description == "A quota is exhausted."
+    assert responses[404].description == "No note has this id."
+    with pytest.raises(KeyError):
+        errors(418)

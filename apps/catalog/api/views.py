@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import status, viewsets
 from rest_framework.pagination import LimitOffsetPagination
@@ -23,28 +23,26 @@ from rest_framework.response import Response
 from apps.catalog import lineage, selectors, services
 from apps.catalog.api import serializers
 from apps.catalog.models import CatalogModel, Dataset, Evaluation, TrainingRun
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import TENANT_HEADER_PARAMETER
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
-from apps.tenancy.permissions import has_role
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from apps.tenancy.permissions import TenantHeaderCheckMixin, has_role
+from llm_infra_django.drf.schema import ErrorResponses
+from llm_infra_django.drf.validation import checked
 from llm_infra_django.errors import AuthorizationError, NotFoundError, ValidationError
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` names each offending field by its path (e.g. `artifacts[1].sha256`).",
-    401: "Not authenticated (writes need a logged-in user).",
-    403: "The caller is not an admin of the owner tenant (or names, in X-Tenant, a tenant it does not belong to).",
-    404: "Nothing visible to the caller has this id (private rows of other tenants are never revealed).",
-    409: "Conflicts with the current state: a duplicate, an invalid transition, a lineage cycle.",
-    422: "Breaks a business rule, e.g. publishing a model without a ready version.",
-}
-
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Slug of the tenant to act for; needed when the caller belongs to several. Only a tenant the "
-    "caller is a member of is accepted (403 otherwise).",
+errors = ErrorResponses(
+    {
+        400: "Invalid input: `error.details.fields` names each offending field by its path "
+        "(e.g. `artifacts[1].sha256`).",
+        401: "Not authenticated (writes need a logged-in user).",
+        403: "The caller is not an admin of the owner tenant (or names, in X-Tenant, a tenant it does not belong to).",
+        404: "Nothing visible to the caller has this id (private rows of other tenants are never revealed).",
+        409: "Conflicts with the current state: a duplicate, an invalid transition, a lineage cycle.",
+        422: "Breaks a business rule, e.g. publishing a model without a ready version.",
+    }
 )
+
 HANDLE = OpenApiParameter(
     "slug",
     OpenApiTypes.STR,
@@ -56,11 +54,6 @@ DATASET_REF = OpenApiParameter(
     "ref", OpenApiTypes.STR, OpenApiParameter.PATH, description="The dataset's id or handle (`owner--slug`)."
 )
 OBJECT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) for an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 class CatalogPagination(LimitOffsetPagination):
@@ -87,22 +80,7 @@ class FacetedPagination(CatalogPagination):
         return paginated
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested error tree as `{"a.b[0].c": [...]}`."""
-    if isinstance(detail, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in detail.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    if isinstance(detail, list) and detail and all(isinstance(item, (dict, list)) for item in detail):
-        flat = {}
-        for index, value in enumerate(detail):
-            flat.update(_flatten(value, f"{prefix}[{index}]"))
-        return flat
-    return {prefix or "non_field_errors": [str(item) for item in (detail if isinstance(detail, list) else [detail])]}
-
-
-class CatalogViewSet(viewsets.GenericViewSet):
+class CatalogViewSet(TenantHeaderCheckMixin, viewsets.GenericViewSet):
     """Base of the catalog views: open reads, authenticated writes, JSON bodies, pagination, the viewer."""
 
     permission_classes: ClassVar[Sequence[type[BasePermission]]] = [IsAuthenticatedOrReadOnly]
@@ -110,12 +88,6 @@ class CatalogViewSet(viewsets.GenericViewSet):
     pagination_class = CatalogPagination
     filter_backends: ClassVar[Sequence[Any]] = []
     metadata_class = None
-
-    def check_permissions(self, request: Request) -> None:
-        # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
-        if request.headers.get(TENANT_HEADER, "").strip():
-            resolve_tenant(request)
-        super().check_permissions(request)
 
     def viewer(self) -> selectors.Viewer:
         """Who is looking (cached on the view)."""
@@ -133,9 +105,7 @@ class CatalogViewSet(viewsets.GenericViewSet):
 
     def acting_tenant(self) -> Tenant:
         """The tenant a write is made for (403 when the caller has none, 400 when it must name one of several)."""
-        tenant = resolve_tenant(self.request, required=True)
-        assert tenant is not None  # required=True raises instead
-        return tenant
+        return require_tenant(self.request)
 
     def body(self) -> dict[str, Any]:
         data = self.request.data
@@ -144,10 +114,7 @@ class CatalogViewSet(viewsets.GenericViewSet):
         return dict(data)
 
     def query(self, serializer_class: type[drf_serializers.Serializer]) -> Any:
-        serializer = serializer_class(data=self.request.query_params)
-        if not serializer.is_valid():
-            raise ValidationError(fields=_flatten(serializer.errors))
-        return serializer
+        return checked(serializer_class(data=self.request.query_params))
 
     def page(self, items: Any, serializer_class: type[drf_serializers.BaseSerializer]) -> Response:
         rows = self.paginate_queryset(items)

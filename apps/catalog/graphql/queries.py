@@ -22,7 +22,7 @@ from apps.catalog.graphql.types import (
     TrainingRunConnection,
 )
 from apps.catalog.models import CatalogModel, Dataset, ModelVersion
-from llm_infra_django.drf.validation import field_paths, validated
+from llm_infra_django.drf.validation import checked, validated
 from llm_infra_django.errors import NotFoundError, ValidationError
 from llm_infra_django.graphql import Decimal as GqlDecimal
 from llm_infra_django.graphql import PagedConnectionField, requires
@@ -124,9 +124,7 @@ class Queries(graphene.ObjectType):
             owner=kwargs.get("owner"),
             ordering=kwargs.get("ordering"),
         )
-        query = serializers.ModelSearchSerializer(data=params)
-        if not query.is_valid():
-            raise ValidationError(fields=field_paths(query.errors))
+        query = checked(serializers.ModelSearchSerializer(data=params))
         # The versions come from one query per page (`versions_of`), with every field: not from the listing's own
         # prefetch of a few.
         return selectors.search_models(viewer(info), query.filters()).prefetch_related(None)

@@ -7,7 +7,7 @@ from typing import Any
 import graphene
 
 from apps.catalog import selectors
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant
 from apps.tenancy.models import Role, Tenant
 from apps.tenancy.permissions import has_role
 from llm_infra_django.errors import AuthorizationError, NotFoundError
@@ -24,9 +24,7 @@ def viewer(info: graphene.ResolveInfo) -> selectors.Viewer:
 
 def acting_tenant(info: graphene.ResolveInfo) -> Tenant:
     """The tenant a write is made for: the API key's, the `X-Tenant` header's or the caller's only one."""
-    tenant = resolve_tenant(info.context, required=True)
-    assert tenant is not None  # required=True raises instead
-    return tenant
+    return require_tenant(info.context)
 
 
 def acting_role(minimum: str) -> Check:

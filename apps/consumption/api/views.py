@@ -22,27 +22,28 @@ from apps.consumption.api.pagination import KeyPagination, UsageCursorPagination
 from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key_of
 from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRecord
 from apps.tenancy import quotas
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import tenant_header_parameter
+from apps.tenancy.context import require_tenant
 from apps.tenancy.models import Tenant
-from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from apps.tenancy.permissions import IsTenantAdmin, IsTenantMember, TenantHeaderCheckMixin
+from llm_infra_django.drf.schema import ErrorResponses
+from llm_infra_django.drf.validation import ValidatedInputMixin
 from llm_infra_django.errors import NotFoundError, ValidationError
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` names each offending field or query parameter.",
-    401: "Not authenticated, or the API key is unknown, expired or revoked.",
-    402: "The tenant's API key quota is exhausted.",
-    403: "The caller's role, its API key's scopes or its X-Tenant header do not allow this.",
-    404: "Nothing of the caller's tenant has this id (other tenants' objects are never revealed).",
-    409: "Conflicts with the key's state (already revoked, already rotated).",
-}
+errors = ErrorResponses(
+    {
+        400: "Invalid input: `error.details.fields` names each offending field or query parameter.",
+        401: "Not authenticated, or the API key is unknown, expired or revoked.",
+        402: "The tenant's API key quota is exhausted.",
+        403: "The caller's role, its API key's scopes or its X-Tenant header do not allow this.",
+        404: "Nothing of the caller's tenant has this id (other tenants' objects are never revealed).",
+        409: "Conflicts with the key's state (already revoked, already rotated).",
+    }
+)
 
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Session callers in several tenants: the slug of the tenant to act for (members only). API keys "
-    "always act for their own tenant.",
+TENANT_HEADER_PARAMETER = tenant_header_parameter(
+    "Session callers in several tenants: the slug of the tenant to act for (members only). API keys "
+    "always act for their own tenant."
 )
 AS_PARAMETER = OpenApiParameter(
     "as",
@@ -135,11 +136,6 @@ SUMMARY_EXAMPLE: dict[str, Any] = {
 }
 
 
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) of an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
-
-
 def parse_as(request: Request) -> bool:
     """Whether the caller asks for the provider view (`?as=provider`)."""
     value = request.query_params.get("as", "consumer")
@@ -148,27 +144,14 @@ def parse_as(request: Request) -> bool:
     return value == "provider"
 
 
-class ConsumptionViewSet(viewsets.GenericViewSet):
+class ConsumptionViewSet(TenantHeaderCheckMixin, ValidatedInputMixin, viewsets.GenericViewSet):
     """Base of the consumption views: the caller's tenant (from its key, X-Tenant or single membership)."""
 
     metadata_class = None
     permission_classes: list[type[BasePermission]] = [HasReadScope, IsTenantMember]
 
     def get_tenant(self) -> Tenant:
-        tenant = resolve_tenant(self.request, required=True)
-        assert tenant is not None  # required=True raises instead
-        return tenant
-
-    def check_permissions(self, request: Request) -> None:
-        # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
-        if request.headers.get(TENANT_HEADER, "").strip():
-            resolve_tenant(request)
-        super().check_permissions(request)
-
-    def validated(self, serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
-        serializer = serializer_class(data=data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
+        return require_tenant(self.request)
 
     def output(self, instance: Any, serializer_class: type[BaseSerializer], **kwargs: Any) -> Any:
         return serializer_class(instance, context=self.get_serializer_context(), **kwargs).data

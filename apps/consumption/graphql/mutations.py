@@ -12,7 +12,7 @@ from apps.consumption import selectors, services
 from apps.consumption.api.serializers import ApiKeyCreateSerializer, ApiKeyRotateSerializer
 from apps.consumption.graphql.types import MANAGE_KEYS, ApiKeyNode
 from apps.consumption.models import ApiKey
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import NotFoundError
 from llm_infra_django.graphql import Decimal as GqlDecimal
@@ -23,7 +23,7 @@ SECRET_DESCRIPTION = "The API key itself. Shown in this payload only: store it n
 
 def _key(info: graphene.ResolveInfo, key_id: str) -> ApiKey:
     """A key of the caller's tenant; any other id (another tenant's key included) is not found."""
-    tenant = resolve_tenant(info.context, required=True)
+    tenant = require_tenant(info.context)
     key = selectors.list_api_keys(tenant).filter(pk=node_pk(key_id, "ApiKeyNode", "API key")).first()
     if key is None:
         raise NotFoundError("API key", str(key_id))
@@ -57,7 +57,7 @@ class ApiKeyCreate(graphene.Mutation):
     @requires(*MANAGE_KEYS)
     def mutate(cls, root: Any, info: graphene.ResolveInfo, **values: Any) -> ApiKeyCreate:
         data = validated(ApiKeyCreateSerializer, values, {"request": info.context})
-        tenant = resolve_tenant(info.context, required=True)
+        tenant = require_tenant(info.context)
         key, secret = services.create_api_key(tenant=tenant, actor=info.context.user, **data)
         return cls(api_key=key, secret=secret, errors=[])
 

@@ -28,7 +28,7 @@ from apps.consumption.graphql.types import (
 from apps.consumption.models import ApiKey
 from apps.consumption.selectors import key_quota
 from apps.tenancy import quotas
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant
 from apps.tenancy.models import Tenant
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import NotFoundError, ValidationError
@@ -55,9 +55,7 @@ SLA_FIGURES = (
 
 
 def _tenant(info: graphene.ResolveInfo) -> Tenant:
-    tenant = resolve_tenant(info.context, required=True)
-    assert tenant is not None  # required=True raises instead
-    return tenant
+    return require_tenant(info.context)
 
 
 def _uuid_text(value: Any, type_name: str | None = None) -> str:

@@ -13,7 +13,7 @@ from graphene_django import DjangoObjectType
 
 from apps.consumption.api.serializers import PERSPECTIVES
 from apps.consumption.models import ApiKey, Scope, UsageRecord, key_status
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.graphql.types import QuotaType
 from apps.tenancy.models import Role, Tenant
 from apps.tenancy.permissions import has_role
@@ -28,7 +28,7 @@ def tenant_role(minimum: str) -> Check:
 
     def check(info: graphene.ResolveInfo) -> None:
         request = info.context
-        if not has_role(request, resolve_tenant(request, required=True), minimum):
+        if not has_role(request, require_tenant(request), minimum):
             raise AuthorizationError("You do not have the role this needs in the tenant.")
 
     check.__doc__ = f"role {minimum}"

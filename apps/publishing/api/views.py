@@ -8,8 +8,7 @@ from uuid import UUID
 
 from django.db.models import Prefetch
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -29,41 +28,36 @@ from apps.publishing.api.examples import (
 )
 from apps.publishing.conf import publishing_settings
 from apps.publishing.models import Service, ServiceVersion, ValidationRun, ValidationStep
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import tenant_header_parameter
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.permissions import IsPlatformStaff
 from llm_infra_django.body import read_body
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
-from llm_infra_django.drf.validation import validated
+from llm_infra_django.drf.schema import ErrorResponses
+from llm_infra_django.drf.validation import ValidatedInputMixin
 from llm_infra_django.errors import AuthorizationError, ValidationError
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` maps each offending field path (`endpoint.url`, `tags[0]`) to "
-    "its messages. Malformed JSON is a `parse_error`.",
-    401: "Not authenticated.",
-    402: "The publisher's `services_published` quota is exhausted.",
-    403: "Authenticated, but not allowed: publisher admins change their services; platform staff approve, reject, "
-    "suspend and lift suspensions.",
-    404: "No service (or version) visible to the caller has this id.",
-    409: "Conflicts with the current state: a duplicate slug, or a lifecycle transition that is not allowed (the "
-    "allowed ones are listed in `error.details.allowed`).",
-    413: "The body is larger than `MARKETPLACE_PUBLISHING['MAX_SERVICE_BYTES']`.",
-    415: "The body is not JSON.",
-}
+errors = ErrorResponses(
+    {
+        400: "Invalid input: `error.details.fields` maps each offending field path (`endpoint.url`, `tags[0]`) to "
+        "its messages. Malformed JSON is a `parse_error`.",
+        401: "Not authenticated.",
+        402: "The publisher's `services_published` quota is exhausted.",
+        403: "Authenticated, but not allowed: publisher admins change their services; platform staff approve, reject, "
+        "suspend and lift suspensions.",
+        404: "No service (or version) visible to the caller has this id.",
+        409: "Conflicts with the current state: a duplicate slug, or a lifecycle transition that is not allowed (the "
+        "allowed ones are listed in `error.details.allowed`).",
+        413: "The body is larger than `MARKETPLACE_PUBLISHING['MAX_SERVICE_BYTES']`.",
+        415: "The body is not JSON.",
+    }
+)
 
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Slug of the tenant to act for (publisher or consumer); needed when the caller belongs to several.",
+TENANT_HEADER_PARAMETER = tenant_header_parameter(
+    "Slug of the tenant to act for (publisher or consumer); needed when the caller belongs to several."
 )
 
 
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) of an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
-
-
-class ServiceViewSet(viewsets.ViewSet):
+class ServiceViewSet(ValidatedInputMixin, viewsets.ViewSet):
     """Publishing and discovery of services (`/api/v1/services/...`)."""
 
     parser_classes = [JSONParser]
@@ -90,12 +84,8 @@ class ServiceViewSet(viewsets.ViewSet):
             self._viewer = cached
         return cached
 
-    def context(self) -> dict[str, Any]:
+    def get_serializer_context(self) -> dict[str, Any]:
         return {"request": self.request, "view": self, "viewer": self.viewer()}
-
-    def validated(self, serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
-        """Validated input, or a 400 naming every offending field by its path in the request."""
-        return validated(serializer_class, data, self.context())
 
     def body(self) -> Any:
         """The parsed JSON body, refused (413) above `MAX_SERVICE_BYTES` before it is parsed."""
@@ -121,18 +111,19 @@ class ServiceViewSet(viewsets.ViewSet):
 
     def version_payload(self, version_id: Any) -> dict[str, Any]:
         version = ServiceVersion.objects.select_related("service__publisher").get(pk=version_id)
-        return serializers.VersionSerializer(version, context=self.context()).data
+        return serializers.VersionSerializer(version, context=self.get_serializer_context()).data
 
     def detail_payload(self, service: Service) -> dict[str, Any]:
         service.visible_versions = list(discovery.list_versions(service, self.viewer()))
-        return serializers.ServiceDetailSerializer(service, context=self.context()).data
+        return serializers.ServiceDetailSerializer(service, context=self.get_serializer_context()).data
 
     def publish_result(self, version_id: Any, run_id: Any) -> Response:
         """202 with the version and its run as they stand (the pipeline ran eagerly unless a broker is set)."""
         version = ServiceVersion.objects.select_related("service__publisher").get(pk=version_id)
         run = ValidationRun.objects.prefetch_related(_steps()).get(pk=run_id)
         data = serializers.PublishResultSerializer(
-            {"service": version.service, "version": version, "validation_run": run}, context=self.context()
+            {"service": version.service, "version": version, "validation_run": run},
+            context=self.get_serializer_context(),
         ).data
         location = f"{reverse('publishing:service-status', args=[version.service_id])}?version={version.version}"
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
@@ -195,7 +186,7 @@ class ServiceViewSet(viewsets.ViewSet):
             "results": page.results,
             "facets": page.facets,
         }
-        return Response(serializers.DiscoveryPageSerializer(payload, context=self.context()).data)
+        return Response(serializers.DiscoveryPageSerializer(payload, context=self.get_serializer_context()).data)
 
     @extend_schema(
         tags=["services"],
@@ -219,7 +210,7 @@ class ServiceViewSet(viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         data = self.validated(serializers.ServicePublishSerializer, self.body())
         slug, version = data.pop("slug"), data.pop("version")
-        publisher = resolve_tenant(request, required=True)
+        publisher = require_tenant(request)
         assert publisher is not None  # required=True raises instead
         _service, created, run = services.publish_service(
             publisher=publisher, actor=request.user, slug=slug, version=version, values=data
@@ -286,7 +277,7 @@ class ServiceViewSet(viewsets.ViewSet):
     def versions(self, request: Request, pk: UUID) -> Response:
         service = self.service(pk)
         versions = discovery.list_versions(service, self.viewer())
-        return Response(serializers.VersionSerializer(versions, many=True, context=self.context()).data)
+        return Response(serializers.VersionSerializer(versions, many=True, context=self.get_serializer_context()).data)
 
     @extend_schema(
         tags=["services"],
@@ -318,7 +309,7 @@ class ServiceViewSet(viewsets.ViewSet):
         version = discovery.get_version(service, number)
         runs = ValidationRun.objects.filter(version=version).prefetch_related(_steps()).order_by("-started_at")
         payload = {"service": service, "version": version, "validation_runs": list(runs)}
-        return Response(serializers.ServiceStatusSerializer(payload, context=self.context()).data)
+        return Response(serializers.ServiceStatusSerializer(payload, context=self.get_serializer_context()).data)
 
     # --- Lifecycle ---------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from apps.publishing.graphql.types import (
     viewer,
 )
 from apps.publishing.models import Service, ServiceVersion
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant
 from apps.tenancy.graphql.scoping import platform_staff
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import AuthorizationError, ValidationError
@@ -79,7 +79,7 @@ class ServicePublish(graphene.Mutation):
     def mutate(cls, root: Any, info: graphene.ResolveInfo, definition: Any) -> PublishPayload:
         data = validated(serializers.ServicePublishSerializer, _definition(definition), _context(info))
         slug, number = data.pop("slug"), data.pop("version")
-        publisher = resolve_tenant(info.context, required=True)
+        publisher = require_tenant(info.context)
         _service, version, _run = services.publish_service(
             publisher=publisher, actor=info.context.user, slug=slug, version=number, values=data
         )

@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import QuerySet
 from django_filters.fields import IsoDateTimeField
 
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant
 from apps.tenancy.models import (
     AccessRequest,
     AccessRequestStatus,
@@ -91,7 +91,7 @@ class _DirectionFilterSet(django_filters.FilterSet):
     consumer_side: str = ""
 
     def filter_direction(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
-        tenant = resolve_tenant(self.request, required=True)
+        tenant = require_tenant(self.request)
         if value == self.consumer_side:
             return queryset.filter(consumer=tenant)
         return queryset.filter(policy__owner=tenant)

@@ -7,8 +7,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -18,39 +17,31 @@ from rest_framework.serializers import BaseSerializer
 from apps.tenancy import quotas, selectors, services, sharing
 from apps.tenancy.api import filters, serializers
 from apps.tenancy.api.pagination import TenancyPagination
-from apps.tenancy.context import TENANT_HEADER, resolve_tenant
+from apps.tenancy.api.schema import TENANT_HEADER_PARAMETER
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.models import AccessRequest, AuditLog, Grant, Membership, QuotaOverride, SharingPolicy, Tenant
 from apps.tenancy.permissions import (
     IsPlatformStaff,
     IsTenantAdmin,
     IsTenantMember,
     IsTenantOwner,
+    TenantHeaderCheckMixin,
 )
-from llm_infra_django.drf.schema import ErrorEnvelopeSerializer
+from llm_infra_django.drf.schema import ErrorResponses
+from llm_infra_django.drf.validation import ValidatedInputMixin
 from llm_infra_django.errors import AuthorizationError, NotFoundError
+from llm_infra_django.scopes import has_scope
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `error.details.fields` names each offending field.",
-    401: "Not authenticated.",
-    402: "A quota of the tenant is exhausted.",
-    403: "Authenticated, but the caller's role (or its X-Tenant header) does not allow this.",
-    404: "Nothing visible to the caller has this id (other tenants' objects are never revealed).",
-    409: "Conflicts with the current state: a duplicate, an invalid transition, or a full policy.",
-    422: "Breaks a business rule, e.g. removing or demoting the last owner.",
-}
-
-TENANT_HEADER_PARAMETER = OpenApiParameter(
-    TENANT_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Slug of the tenant to act for; needed when the caller belongs to several. Only a tenant the "
-    "caller is a member of is accepted (403 otherwise).",
+errors = ErrorResponses(
+    {
+        401: "Not authenticated.",
+        402: "A quota of the tenant is exhausted.",
+        403: "Authenticated, but the caller's role (or its X-Tenant header) does not allow this.",
+        404: "Nothing visible to the caller has this id (other tenants' objects are never revealed).",
+        409: "Conflicts with the current state: a duplicate, an invalid transition, or a full policy.",
+        422: "Breaks a business rule, e.g. removing or demoting the last owner.",
+    }
 )
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error responses (the one error envelope) for an operation."""
-    return {code: OpenApiResponse(ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 def _tenant_for_staff(slug: str) -> Tenant:
@@ -78,7 +69,7 @@ class ApiKeyScope(BasePermission):
         key = api_key_of(request)
         if key is None or request.method in SAFE_METHODS:
             return True
-        return "admin" in (getattr(key, "scopes", None) or ())
+        return has_scope(key, "admin")
 
 
 class TenantVisible(BasePermission):
@@ -91,7 +82,7 @@ class TenantVisible(BasePermission):
         return True
 
 
-class TenancyViewSet(viewsets.GenericViewSet):
+class TenancyViewSet(TenantHeaderCheckMixin, ValidatedInputMixin, viewsets.GenericViewSet):
     """Base of the tenancy views: permissions per action, filters, pagination, strict input."""
 
     filter_backends = [DjangoFilterBackend]
@@ -103,17 +94,6 @@ class TenancyViewSet(viewsets.GenericViewSet):
     def get_permissions(self) -> list[BasePermission]:
         classes = self.permissions_by_action.get(self.action or "", self.default_permissions)
         return [ApiKeyScope(), *(permission() for permission in classes)]
-
-    def check_permissions(self, request: Request) -> None:
-        # A header naming a tenant the caller does not belong to is refused everywhere, not only where it is used.
-        if request.headers.get(TENANT_HEADER, "").strip():
-            resolve_tenant(request)
-        super().check_permissions(request)
-
-    def validated(self, serializer_class: type[BaseSerializer], *, partial: bool = False) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
 
     def output(self, instance: Any, serializer_class: type[BaseSerializer] | None = None, **kwargs: Any) -> Any:
         serializer_class = serializer_class or self.get_serializer_class()
@@ -154,9 +134,7 @@ class TenantFromContextMixin:
     request: Request
 
     def get_tenant(self) -> Tenant:
-        tenant = resolve_tenant(self.request, required=True)
-        assert tenant is not None  # required=True raises instead of returning None
-        return tenant
+        return require_tenant(self.request)
 
 
 # --- Tenants -------------------------------------------------------------------------------------------------
@@ -207,7 +185,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
     def create(self, request: Request) -> Response:
         if api_key_of(request) is not None:
             raise AuthorizationError("Create tenants from a user session, not with an API key.")
-        data = self.validated(serializers.TenantCreateSerializer)
+        data = self.validated(serializers.TenantCreateSerializer, request.data)
         tenant = services.create_tenant(
             owner=request.user,
             name=data["name"],
@@ -236,7 +214,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.TenantSerializer, **errors(400, 401, 403, 404)},
     )
     def partial_update(self, request: Request, slug: str) -> Response:
-        values = self.validated(serializers.TenantUpdateSerializer)
+        values = self.validated(serializers.TenantUpdateSerializer, request.data)
         tenant = services.update_tenant(tenant=self.get_tenant(), actor=request.user, **values)
         return Response(self.output(tenant))
 
@@ -248,7 +226,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.TenantSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def change_tier(self, request: Request, slug: str) -> Response:
-        data = self.validated(serializers.TierChangeSerializer)
+        data = self.validated(serializers.TierChangeSerializer, request.data)
         tenant = services.change_tier(tenant=self.get_tenant(), tier=data["tier"], actor=request.user)
         return Response(self.output(tenant))
 
@@ -260,7 +238,7 @@ class TenantViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.TenantSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def suspend(self, request: Request, slug: str) -> Response:
-        data = self.validated(serializers.SuspendSerializer)
+        data = self.validated(serializers.SuspendSerializer, request.data)
         tenant = services.suspend_tenant(tenant=self.get_tenant(), actor=request.user, reason=data["reason"])
         return Response(self.output(tenant))
 
@@ -327,7 +305,7 @@ class MemberViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={201: serializers.MembershipSerializer, **errors(400, 401, 402, 403, 404, 409)},
     )
     def create(self, request: Request, slug: str) -> Response:
-        data = self.validated(serializers.MemberCreateSerializer)
+        data = self.validated(serializers.MemberCreateSerializer, request.data)
         user = services.find_user(username=data.get("username"), email=data.get("email"))
         membership = services.add_member(tenant=self.get_tenant(), user=user, role=data["role"], actor=request.user)
         return Response(self.output(membership), status=status.HTTP_201_CREATED)
@@ -348,7 +326,7 @@ class MemberViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.MembershipSerializer, **errors(400, 401, 403, 404, 422)},
     )
     def partial_update(self, request: Request, slug: str, member_id: UUID) -> Response:
-        data = self.validated(serializers.MemberUpdateSerializer)
+        data = self.validated(serializers.MemberUpdateSerializer, request.data)
         membership = selectors.get_member(self.get_tenant(), member_id)
         membership = services.change_member_role(membership=membership, role=data["role"], actor=request.user)
         return Response(self.output(membership))
@@ -416,7 +394,7 @@ class QuotaViewSet(TenantFromURLMixin, TenancyViewSet):
         responses={200: serializers.QuotaStatusSerializer, **errors(400, 401, 403, 404)},
     )
     def update(self, request: Request, slug: str, quota_type: str) -> Response:
-        data = self.validated(serializers.QuotaOverrideSerializer)
+        data = self.validated(serializers.QuotaOverrideSerializer, request.data)
         services.set_quota_override(
             tenant=self.get_tenant(),
             quota_type=quota_type,
@@ -525,7 +503,7 @@ class SharingPolicyViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={201: serializers.SharingPolicySerializer, **errors(400, 401, 403, 404, 409)},
     )
     def create(self, request: Request) -> Response:
-        values = self.validated(serializers.SharingPolicyCreateSerializer)
+        values = self.validated(serializers.SharingPolicyCreateSerializer, request.data)
         policy = sharing.create_policy(actor=request.user, owner=self.get_tenant(), **values)
         return Response(self.output(policy), status=status.HTTP_201_CREATED)
 
@@ -547,7 +525,7 @@ class SharingPolicyViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={200: serializers.SharingPolicySerializer, **errors(400, 401, 403, 404)},
     )
     def partial_update(self, request: Request, pk: UUID) -> Response:
-        values = self.validated(serializers.SharingPolicyUpdateSerializer)
+        values = self.validated(serializers.SharingPolicyUpdateSerializer, request.data)
         policy = sharing.update_policy(policy=self._policy(pk), actor=request.user, **values)
         return Response(self.output(policy))
 
@@ -595,7 +573,7 @@ class AccessRequestViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={201: serializers.AccessRequestSerializer, **errors(400, 401, 403, 409)},
     )
     def create(self, request: Request) -> Response:
-        data = self.validated(serializers.AccessRequestCreateSerializer)
+        data = self.validated(serializers.AccessRequestCreateSerializer, request.data)
         access = sharing.request_access(
             policy=data["policy"], consumer=self.get_tenant(), actor=request.user, message=data.get("message", "")
         )
@@ -620,7 +598,7 @@ class AccessRequestViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={200: serializers.GrantSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def approve(self, request: Request, pk: UUID) -> Response:
-        data = self.validated(serializers.DecisionSerializer)
+        data = self.validated(serializers.DecisionSerializer, request.data)
         grant = sharing.approve_request(access=self._access(pk), actor=request.user, note=data.get("note", ""))
         return Response(self.output(grant, serializers.GrantSerializer))
 
@@ -633,7 +611,7 @@ class AccessRequestViewSet(TenantFromContextMixin, TenancyViewSet):
         responses={200: serializers.AccessRequestSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def reject(self, request: Request, pk: UUID) -> Response:
-        data = self.validated(serializers.DecisionSerializer)
+        data = self.validated(serializers.DecisionSerializer, request.data)
         access = sharing.reject_request(access=self._access(pk), actor=request.user, note=data.get("note", ""))
         return Response(self.output(access))
 

@@ -10,7 +10,7 @@ import graphene
 from django.db.models import QuerySet
 
 from apps.tenancy import selectors, services
-from apps.tenancy.context import resolve_tenant
+from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.models import Membership, Role, Tenant
 from apps.tenancy.permissions import has_role
 from llm_infra_django.errors import AuthorizationError, NotFoundError
@@ -75,9 +75,7 @@ def scoped(queryset: QuerySet[Any], ids: list[Any] | None, field: str) -> QueryS
 def acting_tenant(info: graphene.ResolveInfo) -> Tenant:
     """The tenant the caller acts for in sharing (REST's `TenantFromContextMixin`): its API key's, the `X-Tenant`
     header's (members only) or its single membership's; an error when none can be told."""
-    tenant = resolve_tenant(info.context, required=True)
-    assert tenant is not None  # required=True raises instead
-    return tenant
+    return require_tenant(info.context)
 
 
 def tenant_by_slug(info: graphene.ResolveInfo, slug: str, *, staff_action: bool = False) -> Tenant:

@@ -364,6 +364,15 @@ def test_bad_search_parameters_are_a_400_naming_them(acme: Tenant, bob: Any, glo
     assert query.split("=")[0] in assert_error(response, 400, "validation_error")["error"]["details"]["fields"]
 
 
+def test_a_bad_value_of_a_list_filter_is_named_by_its_path(db: Any) -> None:
+    # when
+    response = Client().get(f"{API}/models/?tags=ok,b%00d")
+
+    # then the path, as for a body's fields (`artifacts[1].sha256`) and in GraphQL
+    fields = assert_error(response, 400, "validation_error")["error"]["details"]["fields"]
+    assert fields == {"tags[1]": ["Null characters are not allowed."]}
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

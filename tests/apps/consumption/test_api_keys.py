@@ -180,7 +180,7 @@ def test_status_filter(admin_client: APIClient, world: dict[str, Any]) -> None:
     [
         ({"name": ""}, "name"),
         ({"name": None}, "name"),
-        ({"scopes": ["root"]}, "scopes"),
+        ({"scopes": ["root"]}, "scopes[0]"),
         ({"scopes": []}, "scopes"),
         ({"scopes": "consume"}, "scopes"),
         ({"rpm_limit": 0}, "rpm_limit"),
@@ -197,6 +197,15 @@ def test_status_filter(admin_client: APIClient, world: dict[str, Any]) -> None:
 )
 def test_bad_input_is_a_400_naming_the_field(admin_client: APIClient, body: dict[str, Any], field: str) -> None:
     assert field in fields_of(create(admin_client, **body))
+    assert not ApiKey.objects.exists()
+
+
+def test_a_bad_item_of_a_list_is_named_by_its_path_as_in_graphql(admin_client: APIClient) -> None:
+    # when
+    response = create(admin_client, scopes=["consume", "root"])
+
+    # then the documented shape: each path to its list of messages
+    assert fields_of(response) == {"scopes[1]": ['"root" is not a valid choice.']}
     assert not ApiKey.objects.exists()
 
 

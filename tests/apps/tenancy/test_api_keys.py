@@ -26,6 +26,14 @@ class FakeKey:
     scopes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RuledKey(FakeKey):
+    """A key with its own rule of which scopes imply others (here: `root` implies every scope)."""
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes or "root" in self.scopes
+
+
 @pytest.fixture
 def world() -> Iterator[World]:
     yield build_world()
@@ -97,6 +105,20 @@ def test_an_admin_key_writes_with_its_creators_role(world: World) -> None:
     # then
     assert by_owner.status_code == 200
     assert_error(by_viewer, 403)
+    world.acme.refresh_from_db()
+    assert world.acme.name == "Renamed"
+
+
+def test_a_key_writes_when_its_own_rule_says_it_holds_the_admin_scope(world: World) -> None:
+    # given
+    client = APIClient()
+    client.force_authenticate(user=world.owner, token=RuledKey(tenant_id=world.acme.pk, scopes=("root",)))
+
+    # when
+    response = client.patch(f"{API}/tenants/acme/", {"name": "Renamed"}, format="json")
+
+    # then the key's rule decides, as for the other apps' scopes, not a copy of it here
+    assert response.status_code == 200, response.content
     world.acme.refresh_from_db()
     assert world.acme.name == "Renamed"
 

@@ -188,6 +188,17 @@ def test_policy_changes_are_all_or_nothing(world: World) -> None:
     assert world.policy.max_consumers is None
 
 
+def test_a_bad_item_of_a_list_is_named_by_its_path_as_in_graphql(world: World) -> None:
+    # when
+    response = client_for(world.owner).patch(
+        f"{POLICIES}{world.policy.pk}/", {"regions": ["eu", "x" * 33]}, format="json"
+    )
+
+    # then the documented shape: each path to its list of messages
+    body = assert_error(response, 400, "validation_error")
+    assert body["error"]["details"]["fields"] == {"regions[1]": ["Ensure this field has no more than 32 characters."]}
+
+
 @pytest.mark.parametrize(
     ("payload", "field"), [({"resource_id": "acme:w7"}, "resource_id"), ({"max_consumers": -3}, "max_consumers")]
 )

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
 
-from apps.tenancy.context import resolve_tenant, tenant_for_logs
+from apps.tenancy.context import require_tenant, resolve_tenant, tenant_for_logs
 from apps.tenancy.models import Role
 from llm_infra_django.errors import AuthenticationError, AuthorizationError, ValidationError
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
@@ -68,3 +68,16 @@ def test_no_tenant_when_required(db) -> None:
     with pytest.raises(AuthorizationError):
         resolve_tenant(request_for(UserFactory(username="loner")), required=True)
     assert resolve_tenant(request_for(AnonymousUser())) is None
+
+
+def test_a_required_tenant_is_the_request_s_or_an_error_saying_why(tenant, owner) -> None:
+    # given
+    other = TenantFactory(slug="other")
+    MembershipFactory(tenant=other, user=owner, role=Role.VIEWER)
+
+    # then
+    assert require_tenant(request_for(owner, "other")) == other
+    with pytest.raises(ValidationError):
+        require_tenant(request_for(owner))
+    with pytest.raises(AuthorizationError):
+        require_tenant(request_for(UserFactory(username="loner")))
