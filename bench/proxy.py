@@ -1,9 +1,13 @@
-"""The headline benchmark: direct upstream vs our metered proxy vs LiteLLM's proxy, side by side in one run.
+"""The headline benchmark, side by side in one run: direct to the upstream, the floor of a Django stack (bench/floor.py:
+a bare async view forwarding with httpx), our metered proxy, Portkey's open-source gateway (Node.js, no metering)
+and LiteLLM's proxy.
 
-    .venv/bin/python bench/proxy.py [--duration 10] [--skip-litellm]
+    .venv/bin/python bench/proxy.py [--duration 10] [--concurrency 1,8,32] [--peers floor,portkey,litellm]
 
-Needs PostgreSQL and Redis (the defaults of this machine) and `wrk` (Debian package). LiteLLM is installed into
-bench/peers/litellm-venv on first use (litellm[proxy]==1.108.7). Nothing here is part of the test suite.
+Needs PostgreSQL and Redis (the defaults of this machine), `wrk` (Debian package) and, for Portkey, Node.js and npm.
+Peers are installed on first use: LiteLLM into bench/peers/litellm-venv (litellm[proxy]==1.108.7), Portkey's
+gateway into bench/peers/portkey (@portkey-ai/gateway@1.15.2). Our key is metered: rpm, tpm, a day and a month
+budget, on a professional-tier tenant whose quotas are counted. Nothing here is part of the test suite.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,6 +39,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 LITELLM_VERSION = "1.108.7"
 LITELLM_VENV = ROOT / "bench" / "peers" / "litellm-venv"
 MASTER_KEY = "sk-bench-master-key"
+PORTKEY_VERSION = "1.15.2"
+PORTKEY_DIR = ROOT / "bench" / "peers" / "portkey"
 BODY = '{"model": "%s", "messages": [{"role": "user", "content": "Say hello to the benchmark."}], "max_tokens": 16}'
 
 SETUP = textwrap.dedent("""
@@ -57,7 +64,8 @@ SETUP = textwrap.dedent("""
         "price_input_per_mtok": "0.5", "price_output_per_mtok": "1.5", "data_residency": ["US"],
     })
     _, secret = create_api_key(tenant=consumer, actor=admin, name="bench", rpm_limit=10_000_000,
-                               tpm_limit=1_000_000_000, budget_month_usd="1000000")
+                               tpm_limit=1_000_000_000, budget_day_usd="100000",
+                               budget_month_usd="1000000")
     print(secret)
 """)
 
@@ -125,13 +133,30 @@ def ensure_litellm() -> Path:
     return binary
 
 
-def wrk(url: str, body: str, auth: str, connections: int, duration: int) -> dict[str, float]:
+def ensure_portkey() -> Path:
+    script = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+    if not script.exists():
+        PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "init", "-y"], cwd=PORTKEY_DIR, check=True, capture_output=True)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", f"@portkey-ai/gateway@{PORTKEY_VERSION}"],
+            cwd=PORTKEY_DIR,
+            check=True,
+            capture_output=True,
+        )
+    return script
+
+
+def wrk(
+    url: str, body: str, auth: str, connections: int, duration: int, headers: dict[str, str] | None = None
+) -> dict[str, float]:
     escaped = body.replace("\\", "\\\\").replace('"', '\\"')
+    extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             f'wrk.method = "POST"\nwrk.body = "{escaped}"\n'
             f'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {auth}"\n'
+            f'wrk.headers["Authorization"] = "Bearer {auth}"\n' + extra
         )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
@@ -156,36 +181,77 @@ def wrk(url: str, body: str, auth: str, connections: int, duration: int) -> dict
     }
 
 
+def start(command: list[str], processes: list[subprocess.Popen[bytes]], **kwargs: Any) -> None:
+    processes.append(subprocess.Popen(command, **kwargs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--peers", default="floor,portkey,litellm", help="Comma-separated: floor, portkey, litellm.")
+    parser.add_argument("--skip-litellm", action="store_true", help="Shorthand for leaving litellm out of --peers.")
     args = parser.parse_args()
+    peers = {p for p in args.peers.split(",") if p} - ({"litellm"} if args.skip_litellm else set())
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
     processes: list[subprocess.Popen[bytes]] = []
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
         up_port = free_port()
-        processes.append(subprocess.Popen([PY, str(ROOT / "bench" / "upstream.py"), str(up_port)]))
+        start([PY, str(ROOT / "bench" / "upstream.py"), str(up_port)], processes)
         upstream = f"http://127.0.0.1:{up_port}/v1"
         wait_http(f"{upstream}/models")
 
         secret = prepare_project(upstream)
         ours_port = free_port()
-        processes.append(
-            subprocess.Popen(
-                [*uvicorn_command(ours_port), "--workers", "2", "--log-level", "warning"],  # as production serves
-                cwd=ROOT,
-                env=env_for_project(),
-            )
+        # As production serves: uvicorn, 2 workers.
+        start(
+            [*uvicorn_command(ours_port), "--workers", "2", "--log-level", "warning"],
+            processes,
+            cwd=ROOT,
+            env=env_for_project(),
         )
         ours = f"http://127.0.0.1:{ours_port}"
         wait_http(f"{ours}/healthz")
 
-        targets = [("direct", f"{upstream}/chat/completions", BODY % "bench", "none")]
-        targets.append(("ours (metered)", f"{ours}/v1/chat/completions", BODY % "bench-provider/chat", secret))
-        if not args.skip_litellm:
+        targets: list[tuple[str, str, str, str, dict[str, str]]] = [
+            ("direct", f"{upstream}/chat/completions", BODY % "bench", "none", {})
+        ]
+        if "floor" in peers:
+            floor_port = free_port()
+            start(
+                [
+                    *uvicorn_command(floor_port, app="bench.floor:application"),
+                    "--workers",
+                    "2",
+                    "--log-level",
+                    "warning",
+                ],
+                processes,
+                cwd=ROOT,
+                env={**os.environ, "FLOOR_UPSTREAM": upstream},
+            )
+            wait_http(f"http://127.0.0.1:{floor_port}/healthz")
+            targets.append(
+                ("floor (Django)", f"http://127.0.0.1:{floor_port}/v1/chat/completions", BODY % "bench", "none", {})
+            )
+        targets.append(("ours (metered)", f"{ours}/v1/chat/completions", BODY % "bench-provider/chat", secret, {}))
+        if "portkey" in peers:
+            script = ensure_portkey()
+            portkey_port = free_port()
+            start(["node", str(script), f"--port={portkey_port}", "--headless"], processes, **quiet)
+            wait_http(f"http://127.0.0.1:{portkey_port}/")
+            targets.append(
+                (
+                    f"portkey {PORTKEY_VERSION}",
+                    f"http://127.0.0.1:{portkey_port}/v1/chat/completions",
+                    BODY % "bench",
+                    "sk-upstream",
+                    {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream},
+                )
+            )
+        if "litellm" in peers:
             binary = ensure_litellm()
             config = Path(tempfile.mkdtemp()) / "litellm.yaml"
             config.write_text(
@@ -202,42 +268,26 @@ def main() -> None:
             )
             lite_port = free_port()
             lite_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": MASTER_KEY}
-            processes.append(
-                subprocess.Popen(
-                    [str(binary), "--config", str(config), "--port", str(lite_port), "--num_workers", "2"],
-                    env=lite_env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+            start(
+                [str(binary), "--config", str(config), "--port", str(lite_port), "--num_workers", "2"],
+                processes,
+                env=lite_env,
+                **quiet,
             )
             lite = f"http://127.0.0.1:{lite_port}"
             wait_http(f"{lite}/health/liveliness", seconds=180)
-            targets.append(("litellm 1.108.7", f"{lite}/v1/chat/completions", BODY % "bench", MASTER_KEY))
+            targets.append(
+                (f"litellm {LITELLM_VERSION}", f"{lite}/v1/chat/completions", BODY % "bench", MASTER_KEY, {})
+            )
 
-        # Warm every target (connections, caches, JIT-less Python paths) before measuring.
-        for _, url, body, auth in targets:
-            wrk(url, body, auth, 4, 2)
+        # Warm every target (connections, caches) before measuring.
+        for _, url, body, auth, headers in targets:
+            wrk(url, body, auth, 4, 2, headers)
         results: dict[tuple[str, int], dict[str, float]] = {}
         for connections in [int(c) for c in args.concurrency.split(",")]:
-            for name, url, body, auth in targets:
-                results[(name, connections)] = wrk(url, body, auth, connections, args.duration)
-
-        names = [t[0] for t in targets]
-        print(f"\n{'target':<18}{'c':>4}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
-        for (name, connections), r in results.items():
-            print(f"{name:<18}{connections:>4}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>9}")
-        if "litellm 1.108.7" in names:
-            print("\nratios (same run):")
-            for connections in sorted({c for _, c in results}):
-                ours_r, lite_r = results[("ours (metered)", connections)], results[("litellm 1.108.7", connections)]
-                direct = results[("direct", connections)]
-                added_ours = ours_r["p50"] - direct["p50"]
-                added_lite = lite_r["p50"] - direct["p50"]
-                print(
-                    f"  c={connections:<3} throughput ours/litellm = {ours_r['rps'] / lite_r['rps']:.2f}x, "
-                    f"ours/direct = {ours_r['rps'] / direct['rps']:.3f}, added p50 ours/litellm = "
-                    f"{added_ours / added_lite:.2f}"
-                )
+            for name, url, body, auth, headers in targets:
+                results[(name, connections)] = wrk(url, body, auth, connections, args.duration, headers)
+        report(results, [t[0] for t in targets])
     finally:
         for process in processes:
             process.terminate()
@@ -246,6 +296,25 @@ def main() -> None:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def report(results: dict[tuple[str, int], dict[str, float]], names: list[str]) -> None:
+    """The table, then the ratios of ours to each peer (throughput, and added p50 over direct), same run."""
+    print(f"\n{'target':<20}{'c':>4}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
+    for (name, connections), r in results.items():
+        print(f"{name:<20}{connections:>4}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>9}")
+    peers = [name for name in names if name not in ("direct", "ours (metered)")]
+    if not peers:
+        return
+    print("\nratios, ours / peer (same run): throughput, and added p50 (over direct)")
+    for connections in sorted({c for _, c in results}):
+        ours, direct = results[("ours (metered)", connections)], results[("direct", connections)]
+        cells = []
+        for peer in peers:
+            theirs = results[(peer, connections)]
+            added = (ours["p50"] - direct["p50"]) / max(theirs["p50"] - direct["p50"], 1e-9)
+            cells.append(f"{peer}: {ours['rps'] / theirs['rps']:.2f}x, p50 {added:.2f}x")
+        print(f"  c={connections:<3} " + "; ".join(cells))
 
 
 if __name__ == "__main__":

@@ -285,12 +285,13 @@ CELERY_WORKER = [
 ]
 
 
-def uvicorn_command(port: int) -> list[str]:
+def uvicorn_command(port: int, app: str = "marketplace.asgi:application") -> list[str]:
+    """How production serves `app` (the project by default) on `port`."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "marketplace.asgi:application",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
