@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,7 +102,7 @@ class Edge:
         started = time.perf_counter()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         supplied = headers.get(infra_settings.REQUEST_ID_HEADER.lower(), "")
-        request_id = supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
+        request_id = supplied if _REQUEST_ID_RE.match(supplied) else os.urandom(16).hex()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         method, path = scope["method"], scope["path"]

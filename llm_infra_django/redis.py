@@ -10,6 +10,7 @@ import redis
 import redis.asyncio as aioredis
 from django.core.cache import caches
 from django.core.signals import setting_changed
+from redis.exceptions import NoScriptError
 
 from llm_infra_django.conf import infra_settings
 
@@ -74,6 +75,23 @@ def cached_script(client: Any, source: str) -> Any:
     if script is None:
         script = _scripts[key] = client.register_script(source)
     return script
+
+
+def queue_script(pipe: Any, client: Any, source: str, keys: list[Any], args: list[Any]) -> None:
+    """Queue a script on `pipe` by its SHA alone. (redis-py's `Script` on a pipeline first asks SCRIPT EXISTS: one
+    round trip more per execution.) Run the pipeline with `raise_on_error=False` and pass the script's result to
+    `script_result`, which loads and runs the script on its own should Redis not know it (after a restart)."""
+    pipe.evalsha(cached_script(client, source).sha, len(keys), *keys, *args)
+
+
+async def script_result(result: Any, client: Any, source: str, keys: list[Any], args: list[Any]) -> Any:
+    """The result of a script queued with `queue_script`: as it came, or — when Redis did not know the script — the
+    result of running it now (it had no effect the first time); any other error is raised."""
+    if isinstance(result, NoScriptError):
+        return await cached_script(client, source)(keys=keys, args=args)
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def cache_alias_client() -> Any:

@@ -5,8 +5,8 @@ format). Without Redis the in-process twin (local_admission.py) is used."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,7 +44,14 @@ from llm_infra_django.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from llm_infra_django.redis import CLIENT_OPTIONS, cached_script, get_async_redis, get_redis
+from llm_infra_django.redis import (
+    CLIENT_OPTIONS,
+    cached_script,
+    get_async_redis,
+    get_redis,
+    queue_script,
+    script_result,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -307,14 +314,19 @@ async def settle(
                 await _settle_despite_skew(client, keys, args)
             return None
         stream, fields, epoch_key = record
+        argv = args.to_redis()
         # As a context, the pipeline gives its connection back even when the request is cancelled meanwhile.
         async with client.pipeline(transaction=False) as pipe:
-            await cached_script(client, SETTLE_LUA)(keys=keys, args=args.to_redis(), client=pipe)
+            queue_script(pipe, client, SETTLE_LUA, keys, argv)
             pipe.xadd(stream, fields)
             # The epoch names the Redis data set the record went into (made anew after a loss, see ledger_stream.py).
-            pipe.set(epoch_key, uuid.uuid4().hex, nx=True)
+            pipe.set(epoch_key, os.urandom(16).hex(), nx=True)
             pipe.get(epoch_key)
-            settled, message_id, _, epoch = await pipe.execute()
+            settled, message_id, _, epoch = await pipe.execute(raise_on_error=False)
+        for reply in (message_id, epoch):
+            if isinstance(reply, Exception):
+                raise reply
+        settled = await script_result(settled, client, SETTLE_LUA, keys, argv)
         if _settled(settled, args) == STALE:
             await _settle_despite_skew(client, keys, args)
         return _text(message_id), _text(epoch)

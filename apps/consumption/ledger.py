@@ -126,6 +126,47 @@ def _row(entry: Entry) -> list[Any]:
     ]
 
 
+# The PostgreSQL array type of each column, for one INSERT … SELECT FROM unnest(…) per batch.
+ARRAY_TYPES = {
+    "id": "uuid",
+    "tenant_id": "uuid",
+    "api_key_id": "uuid",
+    "publisher_id": "uuid",
+    "service_version_id": "uuid",
+    "prompt_tokens": "bigint",
+    "completion_tokens": "bigint",
+    "cost": "numeric",
+    "price_snapshot": "jsonb",
+    "latency_ms": "float8",
+    "ttft_ms": "float8",
+    "status_code": "smallint",
+    "estimated": "boolean",
+    "stream": "boolean",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "reported_prompt_tokens": "bigint",
+    "reported_completion_tokens": "bigint",
+    "usage_disputed": "boolean",
+}
+
+
+def _insert(entries: list[Entry]) -> tuple[str, list[Any]]:
+    """The INSERT of a batch (records already there skipped, the new ones' request ids returned). On PostgreSQL one
+    array per column (`unnest`): as many parameters for 500 records as for one, where a VALUES list takes 23 per
+    record and most of a batch's cost goes into building its query."""
+    records = UsageRecord._meta.db_table
+    rows = [_row(entry) for entry in entries]
+    # Table, column and type names are ours; every value is a parameter.
+    head = f"INSERT INTO {records} ({', '.join(COLUMNS)}) "
+    tail = " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{ARRAY_TYPES.get(name, 'text')}[]" for name in COLUMNS)
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return f"{head}SELECT * FROM unnest({arrays}){tail}", columns  # noqa: S608
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(COLUMNS)) + ")"] * len(entries))
+    return f"{head}VALUES {placeholders}{tail}", [value for row in rows for value in row]
+
+
 def latency_bucket(latency_ms: float) -> int:
     return bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)
 
@@ -137,12 +178,7 @@ def write_entries(entries: list[Entry]) -> set[str]:
     """
     if not entries:
         return set()
-    records = UsageRecord._meta.db_table
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(COLUMNS)) + ")"] * len(entries))
-    params = [value for entry in entries for value in _row(entry)]
-    # Table and column names are ours; every value is a parameter.
-    sql = f"INSERT INTO {records} ({', '.join(COLUMNS)}) VALUES {placeholders} "  # noqa: S608
-    sql += "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    sql, params = _insert(entries)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

@@ -5,8 +5,8 @@ becomes OpenAI's error shape. No stage imports this module."""
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,7 +38,7 @@ async def handle(
     """Serve one proxied call end to end: `kind` is chat, completions or embeddings; `body` the raw request body
     (or, for the native endpoint, the chat body it stands for)."""
     call = Call(
-        request_id=request_id or uuid.uuid4().hex,
+        request_id=request_id or os.urandom(16).hex(),
         kind=kind,
         started=time.perf_counter(),
         started_at=datetime.now(UTC),

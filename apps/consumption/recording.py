@@ -105,7 +105,7 @@ def orphan_record(call: Call) -> str:
         cost=price(call.route, call.prompt_estimate, 0),
         error_code=WORKER_LOST,
     )
-    return ledger_stream.encode(entry)["e"]
+    return ledger_stream.encode(entry)["e"].decode()
 
 
 async def record(

@@ -43,7 +43,7 @@ class UpstreamStatusError(Exception):
 
 def session() -> aiohttp.ClientSession:
     """The pooled session of the running event loop: SSRF-guarded (new connections go only to checked public
-    addresses; environment proxies ignored) unless `MARKETPLACE_PUBLISHING["ALLOW_PRIVATE_ENDPOINTS"]` is on."""
+    addresses) unless `MARKETPLACE_PUBLISHING["ALLOW_PRIVATE_ENDPOINTS"]` is on."""
     guarded = not publishing_settings.ALLOW_PRIVATE_ENDPOINTS
     key = (id(asyncio.get_running_loop()), guarded)
     current = _sessions.get(key)
@@ -53,7 +53,9 @@ def session() -> aiohttp.ClientSession:
         )
         current = aiohttp.ClientSession(
             connector=connector,
-            trust_env=not guarded,
+            # No proxies or .netrc from the environment: an upstream is called directly (and aiohttp would read
+            # them on a thread for every request).
+            trust_env=False,
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
             raise_for_status=False,

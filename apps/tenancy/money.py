@@ -3,7 +3,7 @@ costs exactly. The one conversion every counter, limit and reservation goes thro
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, Context, Decimal
 
 # The ledger keeps costs to 10 decimal places; a counter counts in that quantum (a signed 64-bit integer holds about
 # $922 M of it).
@@ -15,11 +15,9 @@ _CONTEXT = Context(prec=60)
 def to_units(usd: Decimal | int | str) -> int:
     """USD as counter units. A cost of the ledger converts exactly; anything finer than the quantum rounds up, never
     down, so a reservation never falls short of what it stands for."""
-    with localcontext(_CONTEXT):
-        return int((Decimal(usd) * UNITS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+    return int((_CONTEXT.multiply(Decimal(usd), UNITS_PER_USD)).to_integral_value(rounding=ROUND_CEILING))
 
 
 def from_units(units: int) -> Decimal:
     """Counter units as USD (exact, 10 decimal places)."""
-    with localcontext(_CONTEXT):
-        return (Decimal(units) / UNITS_PER_USD).quantize(QUANTUM)
+    return _CONTEXT.divide(Decimal(units), UNITS_PER_USD).quantize(QUANTUM, context=_CONTEXT)

@@ -152,10 +152,24 @@ def invalidate_limits(tenant: Tenant) -> None:
 # --- Periods -----------------------------------------------------------------------------------------------
 
 
+# The last period computed per (period, time zone): most calls fall in it (the proxy asks three times a call).
+_last_bounds: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+
+
 def period_bounds(period: str, tz_name: str, now: datetime | None = None) -> tuple[datetime, datetime]:
     """Start and end (UTC) of the calendar period holding `now`, in the tenant's time zone."""
+    now = now or timezone.now()
+    last = _last_bounds.get((period, tz_name))
+    if last is not None and last[0] <= now < last[1]:
+        return last
+    bounds = _period_bounds(period, tz_name, now)
+    _last_bounds[(period, tz_name)] = bounds
+    return bounds
+
+
+def _period_bounds(period: str, tz_name: str, now: datetime) -> tuple[datetime, datetime]:
     tz = ZoneInfo(tz_name or "UTC")
-    local = (now or timezone.now()).astimezone(tz)
+    local = now.astimezone(tz)
     if period == QuotaPeriod.HOUR:
         start = local.replace(minute=0, second=0, microsecond=0)
         end = start + timedelta(hours=1)
