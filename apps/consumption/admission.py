@@ -310,7 +310,7 @@ async def settle(
         # As a context, the pipeline gives its connection back even when the request is cancelled meanwhile.
         async with client.pipeline(transaction=False) as pipe:
             await cached_script(client, SETTLE_LUA)(keys=keys, args=args.to_redis(), client=pipe)
-            pipe.xadd(stream, fields)
+            pipe.xadd(stream, fields)  # type: ignore[arg-type]  # redis-py asks an invariant dict for what it only reads
             # The epoch names the Redis data set the record went into (made anew after a loss, see ledger_stream.py).
             pipe.set(epoch_key, uuid.uuid4().hex, nx=True)
             pipe.get(epoch_key)
