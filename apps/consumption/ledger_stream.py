@@ -58,7 +58,7 @@ def encode(entry: Entry) -> dict[str, str]:
 
 
 def decode(fields: dict[Any, Any]) -> Entry:
-    raw = fields.get(b"e") or fields.get("e")
+    raw = fields[b"e"] if b"e" in fields else fields["e"]
     data = json.loads(raw)
     data["cost"] = Decimal(data["cost"])
     data["started_at"] = datetime.fromisoformat(data["started_at"])
