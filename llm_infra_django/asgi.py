@@ -49,6 +49,7 @@ class LeanASGIHandler(ASGIHandler):
         set_script_prefix(get_script_prefix(scope))
         request, error_response = self.create_request(scope, body_file)
         if request is None:
+            assert error_response is not None  # create_request answers a request or the response refusing it
             body_file.close()
             await self.send_response(error_response, send)
             error_response.close()
@@ -79,7 +80,9 @@ class LeanASGIHandler(ASGIHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        handler = convert_exception_to_response(self._get_response_async if is_async else self._get_response)
+        # django-stubs leaves out BaseHandler's private _get_response(_async), which Django's load_middleware wraps too.
+        inner = self._get_response_async if is_async else self._get_response  # type: ignore[attr-defined]
+        handler = convert_exception_to_response(inner)
         for path in reversed(self.middleware_paths):
             middleware = import_string(path)
             if not getattr(middleware, "async_capable", False):

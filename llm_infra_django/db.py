@@ -4,8 +4,8 @@ tasks): connections are recycled the way `request_started` would, so a database 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -26,7 +26,9 @@ def with_fresh_connections(function: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def database_sync_to_async(function: Callable[P, R], *, thread_sensitive: bool = True) -> Callable[P, Awaitable[R]]:
+def database_sync_to_async(
+    function: Callable[P, R], *, thread_sensitive: bool = True
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """`sync_to_async(function)` for code reading the database outside Django's request cycle: without it a
     connection that broke stays broken for the life of the thread."""
     return sync_to_async(with_fresh_connections(function), thread_sensitive=thread_sensitive)

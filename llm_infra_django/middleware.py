@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -26,6 +26,12 @@ from llm_infra_django.responses import error_response, unhandled_error, wants_ht
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 logger = structlog.get_logger("llm_infra.middleware")
+
+
+class RequestWithId(HttpRequest):
+    """The type of a request `RequestContextMiddleware` has seen: it carries the request's id."""
+
+    request_id: str
 
 
 def _header_key(header: str) -> str:
@@ -106,13 +112,13 @@ class RequestContextMiddleware:
     def _start(request: HttpRequest) -> float:
         structlog.contextvars.clear_contextvars()
         request_id = incoming_request_id(request)
-        request.request_id = request_id
+        cast(RequestWithId, request).request_id = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         return time.perf_counter()
 
     @staticmethod
     def _finish(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
-        response[infra_settings.REQUEST_ID_HEADER] = request.request_id
+        response[infra_settings.REQUEST_ID_HEADER] = cast(RequestWithId, request).request_id
         context = structlog.contextvars.get_contextvars()
         tenant = context.get("tenant") or resolved_tenant(request)
         user = context.get("user") or resolved_user_id(request)

@@ -15,13 +15,13 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     return envelope_response(NotFoundError(message=f"No route for {request.path}."), request)
 
 
-def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if wants_html(request):
         return defaults.permission_denied(request, exception)
     return envelope_response(AuthorizationError(), request)
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if wants_html(request):
         return defaults.bad_request(request, exception)
     return envelope_response(AppError("Bad request.", status_code=400, code="bad_request"), request)

@@ -41,7 +41,7 @@ def _adopt(target: Any, saved: Any) -> None:
     target.__dict__.update(saved.__dict__)
 
 
-class ModelIdsField(forms.CharField):
+class ModelIdsField(forms.Field):
     """Model ids typed as "acme/echo, acme/chat"."""
 
     def prepare_value(self, value: Any) -> Any:
@@ -50,7 +50,7 @@ class ModelIdsField(forms.CharField):
     def to_python(self, value: Any) -> list[str]:
         if isinstance(value, (list, tuple)):
             return [str(v) for v in value]
-        return [part for part in (super().to_python(value) or "").replace(",", " ").split() if part]
+        return [] if value in self.empty_values else str(value).replace(",", " ").split()
 
 
 class ApiKeyAddForm(forms.ModelForm):

@@ -290,7 +290,7 @@ async def settle(
     tokens: int,
     cost: Decimal,
     counted: bool = True,
-    record: tuple[str, dict[str, str], str] | None = None,
+    record: tuple[str, dict[str, bytes], str] | None = None,
     charge_missing: bool = False,
 ) -> tuple[str, str] | None:
     """Replace the reservation by the actual usage and free the slot (idempotent; with `charge_missing`, a
@@ -318,7 +318,7 @@ async def settle(
         # As a context, the pipeline gives its connection back even when the request is cancelled meanwhile.
         async with client.pipeline(transaction=False) as pipe:
             queue_script(pipe, client, SETTLE_LUA, keys, argv)
-            pipe.xadd(stream, fields)
+            pipe.xadd(stream, fields)  # type: ignore[arg-type]  # redis-py asks an invariant dict for what it only reads
             # The epoch names the Redis data set the record went into (made anew after a loss, see ledger_stream.py).
             pipe.set(epoch_key, os.urandom(16).hex(), nx=True)
             pipe.get(epoch_key)

@@ -48,7 +48,7 @@ def _ended_in_database(key_id: str) -> bool:
 
     row = ApiKey.objects.filter(pk=key_id).values("revoked_at", "expires_at").first()
     now = timezone.now()
-    return row is None or any(moment is not None and moment <= now for moment in row.values())
+    return row is None or any(moment is not None and moment <= now for moment in (row["revoked_at"], row["expires_at"]))
 
 
 def _failed(key: KeyInfo, exc: Exception) -> None:

@@ -60,7 +60,7 @@ def encode(entry: Entry) -> dict[str, bytes]:
 
 
 def decode(fields: dict[Any, Any]) -> Entry:
-    raw = fields.get(b"e") or fields.get("e")
+    raw = fields[b"e"] if b"e" in fields else fields["e"]
     data = orjson.loads(raw)
     data["cost"] = Decimal(data["cost"])
     data["started_at"] = datetime.fromisoformat(data["started_at"])

@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-COST = {"max_digits": 20, "decimal_places": 10}
+
+class _Precision(TypedDict):
+    """A DecimalField's precision, spread into its arguments."""
+
+    max_digits: int
+    decimal_places: int
+
+
+COST: _Precision = {"max_digits": 20, "decimal_places": 10}
 # Upper bounds (ms) of the latency histogram kept in rollups; the last bucket is open-ended.
 LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 

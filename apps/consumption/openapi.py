@@ -14,7 +14,7 @@ TAG_DESCRIPTION = (
     "pinned version, also while deprecated). Answers are OpenAI's, with `usage.cost` (USD) added; errors are "
     "OpenAI's error shape, so SDKs raise their usual exceptions."
 )
-SECURITY = [{"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 AUTH = "Authorization: `Bearer mk_…`, a key with the `consume` scope (`admin` implies it)."
 EXAMPLE_MODEL = "demo-provider/echo"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,7 +112,7 @@ def _settle_one(
     tenant_id: str,
     request_id: str,
     reservation: dict[str, Any],
-    record: dict[str, Any] | None,
+    record: Mapping[str, Any] | None,
     context: _Context,
     client: Any,
     report: ReconcileReport,
@@ -179,7 +179,7 @@ def _write_orphan_record(encoded: str) -> Any:
     return entry
 
 
-def _records(request_ids: list[str]) -> dict[str, dict[str, Any]]:
+def _records(request_ids: list[str]) -> dict[str, Mapping[str, Any]]:
     rows = UsageRecord.objects.filter(request_id__in=request_ids).values(
         "request_id",
         "api_key_id",

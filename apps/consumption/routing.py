@@ -4,7 +4,7 @@ tenant may use, cached in this process (no SQL once warm)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TypeGuard, TypeVar
 
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import KeyInfo
@@ -31,7 +31,7 @@ class RouteCache:
 route_cache = RouteCache()
 
 # Why a version cannot be called, for callers who may know its service exists (see `resolve_route`).
-UNAVAILABLE_BECAUSE = {
+UNAVAILABLE_BECAUSE: dict[str, str] = {
     Status.DRAFT: "its version {version} is a draft",
     Status.VALIDATING: "its version {version} is still being validated",
     Status.FAILED_VALIDATION: "its version {version} failed validation (its publisher can read why in the report)",
@@ -43,7 +43,10 @@ UNAVAILABLE_BECAUSE = {
 }
 
 
-def _fresh(entry: tuple[float, Any] | None) -> bool:
+T = TypeVar("T")
+
+
+def _fresh(entry: tuple[float, T] | None) -> TypeGuard[tuple[float, T]]:
     return entry is not None and time.monotonic() - entry[0] <= consumption_settings.ROUTE_CACHE_SECONDS
 
 
@@ -69,7 +72,7 @@ async def _has_access(key: KeyInfo, service_id: str, publisher_id: str) -> bool:
     if not _fresh(access):
         access = (time.monotonic(), await database_sync_to_async(_can_use)(key.tenant_id, service_id, publisher_id))
         route_cache.access[access_key] = access
-    return access[1]  # type: ignore[index]
+    return access[1]
 
 
 async def _not_available(model_id: str, found: Route | Unavailable | None, key: KeyInfo) -> NotFoundError:
@@ -92,7 +95,7 @@ async def resolve_route(model_id: str, key: KeyInfo) -> Route:
     if not _fresh(entry):
         entry = (time.monotonic(), await database_sync_to_async(_lookup_route)(model_id))
         route_cache.routes[model_id] = entry
-    found = entry[1]  # type: ignore[index]
+    found = entry[1]
     if not isinstance(found, Route) or found.status not in SERVABLE:
         raise await _not_available(model_id, found, key)
     if not key.allows_model(model_id):

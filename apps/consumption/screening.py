@@ -12,6 +12,7 @@ import orjson
 from apps.consumption.conf import consumption_settings
 from llm_infra_django.errors import PolicyViolationError
 from llm_infra_django.upstreams import get_policy_engine_client, get_shield_client
+from llm_infra_django.upstreams.shield import Direction
 
 SSE_PREFIX = b"data: "
 
@@ -71,12 +72,12 @@ def answer_spots(body: dict[str, Any]) -> list[Spot]:
     return spots
 
 
-async def _scan(spots: list[Spot], *, direction: str, tenant: str, model: str) -> bool:
+async def _scan(spots: list[Spot], *, direction: Direction, tenant: str, model: str) -> bool:
     """Scan each text (concurrently); a block raises, a redaction replaces the text. Returns whether any changed."""
     shield = get_shield_client()
     texts = [spot.text for spot in spots]
     verdicts = await asyncio.gather(
-        *(shield.ascan(text, direction=direction, tenant=tenant, model=model) for text in texts)  # type: ignore[arg-type]
+        *(shield.ascan(text, direction=direction, tenant=tenant, model=model) for text in texts)
     )
     blocked = [reason.__dict__ for verdict in verdicts if verdict.blocked for reason in verdict.reasons]
     if any(verdict.blocked for verdict in verdicts):
@@ -163,8 +164,8 @@ async def screen_stream(events: list[bytes], *, tenant: str, model: str) -> list
     if not spots or not await _scan(spots, direction="response", tenant=tenant, model=model):
         return events
     changed: set[int] = set()
-    for index, found in parts.items():
-        for order, (position, container, key) in enumerate(found):
+    for index, pieces in parts.items():
+        for order, (position, container, key) in enumerate(pieces):
             container[key] = texts[index]["text"] if order == 0 else ""
             changed.add(position)
     return [

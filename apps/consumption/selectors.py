@@ -18,7 +18,8 @@ from llm_infra_django.errors import NotFoundError, ValidationError
 
 def key_spend(key_id: str, *, day: date | None = None, month: tuple[int, int] | None = None) -> Decimal:
     """What a key spent (USD, exactly as billed) on a UTC day or in a UTC month, from the rollups."""
-    rows = UsageRollup.objects.filter(api_key_id=key_id)
+    # django-stubs types a foreign key lookup by its target's pk as read (UUID), not as Django takes it (a str too).
+    rows = UsageRollup.objects.filter(api_key_id=key_id)  # type: ignore[misc]
     if day is not None:
         rows = rows.filter(day=day)
     if month is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -213,6 +214,6 @@ def revoke_keys_of(*, user_id: Any, tenant_id: Any = None, reason: str) -> None:
                 before=before,
                 after={"scopes": key.scopes, "reason": reason},
             )
-            transaction.on_commit(lambda key_id=str(key.pk): key_cache.forget(key_id))
+            transaction.on_commit(functools.partial(key_cache.forget, str(key.pk)))
         else:
             _revoke(key, None, reason=reason)

@@ -181,10 +181,10 @@ def _rounded(value: float | None) -> float | None:
 
 def breaches(status: SlaStatus) -> list[tuple[str, str, float, float]]:
     """(metric, severity, observed, threshold) of each failed check."""
-    found = []
+    found: list[tuple[str, str, float, float]] = []
     if status.latency_state in _RANK and _RANK[status.latency_state] > 0 and status.p95_ms is not None:
         critical = status.latency_state == SlaViolation.Severity.CRITICAL
-        threshold = status.max_latency_ms * (LATENCY_CRITICAL_FACTOR if critical else 1)
+        threshold: float = status.max_latency_ms * (LATENCY_CRITICAL_FACTOR if critical else 1)
         found.append((SlaViolation.Metric.LATENCY, status.latency_state, status.p95_ms, float(threshold)))
     if _RANK[status.error_rate_state] > 0:
         critical = status.error_rate_state == SlaViolation.Severity.CRITICAL
@@ -203,7 +203,8 @@ def _already_reported(version_id: str, metric: str, severity: str, since: dateti
     """A violation of this metric at this severity or worse was recorded within the window (no alert storm while a
     breach lasts; an escalation to critical is still reported)."""
     severities = [s for s, rank in _RANK.items() if rank >= _RANK[severity] and s not in ("ok", "no_data")]
-    return SlaViolation.objects.filter(
+    # django-stubs types a foreign key lookup by its target's pk as read (UUID), not as Django takes it (a str too).
+    return SlaViolation.objects.filter(  # type: ignore[misc]
         service_version_id=version_id, metric=metric, severity__in=severities, created_at__gte=since
     ).exists()
 

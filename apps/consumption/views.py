@@ -4,7 +4,7 @@ Django's request and response objects)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,9 +15,9 @@ from llm_infra_django.body import read_body
 from llm_infra_django.errors import AppError
 
 
-def as_response(reply: Reply) -> HttpResponse:
+def as_response(reply: Reply) -> HttpResponseBase:
     """A `Reply` as Django's response (streamed when it streams)."""
-    response: HttpResponse
+    response: HttpResponseBase
     if reply.stream is not None:
         response = StreamingHttpResponse(reply.stream, status=reply.status, content_type=reply.content_type)
     else:
@@ -31,7 +31,7 @@ def _request_id(request: HttpRequest) -> str:
     return getattr(request, "request_id", "") or ""
 
 
-async def _call(request: HttpRequest, kind: str) -> HttpResponse:
+async def _call(request: HttpRequest, kind: str) -> HttpResponseBase:
     request_id = _request_id(request)
     try:
         body = read_body(request, consumption_settings.MAX_BODY_BYTES, code="request_too_large")
@@ -43,24 +43,24 @@ async def _call(request: HttpRequest, kind: str) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     return await _call(request, "chat")
 
 
 @csrf_exempt
 @require_POST
-async def completions(request: HttpRequest) -> HttpResponse:
+async def completions(request: HttpRequest) -> HttpResponseBase:
     return await _call(request, "completions")
 
 
 @csrf_exempt
 @require_POST
-async def embeddings(request: HttpRequest) -> HttpResponse:
+async def embeddings(request: HttpRequest) -> HttpResponseBase:
     return await _call(request, "embeddings")
 
 
 @require_GET
-async def models(request: HttpRequest) -> HttpResponse:
+async def models(request: HttpRequest) -> HttpResponseBase:
     reply = await entrances.list_models(
         authorization=request.headers.get("Authorization"), request_id=_request_id(request)
     )
@@ -69,7 +69,7 @@ async def models(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
-async def consume(request: HttpRequest, service_id: str) -> HttpResponse:
+async def consume(request: HttpRequest, service_id: str) -> HttpResponseBase:
     request_id = _request_id(request)
     try:
         body = read_body(request, consumption_settings.MAX_BODY_BYTES, code="request_too_large")

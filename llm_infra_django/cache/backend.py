@@ -116,8 +116,12 @@ class RedisCache(BaseCache):
     def _get(self, key: str, version: int | None = None) -> Any:
         return self.client.get(key, default=_MISSING, version=version)
 
+    # set, delete_many and incr/decr(_version) answer as django-redis's do (whether stored, how many deleted; None when
+    # Redis failed and the cache fails open), not as BaseCache's annotations say.
     @cache_operation("set", returns=False)
-    def set(self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+    def set(  # type: ignore[override]
+        self, key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
         return bool(self.client.set(key, value, timeout, version=version))
 
     @cache_operation("add", returns=False)
@@ -155,7 +159,7 @@ class RedisCache(BaseCache):
         return []
 
     @cache_operation("delete_many", returns=0)
-    def delete_many(self, keys: Iterable[str], version: int | None = None) -> int:
+    def delete_many(self, keys: Iterable[str], version: int | None = None) -> int:  # type: ignore[override]
         return int(self.client.delete_many(keys, version=version))
 
     @cache_operation("has_key", returns=False)
@@ -163,16 +167,16 @@ class RedisCache(BaseCache):
         return bool(self.client.has_key(key, version=version))
 
     @cache_operation("incr")
-    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int | None:
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int | None:  # type: ignore[override]
         """The new value; ValueError when the key is missing, None when Redis failed and the cache fails open."""
         return int(self.client.incr(key, delta=delta, version=version))
 
     @cache_operation("decr")
-    def decr(self, key: str, delta: int = 1, version: int | None = None) -> int | None:
+    def decr(self, key: str, delta: int = 1, version: int | None = None) -> int | None:  # type: ignore[override]
         return int(self.client.decr(key, delta=delta, version=version))
 
     @cache_operation("incr_version")
-    def incr_version(self, key: str, delta: int = 1, version: int | None = None) -> int | None:
+    def incr_version(self, key: str, delta: int = 1, version: int | None = None) -> int | None:  # type: ignore[override]
         return int(self.client.incr_version(key, delta=delta, version=version))
 
     @cache_operation("clear")

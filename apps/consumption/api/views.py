@@ -180,8 +180,7 @@ class ApiKeyViewSet(ConsumptionViewSet):
         return key
 
     def created(self, key: ApiKey, secret: str, serializer_class: type[BaseSerializer], **extra: Any) -> Response:
-        key.secret = secret  # type: ignore[attr-defined]
-        for name, value in extra.items():
+        for name, value in {"secret": secret, **extra}.items():
             setattr(key, name, value)
         response = Response(self.output(key, serializer_class), status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
