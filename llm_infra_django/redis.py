@@ -21,8 +21,19 @@ _async_clients: dict[tuple[str, int], aioredis.Redis] = {}
 CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout": 2.0, "health_check_interval": 30}
 
 
+_NOT_READ = object()
+_url: Any = _NOT_READ  # the URL, read once per settings change (hot paths ask for the client on every call)
+
+
 def redis_url() -> str | None:
     """`LLM_INFRA["REDIS_URL"]`, else the URL of the `CACHE_ALIAS` cache when it is a Redis cache, else None."""
+    global _url
+    if _url is _NOT_READ:
+        _url = _read_url()
+    return _url
+
+
+def _read_url() -> str | None:
     if infra_settings.REDIS_URL:
         return str(infra_settings.REDIS_URL)
     from django.conf import settings
@@ -102,7 +113,9 @@ def cache_alias_client() -> Any:
 
 
 def reset_clients() -> None:
-    """Forget cached clients (after settings change, or in a forked child)."""
+    """Forget cached clients and the URL (after settings change, or in a forked child)."""
+    global _url
+    _url = _NOT_READ
     with _lock:
         for client in _sync_clients.values():
             client.close()
