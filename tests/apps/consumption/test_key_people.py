@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -283,3 +284,24 @@ def test_a_grace_shorter_than_the_key_cache_lasts_until_every_worker_has_read_it
     expires_at = ApiKey.objects.get(pk=acme["read_key"].pk).expires_at
     cache = timedelta(seconds=consumption_settings.KEY_CACHE_SECONDS)
     assert before + cache < expires_at <= timezone.now() + cache + timedelta(seconds=1)
+
+
+@pytest.mark.redis
+async def test_a_suspended_tenants_cached_keys_are_refused_at_once_and_work_again_when_reactivated(
+    make_key: Any, echo_service: Any, consumer: Any
+) -> None:
+    """A key cached by a worker still says its tenant works: suspension flags the tenant for every worker's
+    admission at once (before, a cached key was admitted until the key cache expired)."""
+    from apps.tenancy.services import reactivate_tenant, suspend_tenant
+    from tests.apps.consumption.test_proxy import CHAT, post
+
+    secret = await sync_to_async(make_key)()
+    assert (await post("/v1/chat/completions", CHAT, secret)).status_code == 200  # the key is now cached
+    staff = await sync_to_async(UserFactory)(username="platform", is_staff=True, is_superuser=True)
+
+    await sync_to_async(suspend_tenant)(tenant=consumer, actor=staff, reason="unpaid invoices")
+    refused = await post("/v1/chat/completions", CHAT, secret)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "tenant_suspended"
+
+    await sync_to_async(reactivate_tenant)(tenant=consumer, actor=staff)
+    assert (await post("/v1/chat/completions", CHAT, secret)).status_code == 200
