@@ -4,7 +4,7 @@
 --
 -- KEYS: 1 revoked flag, 2 tenant suspended flag, 3 rpm log (zset), 4 tpm window, 5 parallel slots (zset),
 --       6 key budget day, 7 key budget month, 8 quota requests, 9 quota tokens, 10 quota spend,
---       11 reservation (hash), 12 reservation index (zset), 13 throttle bucket (hash)
+--       11 reservation (hash), 12 reservation index (zset), 13 throttle bucket (hash), 14 pending charges (hash)
 -- ARGV: 1 request id, 2 rpm limit, 3 tpm limit, 4 estimated tokens, 5 max parallel, 6 slot lifetime ms,
 --       7 budget day limit, 8 budget month limit, 9 estimated cost (10^-10 USD),
 --       10/11/12 requests quota limit/action/seed, 13/14/15 tokens quota, 16/17/18 spend quota,
@@ -12,8 +12,11 @@
 --       24 key id (recorded with the reservation for reconciliation), 25 the ledger entry to write should the
 --       request's process die (may be empty), 26 the time (ms) after which the caller no longer waits for this
 --       answer (-1: none): later, nothing is applied (a call that reached a frozen Redis, run when it woke up),
---       27 the largest amount one call may reserve, 28 the largest value a counter may hold
--- Limits are -1 when absent; seeds are -1 when unknown (the caller reads the database and calls again).
+--       27 the largest amount one call may reserve, 28 the largest value a counter may hold, 29 the request ids
+--       (space-separated) the seeds' database snapshot holds
+-- Limits are -1 when absent; seeds are -1 when unknown (the caller reads the database and calls again). A seed is
+-- read from the database in one snapshot, after which charges settled while the counter was missing (KEYS 14, see
+-- settle.lua) may still be on their way to it: those whose request the snapshot does not hold are added to the seed.
 -- Budgets and quotas (limits, seeds, estimates, counters) are whole numbers of their unit — money in 10^-10 USD —
 -- added and compared exactly up to ARGV 28; the other arguments are small integers. An argument out of range refuses
 -- the call before anything changes ({-4, which}); a stored counter that is not such an integer is treated as missing,
@@ -68,6 +71,25 @@ local metered = {
   {10, optional(ARGV[16]), ARGV[17], optional(ARGV[18]), est_cost, 'spend_usd'},
 }
 
+local seeded_ids = {}
+for id in string.gmatch(ARGV[29] or '', '%S+') do seeded_ids[id] = true end
+local pending = nil
+local pending_used = {}
+-- a seed plus the pending charges of its counter that the seed's snapshot does not hold
+local function seeded(key, seed)
+  pending = pending or redis.call('HGETALL', KEYS[14])
+  local prefix = key .. '|'
+  local value = seed
+  for j = 1, #pending, 2 do
+    if string.sub(pending[j], 1, #prefix) == prefix then
+      local charge = amount(pending[j + 1])
+      if charge and not seeded_ids[string.sub(pending[j], #prefix + 1)] then value = big_add(value, charge) end
+      pending_used[#pending_used + 1] = pending[j]
+    end
+  end
+  return value
+end
+
 local missing = {}
 local current = {}
 for i, m in ipairs(metered) do
@@ -76,7 +98,7 @@ for i, m in ipairs(metered) do
     if value then
       current[i] = value
     elseif m[4] then
-      current[i] = m[4]
+      current[i] = seeded(KEYS[m[1]], m[4])
     else
       missing[#missing + 1] = m[6]
     end
@@ -175,6 +197,7 @@ for i, m in ipairs(metered) do
     charged[#charged + 1] = m[6]
   end
 end
+if #pending_used > 0 then redis.call('HDEL', KEYS[14], unpack(pending_used)) end
 redis.call('HSET', KEYS[11], 'tokens', ARGV[4], 'cost', ARGV[9], 'deadline', now + slot_ms,
   'charged', table.concat(charged, ','), 'tpm', tpm_limit >= 0 and 1 or 0, 'key', ARGV[24], 'at', now)
 if ARGV[25] and ARGV[25] ~= '' then redis.call('HSET', KEYS[11], 'rec', ARGV[25]) end

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -110,6 +111,7 @@ def admission_args(
     seeds: dict[str, int],
     orphan_record: str = "",
     valid_until_ms: int = -1,
+    seeded_ids: tuple[str, ...] = (),
 ) -> AdmissionArgs:
     """The script's arguments for this call (limits from the key and its tenant's quotas; seeds as read so far)."""
     metered = {
@@ -133,6 +135,7 @@ def admission_args(
         quota_ttl_s=_period_ttl(limits),
         orphan_record=orphan_record,
         valid_until_ms=valid_until_ms,
+        seeded_ids=seeded_ids,
     )
 
 
@@ -178,8 +181,31 @@ def _deny(result: AdmissionResult) -> Exception:
 # --- Seeds: counters rebuilt from the database ----------------------------------------------------------------
 
 
-def read_seeds(key: KeyInfo, limits: dict[str, QuotaSnapshot], names: Iterable[str], now: datetime) -> dict[str, int]:
-    """Durable usage for counters Redis does not hold (first use in a period, or after a Redis loss)."""
+def read_seeds(
+    key: KeyInfo, limits: dict[str, QuotaSnapshot], names: Iterable[str], now: datetime, keys: CallKeys | None = None
+) -> tuple[dict[str, int], set[str]]:
+    """Durable usage for counters Redis does not hold (first use in a period, or after a Redis loss), read in one
+    database snapshot, and the request ids among the counters' pending charges (see settle.lua) that this snapshot
+    already holds: admission adds the other pending charges to the seeds."""
+    with _one_snapshot():
+        seeds = _durable_usage(key, limits, list(names), now)
+        return seeds, _already_recorded(keys, seeds) if keys is not None else set()
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """A transaction whose reads all see one snapshot (REPEATABLE READ on PostgreSQL; SQLite's are already)."""
+    from django.db import connection, transaction
+
+    fresh = not connection.in_atomic_block
+    with transaction.atomic():
+        if fresh and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _durable_usage(key: KeyInfo, limits: dict[str, QuotaSnapshot], names: list[str], now: datetime) -> dict[str, int]:
     from apps.consumption.selectors import key_spend_units
     from apps.tenancy.models import Tenant
 
@@ -195,6 +221,22 @@ def read_seeds(key: KeyInfo, limits: dict[str, QuotaSnapshot], names: Iterable[s
             start, _ = quotas.period_bounds(limits[name].period, key.tenant_timezone, now)
             seeds[name] = quotas.stored_usage(tenant, name, start)
     return seeds
+
+
+def _already_recorded(keys: CallKeys, seeds: dict[str, int]) -> set[str]:
+    """Read after the snapshot was taken: the pending charges of the seeded counters whose record it holds."""
+    from apps.consumption.models import UsageRecord
+
+    client = get_redis()
+    if client is None or not seeds:
+        return set()
+    prefixes = tuple(f"{keys.counter(name)}|" for name in seeds)
+    request_ids = {
+        field.partition("|")[2] for field in map(_text, client.hkeys(keys.pending)) if field.startswith(prefixes)
+    }
+    if not request_ids:
+        return set()
+    return set(UsageRecord.objects.filter(request_id__in=request_ids).values_list("request_id", flat=True))
 
 
 # --- Admission ---------------------------------------------------------------------------------------------------
@@ -226,6 +268,7 @@ async def admit(
     est_units = to_units(est_cost)
     client = get_async_redis()
     seeds: dict[str, int] = {}
+    seeded_ids: set[str] = set()
     # A refusal for lateness that does reach us means the clocks disagree, not that we gave up: ask again without it.
     valid_until_ms = _valid_until_ms()
     for _attempt in range(4):
@@ -239,6 +282,7 @@ async def admit(
             seeds=seeds,
             orphan_record=orphan_record,
             valid_until_ms=valid_until_ms,
+            seeded_ids=tuple(sorted(seeded_ids)),
         )
         if client is None:
             result = local.admit(keys, args)
@@ -265,7 +309,9 @@ async def admit(
                 slot_ms=slot_ms,
             )
         if result.status == -2:
-            seeds.update(await database_sync_to_async(read_seeds)(key, limits, result.missing, now))
+            read, recorded = await database_sync_to_async(read_seeds)(key, limits, result.missing, now, keys)
+            seeds.update(read)
+            seeded_ids |= recorded
             continue
         if result.status == -3:
             logger.warning("admission_clock_skew", request_id=request_id)

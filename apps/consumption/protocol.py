@@ -53,6 +53,12 @@ def parallel_key(tenant_id: str, key_id: str) -> str:
     return f"ck:{_tag(tenant_id)}:k:{key_id}:par"
 
 
+def pending_key(tenant_id: str) -> str:
+    """Charges settled while their counter was missing (Redis lost it): `<counter key>|<request id>` → amount. The
+    admission that seeds the counter from the database adds those the database did not hold yet (see admission.lua)."""
+    return f"ck:{_tag(tenant_id)}:pending"
+
+
 def budget_counter_keys(tenant_id: str, key_id: str, now: datetime) -> tuple[str, str]:
     """A key's budget counters of the UTC day and month holding `now`. Money counters name their unit (10⁻¹⁰ USD):
     counters of an older unit are never read as this one."""
@@ -77,6 +83,7 @@ class CallKeys:
     reservation: str
     reservation_index: str
     throttle: str
+    pending: str
 
     @classmethod
     def of(
@@ -101,6 +108,7 @@ class CallKeys:
             reservation=reservation_key(tenant_id, request_id),
             reservation_index=reservation_index_key(tenant_id),
             throttle=f"ck:{tag}:qthrottle",
+            pending=pending_key(tenant_id),
             **quota,
         )
 
@@ -124,6 +132,7 @@ class CallKeys:
             self.reservation,
             self.reservation_index,
             self.throttle,
+            self.pending,
         ]
 
     def for_settlement(self) -> list[str]:
@@ -138,6 +147,7 @@ class CallKeys:
             self.api_requests,
             self.tokens,
             self.spend_usd,
+            self.pending,
         ]
 
     def for_extension(self) -> list[str]:
@@ -184,6 +194,8 @@ class AdmissionArgs:
     orphan_record: str = ""
     valid_until_ms: int = -1
     tpm_window_ms: int = TPM_WINDOW_MS
+    # request ids the seeds' database snapshot already holds (their pending charges are in the seeds)
+    seeded_ids: tuple[str, ...] = ()
 
     def to_redis(self) -> list[Any]:
         """ARGV of admission.lua, in its order."""
@@ -209,6 +221,7 @@ class AdmissionArgs:
             self.valid_until_ms,
             MAX_AMOUNT,
             MAX_COUNTER,
+            " ".join(self.seeded_ids),
         ]
 
 

@@ -2,10 +2,11 @@
 -- Idempotent: a reservation settled (or reconciled) once is gone, and settling again does nothing — unless the
 -- caller knows the usage was never counted (ARGV 5 = 1: the proxy settling its own request, whose reservation Redis
 -- lost in a restart or the reconciler refunded): then the whole usage is charged to the counters that exist (the
--- others are seeded from the database, which will hold the request's record).
+-- others are seeded from the database, which will hold the request's record: the charge is kept as pending, and the
+-- admission that seeds the counter adds it unless the seed's database snapshot already held the record).
 --
 -- KEYS: 1 reservation (hash), 2 reservation index, 3 parallel slots, 4 tpm window, 5 budget day, 6 budget month,
---       7 quota requests, 8 quota tokens, 9 quota spend
+--       7 quota requests, 8 quota tokens, 9 quota spend, 10 pending charges (hash)
 -- ARGV: 1 request id, 2 actual tokens, 3 actual cost (10^-10 USD), 4 counted requests (1, or 0 to refund it),
 --       5 charge the usage when the reservation is gone (1) or do nothing then (0, absent), 6 the time (ms) after
 --       which the caller no longer waits for this answer (absent or -1: none): later, nothing is applied (the caller
@@ -53,7 +54,12 @@ if not reservation[1] then
   for index = 5, 9 do
     local charge = cost
     if index == 7 then charge = requests elseif index == 8 then charge = tokens end
-    adjust(KEYS[index], charge, NOTHING)
+    if redis.call('EXISTS', KEYS[index]) == 1 then
+      adjust(KEYS[index], charge, NOTHING)
+    elseif big_cmp(charge, NOTHING) > 0 then
+      redis.call('HSET', KEYS[10], KEYS[index] .. '|' .. ARGV[1], big_text(charge))
+      redis.call('PEXPIRE', KEYS[10], 86400000)
+    end
   end
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])

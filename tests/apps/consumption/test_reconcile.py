@@ -20,6 +20,7 @@ from apps.consumption.models import UsageRecord, UsageRollup
 from apps.consumption.protocol import METERED, SettleArgs, reservation_index_key
 from apps.consumption.services import create_api_key
 from apps.consumption.tasks import prune_usage_records_task, reconcile_reservations_task
+from apps.tenancy import quotas
 from apps.tenancy.services import set_quota_override
 from llm_infra_django.redis import get_redis
 from tests.apps.consumption.test_usage import Traffic, entry, make_traffic, write
@@ -392,3 +393,44 @@ def test_a_request_settling_after_its_reservation_is_gone_is_charged_once(
         late = SettleArgs("req-late", tokens=40, cost=40_000_000, counted=True)
         assert admission.settle_sync(ticket.keys, late) == 0
         assert counters.snapshot()["budget_day"] == 40_000_000
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("recorded_before_seeding", [False, True])
+def test_a_charge_settled_while_its_counters_were_lost_is_counted_once_when_they_are_seeded(
+    traffic: Traffic, budget_key: tuple[Any, Any], recorded_before_seeding: bool
+) -> None:
+    """Redis lost its data while a request was in flight: the request settles (charging what it used) before any
+    admission seeded the counters again, and its record reaches the database before or after the seed is read. Either
+    way the seeded counters hold it exactly once (the charge waits as pending; the seed adds it unless the database
+    snapshot it was read from already held the record)."""
+    key, info = budget_key
+    client = get_redis()
+    ticket = admitted(info, "req-in-flight", tokens=100, cost="0.01")
+    # Redis loses everything of this tenant
+    client.delete(*[ticket.keys.counter(name) for name in METERED], ticket.keys.reservation, ticket.keys.pending)
+
+    # the request settles its actual usage: the counters are missing, so the charge is kept as pending
+    async_to_sync(admission.settle)(ticket, tokens=40, cost=Decimal("0.004"), charge_missing=True)
+    assert Counters(ticket).snapshot() == dict.fromkeys(METERED)
+    assert client.hlen(ticket.keys.pending) == len(METERED)
+
+    recorded = [entry(traffic, key=key, request_id="req-in-flight", prompt=30, completion=10, cost=Decimal("0.004"))]
+    recorded[0].quota_periods = {
+        name: quotas.period_bounds(info.quota_limits[name].period, info.tenant_timezone, timezone.now())
+        for name in ("api_requests", "tokens", "spend_usd")
+    }
+    if recorded_before_seeding:
+        write(recorded)
+    following = admitted(info, "req-next", tokens=100, cost="0.01")
+    if not recorded_before_seeding:
+        write(recorded)
+
+    assert Counters(following).snapshot() == {
+        "budget_day": 140_000_000,
+        "budget_month": 140_000_000,
+        "api_requests": 2,
+        "tokens": 140,
+        "spend_usd": 140_000_000,
+    }
+    assert client.hlen(ticket.keys.pending) == 0
