@@ -27,3 +27,32 @@ class CatalogConfig(AppConfig):
 
         register_resource_type("model", model_owner)
         register_resource_type("dataset", dataset_owner)
+        _invalidate_offers_on_change()
+
+
+def _invalidate_offers_on_change() -> None:
+    """A model's cached offers (see offers.py) are dropped when it, one of its versions or one of its links changes."""
+    from django.db import transaction
+    from django.db.models.signals import post_delete, post_save
+
+    from apps.catalog.models import CatalogModel, ModelVersion, ServedBy
+    from apps.catalog.offers import invalidate_model
+
+    def model_of(instance: object) -> CatalogModel | None:
+        if isinstance(instance, CatalogModel):
+            return instance
+        if isinstance(instance, ModelVersion):
+            return CatalogModel.objects.select_related("owner").filter(pk=instance.model_id).first()
+        if isinstance(instance, ServedBy):
+            return CatalogModel.objects.select_related("owner").filter(versions__pk=instance.model_version_id).first()
+        return None
+
+    def changed(sender: type, instance: object, **kwargs: object) -> None:
+        model = model_of(instance)
+        if model is not None:
+            transaction.on_commit(lambda: invalidate_model(model))
+            invalidate_model(model)
+
+    for model_class in (CatalogModel, ModelVersion, ServedBy):
+        post_save.connect(changed, sender=model_class, dispatch_uid=f"catalog_offers_{model_class.__name__}")
+        post_delete.connect(changed, sender=model_class, dispatch_uid=f"catalog_offers_del_{model_class.__name__}")

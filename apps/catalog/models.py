@@ -151,6 +151,11 @@ class CatalogModel(models.Model):
     languages = models.JSONField(default=list, blank=True, help_text="ISO 639-1 codes, e.g. en, fr.")
     license = models.CharField(max_length=64, blank=True, default="", help_text="SPDX-style id, e.g. apache-2.0.")
     commercial_use = models.BooleanField(default=False, help_text="Whether the model is offered for commercial use.")
+    open_offers = models.BooleanField(
+        default=False,
+        help_text="Other tenants' service versions may offer (serve) this model; on by default when its license "
+        "allows commercial use.",
+    )
     visibility = models.CharField(max_length=20, choices=Visibility.choices, default=Visibility.PRIVATE)
     status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.DRAFT)
     quality_score = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True, editable=False)

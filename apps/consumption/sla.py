@@ -53,6 +53,7 @@ class SlaStatus:
     latency_state: str
     error_rate_state: str
     dispute_state: str = "ok"
+    throughput_tps: float | None = None  # completion tokens per second of answered requests
 
     @property
     def state(self) -> str:
@@ -105,10 +106,22 @@ def error_rate_state(error_rate: float) -> str:
     return "ok"
 
 
-def _window_figures(version_id: Any, start: datetime, end: datetime) -> tuple[int, int, int, list[float | None]]:
-    """(requests, server errors, disputed usage claims, [p50, p95, p99] of answered requests) of one version in
-    [start, end): one query on its (service_version, started_at) index. PostgreSQL computes the percentiles;
-    elsewhere Python does."""
+@dataclass(frozen=True)
+class _Figures:
+    requests: int
+    errors: int
+    disputed: int
+    quantiles: list[float | None]  # p50, p95, p99 of answered requests
+    throughput: float | None  # completion tokens per second of answered requests
+
+
+def _throughput(completion_tokens: Any, latency_ms: Any) -> float | None:
+    return round(float(completion_tokens) * 1000 / float(latency_ms), 3) if completion_tokens and latency_ms else None
+
+
+def _window_figures(version_id: Any, start: datetime, end: datetime) -> _Figures:
+    """One version's figures in [start, end): one query on its (service_version, started_at) index. PostgreSQL
+    computes the percentiles; elsewhere Python does."""
     records = UsageRecord.objects.filter(service_version_id=version_id, started_at__gte=start, started_at__lt=end)
     if connection.vendor == "postgresql":
         table = UsageRecord._meta.db_table
@@ -116,18 +129,31 @@ def _window_figures(version_id: Any, start: datetime, end: datetime) -> tuple[in
             f"SELECT count(*), count(*) FILTER (WHERE status_code >= 500), "  # noqa: S608 (table name is ours)
             f"count(*) FILTER (WHERE usage_disputed), "
             f"percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) "
-            f"FILTER (WHERE status_code < 400) "
+            f"FILTER (WHERE status_code < 400), "
+            f"sum(completion_tokens) FILTER (WHERE status_code < 400), "
+            f"sum(latency_ms) FILTER (WHERE status_code < 400) "
             f"FROM {table} WHERE service_version_id = %s AND started_at >= %s AND started_at < %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [version_id, start, end])
-            requests, errors, disputed, quantiles = cursor.fetchone()
-        return int(requests), int(errors), int(disputed), list(quantiles) if quantiles else [None, None, None]
-    rows = list(records.values_list("latency_ms", "status_code", "usage_disputed"))
-    answered = sorted(latency for latency, status, _ in rows if status < 400)
-    errors = sum(1 for _, status, _ in rows if status >= 500)
-    disputed = sum(1 for *_, flagged in rows if flagged)
-    return len(rows), errors, disputed, [percentile(answered, q) for q in (0.5, 0.95, 0.99)]
+            requests, errors, disputed, quantiles, tokens, latency = cursor.fetchone()
+        return _Figures(
+            int(requests),
+            int(errors),
+            int(disputed),
+            list(quantiles) if quantiles else [None, None, None],
+            _throughput(tokens, latency),
+        )
+    rows = list(records.values_list("latency_ms", "status_code", "usage_disputed", "completion_tokens"))
+    answered = [(latency, tokens) for latency, status, _, tokens in rows if status < 400]
+    latencies = sorted(latency for latency, _ in answered)
+    return _Figures(
+        len(rows),
+        sum(1 for _, status, *_ in rows if status >= 500),
+        sum(1 for _, _, flagged, _ in rows if flagged),
+        [percentile(latencies, q) for q in (0.5, 0.95, 0.99)],
+        _throughput(sum(tokens for _, tokens in answered), sum(latencies)),
+    )
 
 
 def _versions_with_traffic(start: datetime, end: datetime) -> list[str]:
@@ -150,7 +176,13 @@ def compute_sla(
     versions = ServiceVersion.objects.filter(pk__in=ids).values_list("pk", "sla_max_latency_ms", "sla_availability")
     statuses = []
     for version_id, max_latency, availability_target in versions:
-        requests, errors, disputed, (p50, p95, p99) = _window_figures(version_id, start, end)
+        figures = _window_figures(version_id, start, end)
+        requests, errors, disputed, (p50, p95, p99) = (
+            figures.requests,
+            figures.errors,
+            figures.disputed,
+            figures.quantiles,
+        )
         rate = errors / requests if requests else 0.0
         statuses.append(
             SlaStatus(
@@ -161,6 +193,7 @@ def compute_sla(
                 server_errors=errors,
                 error_rate=round(rate, 6),
                 disputed=disputed,
+                throughput_tps=figures.throughput,
                 availability=round((1 - rate) * 100, 4) if requests else None,
                 p50_ms=_rounded(p50),
                 p95_ms=_rounded(p95),

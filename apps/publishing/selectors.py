@@ -40,14 +40,27 @@ class Route:
     sla_timeout_ms: int
     context_length: int
     category: str
+    data_residency: tuple[str, ...] = ()
+    compliance_level: str = ""
+    parameters: frozenset[str] = frozenset()  # the request parameters its capabilities declare
+
+    @property
+    def offer_id(self) -> str:
+        """`<publisher>/<service>@<version>`: the offer this route serves, as answers name it."""
+        return f"{self.publisher_slug}/{self.service_slug}@{self.version}"
 
     def as_cache(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        data = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        data["data_residency"], data["parameters"] = list(self.data_residency), sorted(self.parameters)
+        return data
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> Route:
         prices = ("price_input_per_mtok", "price_output_per_mtok", "price_cached_input_per_mtok", "price_per_request")
-        return cls(**{k: (Decimal(v) if k in prices and v is not None else v) for k, v in data.items()})
+        values = {k: (Decimal(v) if k in prices and v is not None else v) for k, v in data.items()}
+        values["data_residency"] = tuple(values.get("data_residency") or ())
+        values["parameters"] = frozenset(values.get("parameters") or ())
+        return cls(**values)
 
     @classmethod
     def of(cls, version: ServiceVersion, model_id: str) -> Route:
@@ -74,7 +87,22 @@ class Route:
             sla_timeout_ms=version.sla_timeout_ms,
             context_length=version.context_length,
             category=version.category,
+            data_residency=tuple(str(code) for code in version.data_residency or ()),
+            compliance_level=version.compliance_level,
+            parameters=declared_parameters(version.capabilities),
         )
+
+
+def declared_parameters(capabilities: Any) -> frozenset[str]:
+    """The request parameters a version's capabilities declare: the keys of each capability's `parameters` (or of
+    its JSON schema's `properties`)."""
+    names: set[str] = set()
+    for capability in capabilities or []:
+        parameters = capability.get("parameters") if isinstance(capability, dict) else None
+        if isinstance(parameters, dict):
+            properties = parameters.get("properties")
+            names.update(properties if isinstance(properties, dict) else parameters)
+    return frozenset(str(name) for name in names)
 
 
 def split_model_id(model_id: str) -> tuple[str, str, str | None]:
@@ -168,10 +196,30 @@ def get_route(model_id: str) -> Route:
     return route
 
 
+def get_route_of_version(version_id: str) -> Route | None:
+    """The cached route of one service version by its id (an offer of a catalog model), pinned to that version;
+    None when no such version exists."""
+    key = route_cache_key(f"version:{version_id}")
+    cached = cache.get(key)
+    if cached is not None:
+        return Route.from_cache(cached)
+    version = ServiceVersion.objects.select_related("service__publisher").filter(pk=version_id).first()
+    if version is None:
+        return None
+    route = Route.of(version, f"{version.service}@{version.version}")
+    cache.set(key, route.as_cache(), publishing_settings.ROUTE_CACHE_SECONDS)
+    return route
+
+
 def invalidate_routes(version: ServiceVersion) -> None:
-    """Drop the cached routes of the version's service (unpinned) and of this version (pinned)."""
+    """Drop the cached routes of the version's service (unpinned), of this version (pinned), and by its id."""
     base = str(version.service)
-    cache.delete_many([route_cache_key(base), route_cache_key(f"{base}@{version.version}")])
+    keys = [
+        route_cache_key(base),
+        route_cache_key(f"{base}@{version.version}"),
+        route_cache_key(f"version:{version.pk}"),
+    ]
+    cache.delete_many(keys)
 
 
 def get_service(service_id: Any) -> Service:

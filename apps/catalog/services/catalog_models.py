@@ -24,6 +24,7 @@ from apps.catalog.models import (
 from apps.catalog.services.common import audit, require_admin, require_operational
 from apps.catalog.services.evaluations import recompute_quality
 from apps.catalog.services.graph import base_model_ref, connect, graph_node, owner_graph, version_label
+from apps.catalog.services.offers import conflict_if_slug_taken
 from apps.catalog.services.rules import choice_rule, clean_values, commercial_default, number_rule, text_rule
 from apps.catalog.validation import (
     ErrorCollector,
@@ -97,6 +98,7 @@ MODEL_RULES: dict[str, Any] = {
     "languages": clean_languages,
     "license": clean_license,
     "commercial_use": clean_bool,
+    "open_offers": clean_bool,
     "visibility": choice_rule(Visibility.values),
 }
 VERSION_RULES: dict[str, Any] = {
@@ -123,6 +125,8 @@ def create_model(*, owner: Tenant, actor: Any, slug: str, values: Mapping[str, A
         collector.add("name", "This field is required.")
     collector.raise_if_any()
     commercial_default(cleaned)
+    cleaned.setdefault("open_offers", cleaned["commercial_use"])
+    conflict_if_slug_taken(owner, slug)
     try:
         with transaction.atomic():
             model = CatalogModel.objects.create(owner=owner, slug=slug, **cleaned)
@@ -222,7 +226,10 @@ def _set_served_by(version: ModelVersion, ids: list[uuid.UUID], path: str = "ser
     }
     if missing:
         raise ValidationError(fields=missing)
-    ServedBy.objects.filter(model_version=version).exclude(service_version_id__in=ids).delete()
+    # Only the owner's own links: other tenants' offers of the model stay (see services/offers.py).
+    ServedBy.objects.filter(
+        model_version=version, service_version__service__publisher_id=version.model.owner_id
+    ).exclude(service_version_id__in=ids).delete()
     present = set(ServedBy.objects.filter(model_version=version).values_list("service_version_id", flat=True))
     ServedBy.objects.bulk_create(
         [ServedBy(model_version=version, service_version_id=i) for i in ids if i not in present]
