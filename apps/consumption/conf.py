@@ -31,6 +31,12 @@ consumption_settings = AppSettings(
         "LEDGER_FLUSH_MS": 2,
         # Retries of an upstream call that never reached it (connection refused, DNS).
         "CONNECT_RETRIES": 1,
+        # Routing across a catalog model's offers: most upstream attempts one call makes (the first choice and its
+        # fallbacks), the recent availability (%) under which an offer gets only fallback traffic, and how long a
+        # worker trusts what it knows of an offer's health (refreshed in the background, never on the hot path).
+        "ROUTING_MAX_ATTEMPTS": 5,
+        "ROUTING_MIN_AVAILABILITY": 80.0,
+        "ROUTING_HEALTH_SECONDS": 10,
         # Optional webhook receiving SLA alerts (POST JSON).
         "SLA_ALERT_WEBHOOK": None,
     },
