@@ -107,3 +107,10 @@ def invalidate_model(model: CatalogModel) -> None:
     base = f"{model.owner.slug}/{model.slug}"
     versions = ModelVersion.objects.filter(model=model).values_list("version", flat=True)
     cache.delete_many([cache_key(base), *(cache_key(f"{base}@{v}") for v in versions)])
+
+
+def visible_to(tenant: Any, catalog_model_id: str) -> bool:
+    """Whether `tenant` may see (and so call) the catalog model: the catalog's own visibility rules."""
+    from apps.catalog.selectors import Viewer, visible_models
+
+    return visible_models(Viewer.of(tenant)).filter(pk=catalog_model_id).exists()

@@ -27,6 +27,8 @@ from llm_infra_django.errors import (
 logger = structlog.get_logger(__name__)
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
+# Which offer served the call: `<publisher>/<service>@<version>`.
+PROVIDER_HEADER = "X-Marketplace-Provider"
 
 
 def json_reply(payload: Any, request_id: str, *, status: int = 200, **headers: str) -> Reply:
@@ -78,6 +80,11 @@ def upstream_error(exc: UpstreamStatusError, route: Route) -> AppError:
     return ExternalServiceError(f"The upstream of {route.model_id} failed ({exc.status_code}).", service=route.model_id)
 
 
+def stream_error_event(error: AppError) -> bytes:
+    """The event that ends a stream that failed after its first byte (nothing can be retried then)."""
+    return b"data: " + orjson.dumps(openai_error_body(error)) + b"\n\n"
+
+
 def billed_usage(usage: BilledUsage, cost: Decimal) -> dict[str, Any]:
     """The `usage` object the client gets: the billed counts (not the provider's claim) and their cost."""
     return {
@@ -106,10 +113,12 @@ def completion_reply(
     *,
     request_id: str,
     ticket: Ticket | None,
+    provider: str,
     native_latency_ms: float | None = None,
 ) -> Reply:
-    """A non-streamed answer: the upstream's body with the billed usage and its cost, or, with `native_latency_ms`
-    (the native consume endpoint), `{request_id, response, usage, cost, latency_ms}`."""
+    """A non-streamed answer: the upstream's body with the billed usage and its cost and the offer that served it
+    (`provider`, `<publisher>/<service>@<version>`, also in `X-Marketplace-Provider`), or, with
+    `native_latency_ms` (the native consume endpoint), `{request_id, response, usage, cost, latency_ms, provider}`."""
     if native_latency_ms is not None:
         payload: dict[str, Any] = {
             "request_id": request_id,
@@ -122,17 +131,25 @@ def completion_reply(
             },
             "cost": str(cost),
             "latency_ms": native_latency_ms,
+            "provider": provider,
         }
     else:
         reported = body.get("usage")
         body["usage"] = {**(reported if isinstance(reported, dict) else {}), **billed_usage(usage, cost)}
+        body["provider"] = provider
         payload = body
-    headers = limit_headers({"X-Request-ID": request_id, "X-Marketplace-Cost": str(cost)}, ticket)
+    headers = {"X-Request-ID": request_id, "X-Marketplace-Cost": str(cost), PROVIDER_HEADER: provider}
+    limit_headers(headers, ticket)
     return Reply(200, orjson.dumps(payload), headers=headers)
 
 
-def stream_reply(events: AsyncIterator[bytes], *, request_id: str, ticket: Ticket | None) -> Reply:
+def stream_reply(events: AsyncIterator[bytes], *, request_id: str, ticket: Ticket | None, provider: str) -> Reply:
     """A streamed answer: server-sent events, never buffered by proxies on the way."""
-    headers = {"X-Request-ID": request_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    headers = {
+        "X-Request-ID": request_id,
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        PROVIDER_HEADER: provider,
+    }
     limit_headers(headers, ticket)
     return Reply(200, content_type=EVENT_STREAM, headers=headers, stream=events)

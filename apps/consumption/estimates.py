@@ -74,8 +74,10 @@ def _prompt_bound(kind: str, body: dict[str, Any], counted: int) -> int:
     return max(counted, len(orjson.dumps(value)) + 3)
 
 
-def estimate(call: Call, route: Route) -> None:
-    """Validate the fields that decide cost and count the prompt; nothing reaches the upstream before this."""
+def estimate(call: Call, routes: list[Route]) -> None:
+    """Validate the fields that decide cost and count the prompt; nothing reaches the upstream before this. Of the
+    routes a call may take (its first choice and fallbacks), those whose context cannot hold it are dropped
+    (`call.candidates` keeps the others); the reservation covers the most expensive that remain."""
     body, kind = call.body, call.kind
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -92,35 +94,49 @@ def estimate(call: Call, route: Route) -> None:
         ):
             raise ValidationError(f"'{name}' must be a number from {low} to {high}.", fields={name: ["Out of range."]})
     n = _bounded_int(body, "n", consumption_settings.MAX_N) or 1
-    max_tokens = _bounded_int(body, "max_tokens", route.context_length)
+    widest = max(route.context_length for route in routes)
+    max_tokens = _bounded_int(body, "max_tokens", widest)
     if kind == "chat":
-        max_tokens = _bounded_int(body, "max_completion_tokens", route.context_length) or max_tokens
+        max_tokens = _bounded_int(body, "max_completion_tokens", widest) or max_tokens
     prompt = _prompt_tokens(kind, body)
-    if prompt > route.context_length:
+    fitting = [
+        route
+        for route in routes
+        if prompt <= route.context_length and (max_tokens is None or max_tokens <= route.context_length)
+    ]
+    if not fitting:
+        if prompt > widest or max_tokens is None:
+            raise ValidationError(
+                f"The prompt has {prompt} tokens; this model's context length is {widest}.",
+                fields={"messages" if kind == "chat" else "prompt": ["Too long."]},
+                code="context_length_exceeded",
+            )
+        field_name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         raise ValidationError(
-            f"The prompt has {prompt} tokens; this model's context length is {route.context_length}.",
-            fields={"messages" if kind == "chat" else "prompt": ["Too long."]},
-            code="context_length_exceeded",
+            f"'{field_name}' and the prompt do not fit this model's context length.",
+            fields={field_name: ["Too large for the prompt and this model's context length."]},
         )
     if kind == "embeddings":
         completion = 0
     elif max_tokens is None:
         default = COMPLETIONS_DEFAULT_MAX_TOKENS if kind == "completions" else consumption_settings.DEFAULT_MAX_TOKENS
-        completion = max(1, min(default, route.context_length - prompt))
+        room = min(route.context_length for route in fitting) - prompt
+        completion = max(1, min(default, room))
         # The upstream is asked for no more than was reserved: what it generates beyond is never billed.
         body["max_tokens"] = completion
     else:
         completion = max_tokens
+    call.candidates = fitting
     call.stream = stream
     call.include_usage = bool(options and options.get("include_usage"))
     call.prompt_estimate = prompt
     # The echo provider counts with our own tokenizer, so its count is exact; any other upstream may count more.
-    call.prompt_bound = prompt if route.protocol == "echo" else _prompt_bound(kind, body, prompt)
+    exact = all(route.protocol == "echo" for route in fitting)
+    call.prompt_bound = prompt if exact else _prompt_bound(kind, body, prompt)
     call.completion_estimate = completion * n
+    call.reservation = max(reservation_price(route, call.prompt_bound, call.completion_estimate) for route in fitting)
     field_name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-    if call.prompt_bound + call.completion_estimate > MAX_AMOUNT or (
-        to_units(reservation_price(route, call.prompt_bound, call.completion_estimate)) > MAX_AMOUNT
-    ):
+    if call.prompt_bound + call.completion_estimate > MAX_AMOUNT or to_units(call.reservation) > MAX_AMOUNT:
         raise ValidationError(
             "This request could cost more than one call may reserve; lower max_tokens or n.",
             fields={field_name: ["Too large for one call."]},

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.consumption.conf import consumption_settings
 from apps.consumption.models import Scope
+from apps.consumption.preferences import Preferences
 
 PREFIX = "mk_"
 _ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -76,6 +77,8 @@ class KeyInfo:
     tenant_timezone: str = "UTC"
     # The tenant's metered quota limits (api_requests, tokens, spend_usd), snapshotted with the key.
     quota_limits: dict[str, QuotaSnapshot] = field(default_factory=dict, compare=False)
+    # The tenant's routing settings narrowed by the key's (see preferences.py): a request narrows them further.
+    routing: Preferences = field(default_factory=Preferences, compare=False)
     cached_at: float = field(default_factory=time.monotonic, compare=False)
 
     def usable(self, now: float | None = None) -> tuple[bool, str]:

@@ -63,6 +63,9 @@ class Entry:
     reported_prompt_tokens: int | None = None
     reported_completion_tokens: int | None = None
     usage_disputed: bool = False
+    provider: str = ""  # publisher/service@version
+    attempt_of: str = ""  # a failed attempt's call
+    attempts: int = 0  # failed attempts before the serving one
 
 
 COLUMNS = (
@@ -89,6 +92,9 @@ COLUMNS = (
     "reported_prompt_tokens",
     "reported_completion_tokens",
     "usage_disputed",
+    "provider",
+    "attempt_of",
+    "attempts",
 )
 
 
@@ -123,6 +129,9 @@ def _row(entry: Entry) -> list[Any]:
         entry.reported_prompt_tokens,
         entry.reported_completion_tokens,
         entry.usage_disputed,
+        entry.provider,
+        entry.attempt_of,
+        entry.attempts,
     ]
 
 
@@ -147,6 +156,7 @@ ARRAY_TYPES = {
     "reported_prompt_tokens": "bigint",
     "reported_completion_tokens": "bigint",
     "usage_disputed": "boolean",
+    "attempts": "smallint",
 }
 
 
@@ -184,7 +194,8 @@ def write_entries(entries: list[Entry]) -> set[str]:
             cursor.execute(sql, params)
             inserted = {row[0] for row in cursor.fetchall()}
         fresh = [entry for entry in entries if entry.request_id in inserted]
-        _roll_up(fresh)
+        # A failed attempt at one offer of a routed call is the provider's record (its SLA), not a consumer request.
+        _roll_up([entry for entry in fresh if not entry.attempt_of])
         _count_quota_usage(fresh)
         if disputed := [entry for entry in fresh if entry.usage_disputed]:
             transaction.on_commit(lambda: _announce_disputes(disputed))

@@ -151,10 +151,28 @@ class UsageRecord(models.Model):
     stream = models.BooleanField(default=False)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
+    provider = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The offer that served (or was tried): publisher/service@version.",
+    )
+    attempt_of = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="For a failed attempt at another offer: the request id of the call it belongs to.",
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, db_default=0, help_text="Failed attempts at other offers before this one."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [
+            models.Index(fields=["attempt_of"], condition=~models.Q(attempt_of=""), name="consumption_usage_attempts"),
             models.Index(fields=["tenant", "-started_at"], name="consumption_usage_tenant"),
             models.Index(fields=["service_version", "-started_at"], name="consumption_usage_version"),
             models.Index(fields=["publisher", "-started_at"], name="consumption_usage_publisher"),

@@ -13,11 +13,10 @@ from typing import Any
 
 import structlog
 
-from apps.consumption import admission, estimates, key_lookup, routing, screening, streaming, upstream
+from apps.consumption import admission, estimates, fallback, key_lookup, routing, screening, streaming, upstream
 from apps.consumption.answers import Reply, completion_reply, error_reply, failure_reply, text_of
 from apps.consumption.call import Call
 from apps.consumption.models import Scope
-from apps.consumption.pricing import reservation_price
 from apps.consumption.recording import bill, orphan_record, record, record_failure, withheld_code
 from llm_infra_django.background import spawn
 from llm_infra_django.db import database_sync_to_async
@@ -47,16 +46,18 @@ async def handle(
         call.key = await key_lookup.authenticate(authorization)
         key_lookup.require_scope(call.key, Scope.CONSUME)
         call.body = body if isinstance(body, dict) else estimates.parse_body(body)
-        call.route = await routing.resolve_route(call.body["model"], call.key)
-        estimates.estimate(call, call.route)
+        call.candidates = await routing.plan_routes(call.body, call.key)
+        estimates.estimate(call, call.candidates)
         await _screen(call)
+        call.route = call.candidates[0]
         call.ticket = await admission.admit(
             key=call.key,
             request_id=call.request_id,
             limits=call.key.quota_limits,
             est_tokens=call.prompt_bound + call.completion_estimate,
-            est_cost=reservation_price(call.route, call.prompt_bound, call.completion_estimate),
-            timeout_s=call.route.sla_timeout_ms / 1000,
+            est_cost=call.reservation,
+            # the parallel slot lasts as long as every attempt may take
+            timeout_s=sum(route.sla_timeout_ms for route in call.candidates) / 1000,
             orphan_record=orphan_record(call) if get_async_redis() is not None else "",
         )
         _emit_quota_events(call)
@@ -73,17 +74,18 @@ async def handle(
 
 async def _screen(call: Call) -> None:
     """Policy Engine and Shield, when configured; a redacted prompt is counted again before admission."""
-    assert call.key is not None and call.route is not None
+    assert call.key is not None and call.candidates
+    first = call.candidates[0]
     changed = await screening.screen_request(
         call.kind,
         call.body,
         tenant=call.key.tenant_slug,
-        model=call.route.model_id,
+        model=first.model_id,
         key_id=call.key.id,
-        category=call.route.category,
+        category=first.category,
     )
     if changed:
-        estimates.estimate(call, call.route)
+        estimates.estimate(call, call.candidates)
 
 
 def _emit_quota_events(call: Call) -> None:
@@ -106,12 +108,16 @@ def _emit_quota_events(call: Call) -> None:
 
 
 async def _complete(call: Call, *, native: bool) -> Reply:
-    """A non-streamed call: the upstream's answer, billed (bounded by the reservation), screened, recorded."""
+    """A non-streamed call: the upstream's answer (from the first offer of its plan that answers), billed (bounded
+    by the reservation), screened, recorded."""
     assert call.key is not None and call.route is not None
-    try:
-        answer = await upstream.call(call.route, call.kind, call.body, call.request_id)
-    except (upstream.UpstreamStatusError, AppError) as exc:
-        return error_reply(await record_failure(call, exc), call.request_id)
+    while True:
+        try:
+            answer = await upstream.call(call.route, call.kind, call.body, call.request_id)
+            break
+        except (upstream.UpstreamStatusError, AppError) as exc:
+            if not await fallback.next_offer(call, exc):
+                return error_reply(await record_failure(call, exc), call.request_id)
     body = answer.body
     usage = bill(call, body.get("usage"), text_of(body))
     if screening.screens_responses():
@@ -124,5 +130,11 @@ async def _complete(call: Call, *, native: bool) -> Reply:
     cost = await record(call, status=200, usage=usage)
     latency_ms = round((time.perf_counter() - call.started) * 1000, 3) if native else None
     return completion_reply(
-        body, usage, cost, request_id=call.request_id, ticket=call.ticket, native_latency_ms=latency_ms
+        body,
+        usage,
+        cost,
+        request_id=call.request_id,
+        ticket=call.ticket,
+        provider=call.route.offer_id,
+        native_latency_ms=latency_ms,
     )

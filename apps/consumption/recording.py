@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import structlog
+
 from apps.consumption import admission, claims, ledger, ledger_stream, tokenizer
 from apps.consumption.answers import upstream_error
 from apps.consumption.call import Call
@@ -19,9 +21,11 @@ from apps.consumption.protocol import SettleArgs
 from apps.consumption.upstream import UpstreamStatusError
 from apps.tenancy import quotas
 from apps.tenancy.money import to_units
+from llm_infra_django.background import spawn
 from llm_infra_django.errors import AppError, PolicyViolationError, to_app_error
 from llm_infra_django.redis import get_async_redis
 
+logger = structlog.get_logger(__name__)
 WORKER_LOST = "worker_lost"
 NO_USAGE = BilledUsage(prompt_tokens=0, completion_tokens=0)
 
@@ -72,7 +76,7 @@ def _entry(
         api_key_id=call.key.id,
         publisher_id=call.route.publisher_id,
         service_version_id=call.route.version_id,
-        model_id=call.route.model_id if "@" not in call.body.get("model", "") else call.body["model"],
+        model_id=call.route.model_id,
         endpoint=call.kind,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
@@ -91,6 +95,8 @@ def _entry(
         finished_at=datetime.now(UTC),
         tenant_timezone=call.key.tenant_timezone,
         quota_periods=_quota_periods(call) if counted else {},
+        provider=call.route.offer_id,
+        attempts=call.attempts,
     )
 
 
@@ -158,3 +164,32 @@ async def record_failure(call: Call, exc: Exception) -> AppError:
     assert error is not None
     await record(call, status=error.status_code, error_code=error.code, counted=False)
     return error
+
+
+def attempt_id(request_id: str, attempt: int) -> str:
+    """The request id of a call's failed attempt `attempt` (1, 2…): `<request id>.<attempt>`, within 64 characters."""
+    suffix = f".{attempt}"
+    return request_id[: 64 - len(suffix)] + suffix
+
+
+async def record_attempt(call: Call, exc: Exception) -> None:
+    """A failed attempt at one offer, before the call falls back to the next: a record of its own (the provider's
+    SLA counts it; the consumer is billed nothing for it and it counts against no quota), linked to the call by
+    `attempt_of`. Written in the background: the fallback does not wait for the database."""
+    assert call.key is not None and call.route is not None
+    error = upstream_error(exc, call.route) if isinstance(exc, UpstreamStatusError) else to_app_error(exc)
+    status = error.status_code if error is not None else 502
+    entry = _entry(
+        call, status=status, usage=NO_USAGE, cost=Decimal(0), error_code=error.code if error else "", counted=False
+    )
+    entry.request_id = attempt_id(call.request_id, call.attempts + 1)
+    entry.attempt_of = call.request_id
+    entry.attempts = 0
+    spawn(_write_attempt(entry))
+
+
+async def _write_attempt(entry: ledger.Entry) -> None:
+    try:
+        await ledger.writer().write(entry)
+    except Exception as exc:
+        logger.error("attempt_record_failed", request_id=entry.request_id, error=type(exc).__name__)

@@ -1,18 +1,25 @@
-"""The second stage of a proxied call: the model id resolved to the route of a servable service version the key's
-tenant may use, cached in this process (no SQL once warm)."""
+"""The second stage of a proxied call: the model id resolved to the routes it may take, cached in this process (no
+SQL once warm). A service id (`<publisher>/<service>[@<version>]`) names one route; a catalog model id
+(`<owner>/<model-slug>[@<version>]`) names its offers, the servable service versions of any tenant serving it, which
+the call's preferences (its `provider` object, narrowing its key's and tenant's) filter and order, followed by the
+offers of each model in its `models` list: the plan of attempts (see choosing.py)."""
 
 from __future__ import annotations
 
 import time
-from typing import TypeGuard, TypeVar
+from dataclasses import replace
+from typing import Any, TypeGuard, TypeVar
 
+from apps.catalog.offers import ModelOffers, get_model_offers
+from apps.consumption import choosing, preferences
 from apps.consumption.conf import consumption_settings
+from apps.consumption.health import health_cache
 from apps.consumption.keys import KeyInfo
 from apps.publishing.lifecycle import SERVABLE
 from apps.publishing.models import Status
-from apps.publishing.selectors import Route, Unavailable, get_route, get_unavailable
+from apps.publishing.selectors import Route, Unavailable, get_route, get_route_of_version, get_unavailable
 from llm_infra_django.db import database_sync_to_async
-from llm_infra_django.errors import AuthorizationError, NotFoundError
+from llm_infra_django.errors import AppError, AuthorizationError, NotFoundError
 
 
 class RouteCache:
@@ -21,10 +28,12 @@ class RouteCache:
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[float, Route | Unavailable | None]] = {}
+        self.offers: dict[str, tuple[float, tuple[ModelOffers | None, tuple[Route, ...]]]] = {}
         self.access: dict[tuple[str, str], tuple[float, bool]] = {}
 
     def clear(self) -> None:
         self.routes.clear()
+        self.offers.clear()
         self.access.clear()
 
 
@@ -103,3 +112,100 @@ async def resolve_route(model_id: str, key: KeyInfo) -> Route:
     if not await _has_access(key, found.service_id, found.publisher_id):
         raise AuthorizationError(f"Your tenant has no access to '{model_id}'.", code="model_not_allowed")
     return found
+
+
+# --- Catalog models: many offers ------------------------------------------------------------------------------
+
+
+def _load_offers(model_id: str) -> tuple[ModelOffers | None, tuple[Route, ...]]:
+    """A catalog model's offers and their routes (named by the model id called), None for another id."""
+    offers = get_model_offers(model_id)
+    if offers is None:
+        return None, ()
+    routes = (get_route_of_version(version_id) for version_id in offers.service_version_ids)
+    return offers, tuple(replace(route, model_id=model_id) for route in routes if route is not None)
+
+
+def _can_use_model(tenant_id: str, catalog_model_id: str) -> bool:
+    from apps.catalog.offers import visible_to
+    from apps.tenancy.models import Tenant
+
+    return visible_to(Tenant.objects.get(pk=tenant_id), catalog_model_id)
+
+
+async def _may_use_model(key: KeyInfo, offers: ModelOffers) -> bool:
+    access_key = (key.tenant_id, f"model:{offers.catalog_model_id}")
+    access = route_cache.access.get(access_key)
+    if not _fresh(access):
+        allowed = await database_sync_to_async(_can_use_model)(key.tenant_id, offers.catalog_model_id)
+        access = (time.monotonic(), allowed)
+        route_cache.access[access_key] = access
+    return access[1]
+
+
+async def model_offers(model_id: str, key: KeyInfo) -> list[choosing.Offer] | None:
+    """The servable offers of the catalog model `model_id` the key may use, with their health (None when the id
+    names no catalog model). A model the key's tenant may not use is a 404, as an unknown one."""
+    entry = route_cache.offers.get(model_id)
+    if not _fresh(entry):
+        entry = (time.monotonic(), await database_sync_to_async(_load_offers)(model_id))
+        route_cache.offers[model_id] = entry
+    offers, routes = entry[1]
+    if offers is None:
+        return None
+    if not await _may_use_model(key, offers):
+        raise NotFoundError(message=f"The model '{model_id}' does not exist or is not available.")
+    if not key.allows_model(model_id):
+        raise AuthorizationError(f"This API key may not use '{model_id}'.", code="model_not_allowed")
+    usable = [
+        route
+        for route in routes
+        if route.status in SERVABLE and await _has_access(key, route.service_id, route.publisher_id)
+    ]
+    health = health_cache.get(route.version_id for route in usable)
+    return [
+        choosing.Offer(
+            route,
+            healthy=health[route.version_id].healthy,
+            p50_ms=health[route.version_id].p50_ms,
+            throughput=health[route.version_id].throughput_tps,
+        )
+        for route in usable
+    ]
+
+
+async def _offers_of(model_id: str, key: KeyInfo) -> list[choosing.Offer]:
+    offers = await model_offers(model_id, key)
+    if offers is not None:
+        return offers
+    return [choosing.Offer(await resolve_route(model_id, key))]
+
+
+async def plan_routes(body: dict[str, Any], key: KeyInfo) -> list[Route]:
+    """The routes to try for this call, in order: the offers of `model` its preferences allow, then those of each
+    model of its `models` list. Takes the routing fields (`provider`, `models`) out of the body: they are ours, never
+    forwarded. Errors: the first model's (404, 403), or a 404 when no offer is left."""
+    requested, given = preferences.parse(body.pop("provider", None))
+    chosen = key.routing.narrowed_by(requested, given)
+    model_ids = [body["model"], *preferences.fallback_models(body.pop("models", None))]
+    parameters = preferences.request_parameters(body) if chosen.require_parameters else frozenset()
+    plan: list[Route] = []
+    for index, model_id in enumerate(model_ids):
+        try:
+            offers = await _offers_of(model_id, key)
+        except AppError:
+            if index == 0:
+                raise
+            continue  # an unavailable fallback model is skipped
+        for offer in choosing.plan(choosing.allowed(offers, chosen, parameters), chosen):
+            if all(offer.route.version_id != taken.version_id for taken in plan):
+                plan.append(offer.route)
+        if plan and not chosen.allow_fallbacks:
+            break
+    if not plan:
+        raise AppError(
+            f"No offer of '{model_ids[0]}' matches the routing preferences (provider).",
+            code="no_offer_available",
+            status_code=404,
+        )
+    return plan[: max(1, int(consumption_settings.ROUTING_MAX_ATTEMPTS))]

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import orjson
 import structlog
 
-from apps.consumption import admission, screening, upstream
-from apps.consumption.answers import Reply, billed_usage, error_reply, stream_reply, text_of
+from apps.consumption import admission, fallback, screening, upstream
+from apps.consumption.answers import Reply, billed_usage, error_reply, stream_error_event, stream_reply, text_of
 from apps.consumption.call import Call
 from apps.consumption.claims import BilledUsage
 from apps.consumption.pricing import price
@@ -27,18 +27,62 @@ EXTEND_EVERY_SECONDS = 10.0
 
 
 async def stream(call: Call) -> Reply:
-    """Open the upstream stream and answer with the relay of its events (or the error that stopped it)."""
+    """Open the upstream stream and answer with the relay of its events (or the error that stopped it). An offer
+    that fails before its first content event is left for the next one of the call's plan (nothing has reached the
+    client yet); after it, the stream ends with an error event."""
     assert call.route is not None
-    try:
-        opened = await upstream.open_stream(call.route, call.kind, call.body, call.request_id)
-    except (upstream.UpstreamStatusError, AppError) as exc:
-        return error_reply(await record_failure(call, exc), call.request_id)
-    events = opened.events()
+    while True:
+        try:
+            opened = await upstream.open_stream(call.route, call.kind, call.body, call.request_id)
+            events = await _from_first_content(call, opened)
+            break
+        except (upstream.UpstreamStatusError, AppError) as exc:
+            if not await fallback.next_offer(call, exc):
+                return error_reply(await record_failure(call, exc), call.request_id)
     if screening.screens_responses():
-        withheld, events = await _screen(call, opened)
+        withheld, events = await _screen(call, opened, events)
         if withheld is not None:
             return error_reply(withheld, call.request_id)
-    return stream_reply(_relay(call, opened, events), request_id=call.request_id, ticket=call.ticket)
+    return stream_reply(
+        _relay(call, opened, events), request_id=call.request_id, ticket=call.ticket, provider=call.route.offer_id
+    )
+
+
+def _starts_answer(event: bytes) -> bool:
+    """Whether the event delivers something of the answer (content, the usage chunk, or the end of the stream)."""
+    data = event[len(b"data: ") :].strip() if event.startswith(b"data: ") else b""
+    if data == b"[DONE]":
+        return True
+    try:
+        chunk = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(chunk, dict) and bool(text_of(chunk) or isinstance(chunk.get("usage"), dict))
+
+
+async def _from_first_content(call: Call, opened: upstream.Stream) -> AsyncIterator[bytes]:
+    """The stream's events, read ahead up to its first content event: a failure before it closes the upstream and
+    raises (as `open_stream` would) so that the call can fall back; after it, events flow as they come."""
+    assert call.route is not None
+    events = opened.events()
+    head: list[bytes] = []
+    try:
+        async for event in events:
+            head.append(event)
+            if _starts_answer(event):
+                break
+    except Exception as exc:
+        error = upstream.transport_failure(call.route, exc) if isinstance(exc, upstream.TRANSPORT_ERRORS) else exc
+        await opened.close(error)
+        raise error from exc
+
+    async def rest() -> AsyncIterator[bytes]:
+        for event in head:
+            yield event
+        async for event in events:
+            yield event
+
+    return rest()
 
 
 async def _keeping_alive(call: Call, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -51,14 +95,16 @@ async def _keeping_alive(call: Call, events: AsyncIterator[bytes]) -> AsyncItera
         yield event
 
 
-async def _screen(call: Call, opened: upstream.Stream) -> tuple[AppError | None, AsyncIterator[bytes]]:
+async def _screen(
+    call: Call, opened: upstream.Stream, events: AsyncIterator[bytes]
+) -> tuple[AppError | None, AsyncIterator[bytes]]:
     """Read the stream whole and scan it. Returns (None, the screened events to relay), or (the error to answer,
     nothing) when the answer is withheld: blocked, the scan failing closed, or the upstream failing midway — the
     call is then billed and recorded all the same."""
     assert call.key is not None and call.route is not None
     buffered: list[bytes] = []
     try:
-        async for event in _keeping_alive(call, opened.events()):
+        async for event in _keeping_alive(call, events):
             buffered.append(event)
         screened = await screening.screen_stream(buffered, tenant=call.key.tenant_slug, model=call.route.model_id)
     except Exception as exc:
@@ -113,6 +159,14 @@ async def _relay(call: Call, opened: upstream.Stream, events: AsyncIterator[byte
                 completed = True
             yield event
         completed = True
+    except Exception as exc:
+        # After the first byte nothing can be retried: the stream ends with an error event, the delivered part billed.
+        failure = exc
+        assert call.route is not None
+        error = to_app_error(exc) or ExternalServiceError(
+            f"The stream of {call.route.model_id} failed.", service=call.route.model_id
+        )
+        yield stream_error_event(error)
     except BaseException as exc:
         failure = exc
         raise

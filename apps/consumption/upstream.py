@@ -175,7 +175,7 @@ async def _guarded_call(route: Route, kind: str, body: dict[str, Any], request_i
     return answer
 
 
-def _transport_failure(route: Route, exc: BaseException) -> Exception:
+def transport_failure(route: Route, exc: BaseException) -> Exception:
     """The client-facing error for a transport failure: a timeout is a 504, anything else a 502."""
     if isinstance(exc, asyncio.TimeoutError):
         return UpstreamTimeoutError(f"The upstream of {route.model_id} did not answer in time.", service=route.model_id)
@@ -190,7 +190,7 @@ async def call(route: Route, kind: str, body: dict[str, Any], request_id: str) -
     try:
         return await _guarded_call(route, kind, body, request_id)
     except TRANSPORT_ERRORS as exc:
-        raise _transport_failure(route, exc) from exc
+        raise transport_failure(route, exc) from exc
 
 
 def _echo(route: Route, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +256,7 @@ async def open_stream(route: Route, kind: str, body: dict[str, Any], request_id:
         response = await _exchange(route, kind, body, request_id, stream=True)
     except TRANSPORT_ERRORS as exc:
         await guard.__aexit__(type(exc), exc, None)
-        raise _transport_failure(route, exc) from exc
+        raise transport_failure(route, exc) from exc
     except BaseException as exc:
         await guard.__aexit__(type(exc), exc, None)
         raise

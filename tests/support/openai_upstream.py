@@ -35,6 +35,8 @@ class Behaviour:
         self.request_ids: list[str] = []
         # Down: connections still open (keep-alive) are closed without an answer, as by a crashed server.
         self.down = False
+        # Streams break (the connection is cut) after this many content chunks, when set.
+        self.break_stream_after: int | None = None
 
 
 def _reply(behaviour: Behaviour, max_tokens: int | None) -> list[str]:
@@ -146,6 +148,10 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             for index, word in enumerate(words):
+                if b.break_stream_after is not None and index >= b.break_stream_after:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 text = word if index == 0 else " " + word
                 delta = (
                     {"index": 0, "delta": {"content": text}, "finish_reason": None}

@@ -10,10 +10,9 @@ from typing import Any
 from django.db import transaction
 
 from apps.catalog.models import CatalogModel, ModelVersion, ServedBy, VersionStatus
-from apps.catalog.offers import split_model_id
+from apps.catalog.offers import split_model_id, visible_to
 from apps.catalog.services.common import audit, require_admin, require_operational
 from apps.tenancy.models import Tenant
-from apps.tenancy.sharing import can_use
 from llm_infra_django.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 
 OFFERABLE_VERSION = (VersionStatus.READY, VersionStatus.DEPRECATED)
@@ -39,7 +38,7 @@ def may_offer(provider: Tenant, model: CatalogModel) -> bool:
     """The owner always; another tenant when the model accepts open offers and the tenant may use the model."""
     if str(provider.pk) == str(model.owner_id):
         return True
-    return model.open_offers and can_use(provider, "model", model.sharing_id, owner_id=model.owner_id)
+    return model.open_offers and visible_to(provider, str(model.pk))
 
 
 def check_offer(provider: Tenant, version: ModelVersion, path: str = "serves") -> None:

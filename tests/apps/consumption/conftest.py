@@ -36,10 +36,12 @@ def _fresh_process_state() -> Iterator[None]:
 
     def reset() -> None:
         from apps.consumption import ledger_stream
+        from apps.consumption.health import health_cache
         from llm_infra_django.redis import get_redis
 
         key_cache.forget()
         route_cache.clear()
+        health_cache.clear()
         cache.clear()
         client = get_redis()
         if client is not None:  # this database's ledger stream holds nothing of another test
