@@ -193,9 +193,11 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "estimated",
         "usage_disputed",
         "stream",
+        "provider",
+        "attempts",
     ]
     list_filter = ["endpoint", "estimated", "usage_disputed", "stream"]
-    search_fields = ["request_id", "model_id"]
+    search_fields = ["request_id", "model_id", "provider", "attempt_of"]
     list_select_related = ["tenant"]
     fields = [
         "request_id",
@@ -220,6 +222,9 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "stream",
         "started_at",
         "finished_at",
+        "provider",
+        "attempt_of",
+        "attempts",
     ]
 
 

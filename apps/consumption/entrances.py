@@ -15,8 +15,10 @@ from llm_infra_django.errors import AuthenticationError, ValidationError
 
 
 async def list_models(*, authorization: str | None, request_id: str) -> Reply:
-    """The models the key may use, as OpenAI's model list (ids `<publisher>/<service>`, `owned_by` the publisher's
-    slug), each with OpenRouter's extra fields: `category`, `context_length` and `pricing` (see `models_for_key`)."""
+    """The models the key may use, as OpenAI's model list — routed catalog models (ids `<owner>/<model-slug>`, with
+    `offers`: how many offers serve them, and their lowest prices) and services (ids `<publisher>/<service>`),
+    `owned_by` the owner's or publisher's slug — each with OpenRouter's extra fields: `category`, `context_length`
+    and `pricing` (see `models_for_key`)."""
     try:
         key = await key_lookup.authenticate(authorization)
         if await flags.ais_revoked(key):
@@ -34,6 +36,7 @@ async def list_models(*, authorization: str | None, request_id: str) -> Reply:
             "category": row["category"],
             "context_length": row["context_length"],
             "pricing": row["pricing"],
+            **({"offers": row["offers"]} if "offers" in row else {}),
         }
         for row in rows
     ]

@@ -52,7 +52,7 @@ def models_for_key(key: KeyInfo) -> list[dict[str, Any]]:
     usable = usable_ids(
         tenant, "service", {str(version.service_id): version.service.publisher_id for version in versions}
     )
-    return [
+    services = [
         {
             "model_id": version.model_id,
             "publisher": version.service.publisher.slug,
@@ -64,6 +64,52 @@ def models_for_key(key: KeyInfo) -> list[dict[str, Any]]:
         for version in versions
         if str(version.service_id) in usable
     ]
+    return _routed_models(key, tenant) + services
+
+
+def _routed_models(key: KeyInfo, tenant: Any) -> list[dict[str, Any]]:
+    """The catalog models the key may call whose offers its tenant may use: id `<owner>/<model-slug>`, how many
+    offers serve it (`offers`), the widest context and the lowest price of each kind among them. Three queries."""
+    from apps.catalog.models import ServedBy
+    from apps.catalog.offers import ACTIVE_SERVICE_VERSION, CALLABLE_MODEL, CALLABLE_VERSION
+    from apps.catalog.selectors import Viewer, visible_models
+    from apps.tenancy.sharing import usable_ids
+
+    links = list(
+        ServedBy.objects.filter(
+            model_version__status__in=CALLABLE_VERSION,
+            model_version__model__in=visible_models(Viewer.of(tenant)).filter(status__in=CALLABLE_MODEL),
+            service_version__status=ACTIVE_SERVICE_VERSION,
+        ).select_related("model_version__model__owner", "service_version__service")
+    )
+    usable = usable_ids(
+        tenant,
+        "service",
+        {str(link.service_version.service_id): link.service_version.service.publisher_id for link in links},
+    )
+    grouped: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for link in links:
+        model = link.model_version.model
+        model_id = f"{model.owner.slug}/{model.slug}"
+        if str(link.service_version.service_id) in usable and key.allows_model(model_id):
+            grouped.setdefault(model_id, (model, {}))[1][str(link.service_version_id)] = link.service_version
+    rows = []
+    for model_id, (model, offers) in sorted(grouped.items()):
+        prices = [_pricing(version) for version in offers.values()]
+        rows.append(
+            {
+                "model_id": model_id,
+                "publisher": model.owner.slug,
+                "created": int(model.created_at.timestamp()),
+                "category": model.category,
+                "context_length": max(version.context_length for version in offers.values()),
+                "pricing": {
+                    name: min((p[name] for p in prices), key=Decimal) for name in ("prompt", "completion", "request")
+                },
+                "offers": len(offers),
+            }
+        )
+    return rows
 
 
 def _usd(value: Decimal | None, per: int = 1) -> str:

@@ -154,6 +154,7 @@ async def _relay(call: Call, opened: upstream.Stream, events: AsyncIterator[byte
                         assert call.route is not None
                         cost = price(call.route, usage.prompt_tokens, usage.completion_tokens)
                         chunk["usage"] = {**chunk["usage"], **billed_usage(usage, cost)}
+                        chunk["provider"] = call.route.offer_id
                         event = b"data: " + orjson.dumps(chunk) + b"\n\n"
             elif data == b"[DONE]":
                 completed = True

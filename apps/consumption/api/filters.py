@@ -67,9 +67,45 @@ class UsageRecordFilter(django_filters.FilterSet):
         help_text="`true`: only requests whose provider claimed more usage than the request admitted, or no count.",
     )
 
+    provider = django_filters.CharFilter(
+        method="filter_provider",
+        help_text="The offer that served or was tried: `publisher/service` (every version) or `…@1.2.0`.",
+    )
+    attempt_of = django_filters.CharFilter(
+        field_name="attempt_of", help_text="A call's request id: its failed attempts at other offers."
+    )
+    attempts = django_filters.BooleanFilter(
+        method="filter_attempts",
+        help_text="`true`: only failed attempts at an offer (billed nothing); `false`: only calls.",
+    )
+
     class Meta:
         model = UsageRecord
-        fields = ["key", "model", "service", "version", "status", "endpoint", "since", "until", "consumer", "disputed"]
+        fields = [
+            "key",
+            "model",
+            "service",
+            "version",
+            "status",
+            "endpoint",
+            "since",
+            "until",
+            "consumer",
+            "disputed",
+            "provider",
+            "attempt_of",
+            "attempts",
+        ]
+
+    def filter_provider(self, qs: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        if "@" in value:
+            return qs.filter(provider=value)
+        return qs.filter(provider__startswith=f"{value}@")
+
+    def filter_attempts(self, qs: QuerySet[Any], name: str, value: bool | None) -> QuerySet[Any]:
+        if value is None:
+            return qs
+        return qs.exclude(attempt_of="") if value else qs.filter(attempt_of="")
 
     def filter_model(self, qs: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         if "@" in value:

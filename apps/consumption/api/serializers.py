@@ -177,6 +177,9 @@ class UsageRecordSerializer(serializers.ModelSerializer):
             "stream",
             "started_at",
             "finished_at",
+            "provider",
+            "attempt_of",
+            "attempts",
         ]
         read_only_fields = fields
 

@@ -189,6 +189,9 @@ class UsageRecordNode(DjangoObjectType):
             "stream",
             "started_at",
             "finished_at",
+            "provider",
+            "attempt_of",
+            "attempts",
         )
 
     @classmethod

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import AsyncClient
 
 from apps.catalog import services as catalog
 from apps.catalog.models import ModelStatus, ModelVersion
 from apps.catalog.services.offers import offer_model
-from apps.consumption import choosing
+from apps.consumption import choosing, tokenizer
 from apps.consumption.models import UsageRecord
 from apps.publishing import services as publishing
 from apps.publishing.models import ServiceVersion
@@ -179,14 +180,23 @@ async def test_a_4xx_of_the_upstream_is_the_answer_not_a_reason_to_fall_back(fai
     assert failing_market["good"].requests == 0
 
 
+def usage_client(tenant: Any) -> Any:
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(tenant.owner)
+    return client
+
+
 async def test_a_stream_whose_first_offer_fails_before_its_first_byte_is_served_by_the_next(
-    failing_market, make_key
+    failing_market, make_key, consumer
 ) -> None:
     secret = await sync_to_async(make_key)()
     body = {
         "model": MODEL,
         "messages": MESSAGES,
         "stream": True,
+        "stream_options": {"include_usage": True},
         "provider": {"order": ["acme/dead", "acme/busy", "acme/good"]},
     }
     answer = await post("/v1/chat/completions", body, secret)
@@ -194,9 +204,20 @@ async def test_a_stream_whose_first_offer_fails_before_its_first_byte_is_served_
     assert answer["X-Marketplace-Provider"] == "acme/good@1.0.0"
     text = b"".join([chunk async for chunk in answer.streaming_content]).decode()
     assert "w0" in text and text.rstrip().endswith("data: [DONE]")
+    assert '"provider":"acme/good@1.0.0"' in text  # in the usage chunk
     record, tried = await records_of(answer["X-Request-ID"], 2)
     assert record.attempts == 2 and record.provider == "acme/good@1.0.0" and record.status_code == 200
     assert [attempt.provider for attempt in tried] == ["acme/dead@1.0.0", "acme/busy@1.0.0"]
+
+    # the usage API carries who served and links the attempts (filterable)
+    client = await sync_to_async(usage_client)(consumer)
+    listed = await sync_to_async(client.get)("/api/v1/usage/", {"attempt_of": answer["X-Request-ID"]})
+    assert listed.status_code == 200, listed.content
+    rows = listed.json()["results"]
+    assert sorted(row["provider"] for row in rows) == ["acme/busy@1.0.0", "acme/dead@1.0.0"]
+    assert {row["cost"] for row in rows} == {"0"} or {float(row["cost"]) for row in rows} == {0.0}
+    served = await sync_to_async(client.get)("/api/v1/usage/", {"provider": "acme/good", "attempts": "false"})
+    assert [row["attempts"] for row in served.json()["results"]] == [2]
 
 
 async def test_a_stream_failing_after_its_first_byte_ends_with_an_error_event_and_bills_what_was_delivered(
@@ -209,14 +230,16 @@ async def test_a_stream_failing_after_its_first_byte_ends_with_an_error_event_an
     assert answer.status_code == 200
     events = [chunk async for chunk in answer.streaming_content]
     text = b"".join(events).decode()
-    # three words were delivered, then the error event: no fallback after the first byte
-    assert "w2" in text and "w3" not in text
-    last = json.loads(text.strip().split("\n\n")[-1][len("data: ") :])
-    assert last["error"]["code"] == "external_service_error"
+    # words were delivered, then the error event: no fallback after the first byte
+    chunks = [json.loads(event[len("data: ") :]) for event in text.strip().split("\n\n")]
+    delivered = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1] if c.get("choices"))
+    assert delivered.startswith("w0") and "w3" not in text
+    assert chunks[-1]["error"]["code"] == "external_service_error"
     assert failing_market["busy"].requests == 0
+    # and the delivered part is billed
     record = await wait_for_record(answer["X-Request-ID"])
     assert (record.status_code, record.error_code, record.provider) == (499, "stream_failed", "acme/good@1.0.0")
-    assert record.completion_tokens == 3 and record.cost > 0
+    assert record.completion_tokens == tokenizer.count_tokens(delivered) > 0 and record.cost > 0
 
 
 async def test_preferences_order_only_ignore_max_price_residency_and_sort(priced_market, make_key) -> None:
@@ -317,3 +340,15 @@ def test_default_choice_weights_offers_by_the_inverse_square_of_their_price() ->
     total = sum(weights.values())
     for name, weight in weights.items():
         assert firsts[name] / 2000 == pytest.approx(weight / total, abs=0.03), firsts
+
+
+async def test_the_model_list_shows_routed_models_with_their_offers_and_lowest_prices(priced_market, make_key) -> None:
+    secret = await sync_to_async(make_key)()
+    response = await AsyncClient().get("/v1/models", headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 200, response.content
+    models = {row["id"]: row for row in response.json()["data"]}
+    routed = models[MODEL]
+    assert routed["offers"] == 3 and routed["owned_by"] == "acme"
+    assert routed["pricing"]["prompt"] == "0.0001" and routed["pricing"]["completion"] == "0.0002"
+    # beside today's service ids
+    assert {"acme/cheap", "acme/mid", "acme/dear"} <= set(models) and "offers" not in models["acme/cheap"]
