@@ -12,15 +12,17 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from apps.consumption import services, sla, usage
-from apps.consumption.models import ApiKey, Scope, SlaViolation, UsageRecord, UsageRollup
+from apps.consumption import preferences, services, sla, usage
+from apps.consumption.models import ApiKey, Scope, SlaViolation, TenantRouting, UsageRecord, UsageRollup
 from apps.tenancy.admin_scoping import TenantScopedAdmin, run_service_action
+from llm_infra_django.errors import AppError
 
 VIEW_ONLY = frozenset({"view"})
 KEY_SETTINGS = (
     "name",
     "scopes",
     "allowed_models",
+    "routing",
     "rpm_limit",
     "tpm_limit",
     "max_parallel",
@@ -53,11 +55,30 @@ class ModelIdsField(forms.Field):
         return [] if value in self.empty_values else str(value).replace(",", " ").split()
 
 
+class RoutingField(forms.JSONField):
+    """Routing preferences as JSON, checked as a request's `provider` object is."""
+
+    def clean(self, value: Any) -> Any:
+        cleaned = super().clean(value)
+        try:
+            return preferences.clean(cleaned, "routing")
+        except AppError as exc:
+            fields = exc.details.get("fields") or {}
+            raise forms.ValidationError(
+                [f"{name}: {'; '.join(map(str, errors))}" for name, errors in fields.items()] or [exc.message]
+            ) from None
+
+
 class ApiKeyAddForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=[Scope.CONSUME]
     )
     allowed_models = ModelIdsField(required=False, help_text="Model ids, comma-separated; empty = all.")
+    routing = RoutingField(
+        required=False,
+        initial=dict,
+        help_text='Routing preferences, e.g. {"data_residency": ["FR", "DE"], "sort": "price"}; empty = none.',
+    )
 
     class Meta:
         model = ApiKey
@@ -226,6 +247,38 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "attempt_of",
         "attempts",
     ]
+
+
+class TenantRoutingForm(forms.ModelForm):
+    routing = RoutingField(
+        required=False,
+        initial=dict,
+        help_text='e.g. {"only": ["acme/fast"], "data_residency": ["FR", "DE"], "max_price": {"prompt": 2}}.',
+    )
+
+    class Meta:
+        model = TenantRouting
+        fields = ["tenant", "routing"]
+
+
+@admin.register(TenantRouting)
+class TenantRoutingAdmin(TenantScopedAdmin):
+    """A tenant's routing preferences: the defaults and restrictions its keys' calls start from (set through the
+    routing service: checked, audited)."""
+
+    tenant_field = "tenant"
+    tenant_admin_permissions = frozenset({"view", "add", "change"})
+    platform_permissions = frozenset({"view", "add", "change", "delete"})
+    form = TenantRoutingForm
+    list_display = ["tenant", "routing", "updated_at"]
+    list_select_related = ["tenant"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["tenant", "updated_at"] if obj is not None else ["updated_at"]
+
+    def save_model(self, request: HttpRequest, obj: TenantRouting, form: Any, change: bool) -> None:
+        # The form checked the preferences; the service records the change in the tenant's audit log.
+        _adopt(obj, services.set_tenant_routing(tenant=obj.tenant, actor=request.user, routing=obj.routing))
 
 
 @admin.register(UsageRollup)

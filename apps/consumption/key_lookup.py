@@ -8,7 +8,7 @@ import hmac
 from django.utils import timezone
 
 from apps.consumption.keys import KeyInfo, QuotaSnapshot, hash_secret, key_cache, looks_like_key
-from apps.consumption.models import ApiKey
+from apps.consumption.models import ApiKey, TenantRouting
 from llm_infra_django.db import database_sync_to_async
 from llm_infra_django.errors import AuthenticationError, AuthorizationError
 
@@ -41,7 +41,8 @@ def load_key(key_hash: str) -> KeyInfo | None:
         snapshots[name] = QuotaSnapshot(limit_units=limit.limit_units, action=limit.action, period=limit.period)
     if key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
-    return KeyInfo.of(key, snapshots)
+    routing = TenantRouting.objects.filter(tenant_id=key.tenant_id).values_list("routing", flat=True).first()
+    return KeyInfo.of(key, snapshots, tenant_routing=routing)
 
 
 def _key_hash(authorization: str | None) -> str:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.consumption.conf import consumption_settings
 from apps.consumption.models import Scope
-from apps.consumption.preferences import Preferences
+from apps.consumption.preferences import Preferences, settings_of
 
 PREFIX = "mk_"
 _ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -102,7 +102,7 @@ class KeyInfo:
         return model_id in self.allowed_models or base in self.allowed_models
 
     @classmethod
-    def of(cls, key: Any, quota_limits: dict[str, QuotaSnapshot] | None = None) -> KeyInfo:
+    def of(cls, key: Any, quota_limits: dict[str, QuotaSnapshot] | None = None, tenant_routing: Any = None) -> KeyInfo:
         tenant = key.tenant
         expires: datetime | None = key.expires_at
         return cls(
@@ -121,6 +121,7 @@ class KeyInfo:
             revoked=key.revoked_at is not None and key.revoked_at <= timezone.now(),
             tenant_timezone=tenant.timezone,
             quota_limits=quota_limits or {},
+            routing=settings_of(tenant_routing, getattr(key, "routing", None)),
         )
 
 

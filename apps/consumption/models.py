@@ -59,6 +59,12 @@ class ApiKey(models.Model):
     last4 = models.CharField(max_length=4, editable=False)
     scopes = models.JSONField(default=list)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model ids; empty = all the tenant may use.")
+    routing = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Routing preferences of this key's calls (the `provider` object: order, only, ignore, sort, "
+        "max_price, data_residency, compliance…): they narrow the tenant's; a request narrows them, never widens.",
+    )
     rpm_limit = models.PositiveIntegerField("RPM limit", null=True, blank=True)
     tpm_limit = models.PositiveIntegerField("TPM limit", null=True, blank=True)
     max_parallel = models.PositiveIntegerField("max parallel requests", null=True, blank=True)
@@ -115,6 +121,24 @@ def time_ordered_uuid(millis: int | None = None) -> uuid.UUID:
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
     return uuid.UUID(int=value)
+
+
+class TenantRouting(models.Model):
+    """A consumer tenant's routing preferences: defaults and hard restrictions (allowed providers, residency, price
+    caps) every call of its keys starts from; a key's settings and a request can narrow them, never widen."""
+
+    tenant = models.OneToOneField(
+        "tenancy.Tenant", on_delete=models.CASCADE, primary_key=True, related_name="routing_settings"
+    )
+    routing = models.JSONField(default=dict, blank=True, help_text="The `provider` object's fields (see the README).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "tenant routing"
+        verbose_name_plural = "tenant routing"
+
+    def __str__(self) -> str:
+        return f"routing of {self.tenant}"
 
 
 class UsageRecord(models.Model):

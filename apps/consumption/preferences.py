@@ -146,6 +146,22 @@ def parse(value: Any, path: str = "provider") -> tuple[Preferences, frozenset[st
     return Preferences(**values), frozenset(values)
 
 
+def clean(value: Any, path: str = "routing") -> dict[str, Any]:
+    """Stored routing settings (a tenant's or a key's): the object, checked as a request's `provider` is (400s
+    naming `<path>.<field>`)."""
+    if value in (None, ""):
+        return {}
+    parse(value, path)
+    return dict(value)
+
+
+def settings_of(tenant_routing: Any, key_routing: Any) -> Preferences:
+    """The preferences every call of a key starts from: its tenant's narrowed by its own (both stored, so valid)."""
+    tenant, _ = parse(tenant_routing or None, "tenant.routing")
+    key, given = parse(key_routing or None, "key.routing")
+    return tenant.narrowed_by(key, given)
+
+
 def fallback_models(value: Any) -> tuple[str, ...]:
     """The `models` list: model ids tried after `model`, in order."""
     if value is None:

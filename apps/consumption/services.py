@@ -1,4 +1,5 @@
-"""State changes of the consumption app: API keys (create, rotate, revoke, and revoke those of a person who leaves)."""
+"""State changes of the consumption app: API keys (create, rotate, revoke, and revoke those of a person who leaves)
+and a tenant's routing preferences."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.consumption import flags
+from apps.consumption import flags, preferences
 from apps.consumption.conf import consumption_settings
 from apps.consumption.keys import generate_secret, hash_secret, key_cache
-from apps.consumption.models import ApiKey, Scope
+from apps.consumption.models import ApiKey, Scope, TenantRouting
 from apps.tenancy.audit import acting_user, record_audit, snapshot
 from apps.tenancy.models import QuotaType, Role, Tenant
 from apps.tenancy.quotas import enforce_count
@@ -24,9 +25,19 @@ LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "max_parallel", "budget_day_usd", "bud
 
 
 def _clean(
-    *, name: str, scopes: Any, allowed_models: Any, limits: dict[str, Any], expires_at: datetime | None
+    *,
+    name: str,
+    scopes: Any,
+    allowed_models: Any,
+    limits: dict[str, Any],
+    expires_at: datetime | None,
+    routing: Any = None,
 ) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
+    try:
+        cleaned_routing = preferences.clean(routing, "routing")
+    except ValidationError as exc:
+        errors.update(exc.details.get("fields") or {"routing": [exc.message]})
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
         errors["name"] = ["Give a name of 1-100 characters."]
     if not isinstance(scopes, (list, tuple)) or not scopes or any(s not in Scope.values for s in scopes):
@@ -59,6 +70,7 @@ def _clean(
         "scopes": sorted(set(scopes)),
         "allowed_models": list(allowed_models),
         "expires_at": expires_at,
+        "routing": cleaned_routing,
         **cleaned,
     }
 
@@ -72,6 +84,7 @@ def create_api_key(
     scopes: list[str] | tuple[str, ...] = (Scope.CONSUME,),
     allowed_models: list[str] | tuple[str, ...] = (),
     expires_at: datetime | None = None,
+    routing: Any = None,
     **limits: Any,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns it with its secret, which is never stored and never shown again."""
@@ -81,7 +94,12 @@ def create_api_key(
     if unknown:
         raise ValidationError(fields={name_: ["Unknown field."] for name_ in sorted(unknown)})
     values = _clean(
-        name=name, scopes=list(scopes), allowed_models=list(allowed_models), limits=limits, expires_at=expires_at
+        name=name,
+        scopes=list(scopes),
+        allowed_models=list(allowed_models),
+        limits=limits,
+        expires_at=expires_at,
+        routing=routing,
     )
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if not locked.is_operational:
@@ -104,7 +122,8 @@ def create_api_key(
 def _public(key: ApiKey) -> dict[str, Any]:
     """The audit view of a key (never the hash)."""
     data = snapshot(
-        key, ["name", "prefix", "last4", "scopes", "allowed_models", *LIMIT_FIELDS, "expires_at", "revoked_at"]
+        key,
+        ["name", "prefix", "last4", "scopes", "allowed_models", "routing", *LIMIT_FIELDS, "expires_at", "revoked_at"],
     )
     return data
 
@@ -166,6 +185,7 @@ def rotate_api_key(*, key: ApiKey, actor: Any, grace_hours: float | None = None)
         name=old.name,
         scopes=old.scopes,
         allowed_models=old.allowed_models,
+        routing=old.routing,
         expires_at=old.expires_at,
         rotated_from=old,
         **{f: getattr(old, f) for f in LIMIT_FIELDS},
@@ -217,3 +237,20 @@ def revoke_keys_of(*, user_id: Any, tenant_id: Any = None, reason: str) -> None:
             transaction.on_commit(functools.partial(key_cache.forget, str(key.pk)))
         else:
             _revoke(key, None, reason=reason)
+
+
+@transaction.atomic
+def set_tenant_routing(*, tenant: Tenant, actor: Any, routing: Any) -> TenantRouting:
+    """Replace the tenant's routing preferences (an admin's decision); every worker applies them within
+    `KEY_CACHE_SECONDS` (they travel with the keys' cached settings)."""
+    if actor is not None:
+        require_role(tenant, actor, Role.ADMIN)
+    cleaned = preferences.clean(routing, "routing")
+    settings, _ = TenantRouting.objects.select_for_update().get_or_create(tenant=tenant)
+    before = dict(settings.routing)
+    settings.routing = cleaned
+    settings.save(update_fields=["routing", "updated_at"])
+    record_audit(
+        action="tenant_routing_changed", tenant=tenant, actor=actor, obj=settings, before=before, after=cleaned
+    )
+    return settings

@@ -41,6 +41,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "status",
             "scopes",
             "allowed_models",
+            "routing",
             "rpm_limit",
             "tpm_limit",
             "max_parallel",
@@ -108,6 +109,12 @@ class ApiKeyCreateSerializer(InputSerializer):
         help_text="Model ids (`publisher/service`); empty = every model the tenant may use.",
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    routing = serializers.JSONField(
+        required=False,
+        help_text="Routing preferences of the key's calls: the fields of a request's `provider` object (`order`, "
+        "`only`, `ignore`, `allow_fallbacks`, `sort`, `max_price`, `require_parameters`, `data_residency`, "
+        "`compliance`). They narrow the tenant's; a request narrows them further, never widens them.",
+    )
     rpm_limit = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False, allow_null=True)
     tpm_limit = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False, allow_null=True)
     max_parallel = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False, allow_null=True)
@@ -280,3 +287,13 @@ class QuotaReportSerializer(serializers.Serializer):
     key = KeyQuotaSerializer(
         read_only=True, allow_null=True, help_text="The calling key's limits and spend (null for session callers)."
     )
+
+
+class RoutingSerializer(serializers.Serializer):
+    """A tenant's routing preferences (the fields of a request's `provider` object)."""
+
+    routing = serializers.JSONField(
+        help_text="`order`, `only`, `ignore`, `allow_fallbacks`, `sort`, `max_price`, `require_parameters`, "
+        "`data_residency`, `compliance`: defaults and restrictions every call of the tenant's keys starts from."
+    )
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)

@@ -14,4 +14,5 @@ urlpatterns = [
     path("usage/", views.UsageViewSet.as_view({"get": "list"}), name="usage-list"),
     path("usage/summary/", views.UsageViewSet.as_view({"get": "summary"}), name="usage-summary"),
     path("quota/", views.QuotaViewSet.as_view({"get": "retrieve"}), name="quota"),
+    path("routing/", views.RoutingViewSet.as_view({"get": "retrieve", "put": "update"}), name="routing"),
 ]

@@ -20,7 +20,7 @@ from apps.consumption.api import serializers
 from apps.consumption.api.filters import UsageRecordFilter
 from apps.consumption.api.pagination import KeyPagination, UsageCursorPagination
 from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key_of
-from apps.consumption.models import ApiKey, ApiKeyStatus, UsageRecord
+from apps.consumption.models import ApiKey, ApiKeyStatus, TenantRouting, UsageRecord
 from apps.tenancy import quotas
 from apps.tenancy.api.schema import tenant_header_parameter
 from apps.tenancy.context import require_tenant
@@ -406,3 +406,54 @@ class QuotaViewSet(ConsumptionViewSet):
             "key": selectors.key_quota(key) if key is not None else None,
         }
         return Response(self.output(data, serializers.QuotaReportSerializer))
+
+
+# --- Routing ---------------------------------------------------------------------------------------------------
+
+
+class RoutingViewSet(ConsumptionViewSet):
+    """The tenant's routing preferences: read by its members, replaced by its admins."""
+
+    serializer_class = serializers.RoutingSerializer
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.request.method == "PUT":
+            return [HasAdminScope(), IsTenantAdmin()]
+        return super().get_permissions()
+
+    def _current(self) -> dict[str, Any]:
+        settings = TenantRouting.objects.filter(tenant=self.get_tenant()).first()
+        return {
+            "routing": settings.routing if settings else {},
+            "updated_at": settings.updated_at if settings else None,
+        }
+
+    @extend_schema(
+        tags=["routing"],
+        summary="The tenant's routing preferences",
+        parameters=[TENANT_HEADER_PARAMETER],
+        responses={200: serializers.RoutingSerializer, **errors(401, 403)},
+    )
+    def retrieve(self, request: Request) -> Response:
+        return Response(self.output(self._current(), serializers.RoutingSerializer))
+
+    @extend_schema(
+        tags=["routing"],
+        summary="Replace the tenant's routing preferences",
+        description="Tenant admins. Unknown fields and bad values are a 400 naming them (`routing.<field>`). Every "
+        "worker applies the new preferences within `KEY_CACHE_SECONDS`.",
+        parameters=[TENANT_HEADER_PARAMETER],
+        request=serializers.RoutingSerializer,
+        examples=[
+            OpenApiExample(
+                "EU only, no more than $2 per million prompt tokens",
+                value={"routing": {"data_residency": ["FR", "DE"], "max_price": {"prompt": 2}}},
+                request_only=True,
+            )
+        ],
+        responses={200: serializers.RoutingSerializer, **errors(400, 401, 403)},
+    )
+    def update(self, request: Request) -> Response:
+        data = self.validated(serializers.RoutingSerializer, request.data)
+        services.set_tenant_routing(tenant=self.get_tenant(), actor=request.user, routing=data["routing"])
+        return Response(self.output(self._current(), serializers.RoutingSerializer))

@@ -259,3 +259,34 @@ def test_sla_violations_are_named_so(world: dict[str, Any]) -> None:
 
     assert ">SLA violations</a>" in index and "Sla violations" not in index
     assert "Select SLA violation to view" in listing
+
+
+# --- Routing preferences -----------------------------------------------------------------------------------------
+
+
+def test_a_key_added_with_routing_preferences_keeps_them_and_bad_ones_are_refused(world: dict[str, Any]) -> None:
+    client = client_for(world["a-admin"])
+    add = reverse("admin:consumption_apikey_add")
+    base = {"tenant": str(world["a"].pk), "name": "routed", "scopes": ["consume"], "allowed_models": ""}
+
+    refused = client.post(add, {**base, "routing": '{"sort": "cheapest", "speed": 1}'})
+    text = page(refused)
+    assert "routing.speed" in text  # unknown fields first
+    assert not ApiKey.objects.filter(name="routed").exists()
+
+    client.post(add, {**base, "routing": '{"data_residency": ["FR"], "sort": "price"}'}, follow=True)
+    assert ApiKey.objects.get(name="routed").routing == {"data_residency": ["FR"], "sort": "price"}
+
+
+def test_a_tenant_admin_sets_its_tenants_routing_in_the_admin(world: dict[str, Any]) -> None:
+    from apps.consumption.models import TenantRouting
+
+    client = client_for(world["a-admin"])
+    add = reverse("admin:consumption_tenantrouting_add")
+    assert world["b"].slug not in page(client.get(add))
+    refused = page(client.post(add, {"tenant": str(world["a"].pk), "routing": '{"max_price": {"prompt": -2}}'}))
+    assert "routing.max_price.prompt" in refused and not TenantRouting.objects.exists()
+
+    client.post(add, {"tenant": str(world["a"].pk), "routing": '{"only": ["acme/fast"]}'}, follow=True)
+    assert TenantRouting.objects.get(tenant=world["a"]).routing == {"only": ["acme/fast"]}
+    assert AuditLog.objects.filter(action="tenant_routing_changed", tenant=world["a"]).exists()

@@ -352,3 +352,41 @@ async def test_the_model_list_shows_routed_models_with_their_offers_and_lowest_p
     assert routed["pricing"]["prompt"] == "0.0001" and routed["pricing"]["completion"] == "0.0002"
     # beside today's service ids
     assert {"acme/cheap", "acme/mid", "acme/dear"} <= set(models) and "offers" not in models["acme/cheap"]
+
+
+async def test_tenant_and_key_routing_are_restrictions_a_request_narrows_but_never_widens(
+    priced_market, make_key, consumer
+) -> None:
+    # given the tenant keeps its calls in the EU (set through the REST API) and a key that wants the dearest offer
+    client = await sync_to_async(usage_client)(consumer)
+    refused = await sync_to_async(client.put)("/api/v1/routing/", {"routing": {"sort": "cheapest"}}, format="json")
+    assert refused.status_code == 400 and "routing.sort" in json.dumps(refused.json())
+    saved = await sync_to_async(client.put)(
+        "/api/v1/routing/", {"routing": {"data_residency": ["FR", "DE"]}}, format="json"
+    )
+    assert saved.status_code == 200, saved.content
+    assert (await sync_to_async(client.get)("/api/v1/routing/")).json()["routing"] == {"data_residency": ["FR", "DE"]}
+    plain = await sync_to_async(make_key)()
+    dear = await sync_to_async(make_key)(routing={"order": ["acme/dear"]})
+
+    async def serves(secret: str, provider: dict[str, Any] | None = None) -> str | int:
+        body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 2, **({"provider": provider} if provider else {})}
+        answer = await post("/v1/chat/completions", body, secret)
+        return answer["X-Marketplace-Provider"].split("@")[0] if answer.status_code == 200 else answer.status_code
+
+    # then every call stays in the EU, whatever it asks
+    assert {await serves(plain) for _ in range(10)} <= {"acme/mid", "acme/dear"}
+    assert await serves(plain, {"sort": "price"}) == "acme/mid"
+    assert await serves(plain, {"data_residency": ["US"]}) == 404
+    assert await serves(plain, {"only": ["acme/cheap"]}) == 404
+    # a key's preferences apply, and a request's choices replace its choices (within the restrictions)
+    assert await serves(dear) == "acme/dear"
+    assert await serves(dear, {"order": ["acme/mid"]}) == "acme/mid"
+
+
+async def test_a_key_with_bad_routing_is_refused_naming_the_field(consumer) -> None:
+    client = await sync_to_async(usage_client)(consumer)
+    response = await sync_to_async(client.post)(
+        "/api/v1/keys/", {"name": "k", "routing": {"only": "acme/x"}}, format="json"
+    )
+    assert response.status_code == 400 and "routing.only" in json.dumps(response.json())
