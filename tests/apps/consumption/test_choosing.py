@@ -116,3 +116,28 @@ def test_models_list_and_parameters() -> None:
         preferences.fallback_models("a/b")
     assert "models" in raised.value.details["fields"]
     assert preferences.request_parameters({"model": "x", "messages": [], "tools": [], "seed": 1}) == {"tools", "seed"}
+
+
+def test_the_reservation_covers_the_dearest_candidate_and_the_narrowest_context() -> None:
+    from datetime import UTC, datetime
+
+    from apps.consumption.call import Call
+    from apps.consumption.estimates import estimate
+    from apps.consumption.pricing import reservation_price
+
+    call = Call(request_id="r", kind="chat", started=0.0, started_at=datetime.now(UTC))
+    call.body = {"model": "acme/llama", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 10}
+    cheap, dear = route("cheap", "1"), route("dear", "90")
+    estimate(call, [cheap, dear])
+    assert call.reservation == reservation_price(dear, call.prompt_bound, 10) > reservation_price(cheap, 1, 10)
+    assert call.candidates == [cheap, dear]
+
+    # a candidate whose context cannot hold the call is dropped; the default completion fits the narrowest left
+    call.body = {"model": "acme/llama", "messages": [{"role": "user", "content": "Hello there " * 10}]}
+    small, large = route("small", "1", context_length=4), route("large", "1", context_length=2000)
+    estimate(call, [small, large])
+    assert call.candidates == [large]
+    tiny = route("tiny", "1", context_length=300)
+    call.body = {"model": "acme/llama", "messages": [{"role": "user", "content": "Hello"}]}
+    estimate(call, [large, tiny])
+    assert call.completion_estimate == 300 - call.prompt_estimate
