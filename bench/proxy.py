@@ -63,6 +63,23 @@ SETUP = textwrap.dedent("""
         "protocol": "openai", "endpoint_url": "UPSTREAM", "upstream_model": "bench", "pricing_model": "per_token",
         "price_input_per_mtok": "0.5", "price_output_per_mtok": "1.5", "data_residency": ["US"],
     })
+    # A catalog model offered by two services of the same upstream: the routed target.
+    from apps.catalog import services as catalog
+    from apps.catalog.services.offers import offer_model
+    from apps.publishing.models import ServiceVersion
+    publishing.publish_service(publisher=provider, actor=admin, slug="chat-b", version="1.0.0", values={
+        "name": "Bench chat B", "description": "The benchmark upstream.", "category": "chat",
+        "protocol": "openai", "endpoint_url": "UPSTREAM", "upstream_model": "bench", "pricing_model": "per_token",
+        "price_input_per_mtok": "0.6", "price_output_per_mtok": "1.8", "data_residency": ["US"],
+    })
+    model = catalog.create_model(owner=provider, actor=admin, slug="bench-model",
+                                 values={"name": "Bench model", "visibility": "public", "license": "apache-2.0"})
+    version = catalog.create_version(model=model, actor=admin, version="1.0.0", values={"status": "ready",
+        "artifacts": [{"uri": "s3://bench/model.safetensors", "format": "safetensors", "size_bytes": 1,
+                       "sha256": "0" * 64}]})
+    catalog.change_model_status(model=model, actor=admin, status="published")
+    for service_version in ServiceVersion.objects.filter(service__publisher=provider):
+        offer_model(provider=provider, actor=admin, model_version=version, service_version=service_version)
     _, secret = create_api_key(tenant=consumer, actor=admin, name="bench", rpm_limit=10_000_000,
                                tpm_limit=1_000_000_000, budget_day_usd="100000",
                                budget_month_usd="1000000")
@@ -237,6 +254,9 @@ def main() -> None:
                 ("floor (Django)", f"http://127.0.0.1:{floor_port}/v1/chat/completions", BODY % "bench", "none", {})
             )
         targets.append(("ours (metered)", f"{ours}/v1/chat/completions", BODY % "bench-provider/chat", secret, {}))
+        targets.append(
+            ("ours (routed)", f"{ours}/v1/chat/completions", BODY % "bench-provider/bench-model", secret, {})
+        )
         if "portkey" in peers:
             script = ensure_portkey()
             portkey_port = free_port()
@@ -303,7 +323,15 @@ def report(results: dict[tuple[str, int], dict[str, float]], names: list[str]) -
     print(f"\n{'target':<20}{'c':>4}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
     for (name, connections), r in results.items():
         print(f"{name:<20}{connections:>4}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['errors']:>9}")
-    peers = [name for name in names if name not in ("direct", "ours (metered)")]
+    if "ours (routed)" in names:
+        print("\nrouted (a catalog model of 2 offers) / direct service id, same run: throughput, p50")
+        for connections in sorted({c for _, c in results}):
+            routed, metered = results[("ours (routed)", connections)], results[("ours (metered)", connections)]
+            print(
+                f"  c={connections:<3} {routed['rps'] / metered['rps']:.2f}x rps, "
+                f"p50 {routed['p50']:.2f} vs {metered['p50']:.2f} ms"
+            )
+    peers = [name for name in names if name not in ("direct", "ours (metered)", "ours (routed)")]
     if not peers:
         return
     print("\nratios, ours / peer (same run): throughput, and added p50 (over direct)")

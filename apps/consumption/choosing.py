@@ -8,11 +8,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from apps.consumption.preferences import Preferences
-from apps.consumption.pricing import price
 from apps.publishing.selectors import Route
 
 # Tests seed it (`choosing.rng.seed(…)`) to make picks deterministic.
@@ -20,26 +19,34 @@ rng = random.Random()
 # The price of a nominal call (a thousand prompt and a thousand completion tokens) is what offers are compared by:
 # it orders per-token and per-request prices alike.
 NOMINAL_TOKENS = 1000
-_FREE = Decimal("0.000000001")
+_FREE = 1e-9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Offer:
-    """A route a call may take, with what routing knows of its health."""
+    """A route a call may take, with what routing knows of its health. Compared by identity; its id and the price
+    it is compared by are computed once."""
 
     route: Route
     healthy: bool = True
     p50_ms: float | None = None
     throughput: float | None = None  # completion tokens per second, measured
+    offer_id: str = field(init=False)  # `<publisher>/<service>`: how preferences name it
+    nominal_price: float = field(init=False)  # USD of a nominal call (see NOMINAL_TOKENS)
 
-    @property
-    def offer_id(self) -> str:
-        """`<publisher>/<service>`: how preferences name it."""
-        return f"{self.route.publisher_slug}/{self.route.service_slug}"
+    def __post_init__(self) -> None:
+        route = self.route
+        object.__setattr__(self, "offer_id", f"{route.publisher_slug}/{route.service_slug}")
+        object.__setattr__(self, "nominal_price", _nominal(route))
 
-    @property
-    def nominal_price(self) -> Decimal:
-        return price(self.route, NOMINAL_TOKENS, NOMINAL_TOKENS)
+
+def _nominal(route: Route) -> float:
+    """What a nominal call costs at the route's prices, as a float (only compared, never billed)."""
+    if route.pricing_model == "per_token":
+        return (float(route.price_input_per_mtok or 0) + float(route.price_output_per_mtok or 0)) * NOMINAL_TOKENS / 1e6
+    if route.pricing_model == "per_request":
+        return float(route.price_per_request or 0)
+    return 0.0
 
 
 def _within(route: Route, max_price: dict[str, Decimal]) -> bool:
@@ -86,7 +93,7 @@ def _weighted(offers: Sequence[Offer]) -> list[Offer]:
     exponential key per offer, so the whole order costs one sort)."""
     keyed = []
     for offer in offers:
-        weight = 1 / float(max(offer.nominal_price, _FREE)) ** 2
+        weight = 1 / max(offer.nominal_price, _FREE) ** 2
         keyed.append((-math.log(1.0 - rng.random()) / weight, offer.route.version_id, offer))
     keyed.sort(key=lambda item: (item[0], item[1]))
     return [offer for *_, offer in keyed]
@@ -96,7 +103,8 @@ def plan(offers: Sequence[Offer], preferences: Preferences) -> list[Offer]:
     """The offers in the order to try them (only the first when fallbacks are off): those named in `order` first,
     then the healthy ones (by `sort`, else weighted by price), then the unhealthy ones (cheapest first)."""
     listed = [offer for name in preferences.order for offer in offers if offer.offer_id == name]
-    rest = [offer for offer in offers if offer not in listed]
+    taken = {id(offer) for offer in listed}
+    rest = [offer for offer in offers if id(offer) not in taken]
     healthy = [offer for offer in rest if offer.healthy]
     unhealthy = _by_sort([offer for offer in rest if not offer.healthy], preferences.sort or "price")
     ordered = listed + (_by_sort(healthy, preferences.sort) if preferences.sort else _weighted(healthy)) + unhealthy

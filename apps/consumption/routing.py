@@ -29,11 +29,14 @@ class RouteCache:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[float, Route | Unavailable | None]] = {}
         self.offers: dict[str, tuple[float, tuple[ModelOffers | None, tuple[Route, ...]]]] = {}
+        # the offers last built from a model's routes: (those routes, the health cache's generation, the offers)
+        self.built: dict[str, tuple[tuple[Route, ...], int, list[choosing.Offer]]] = {}
         self.access: dict[tuple[str, str], tuple[float, bool]] = {}
 
     def clear(self) -> None:
         self.routes.clear()
         self.offers.clear()
+        self.built.clear()
         self.access.clear()
 
 
@@ -157,13 +160,23 @@ async def model_offers(model_id: str, key: KeyInfo) -> list[choosing.Offer] | No
         raise NotFoundError(message=f"The model '{model_id}' does not exist or is not available.")
     if not key.allows_model(model_id):
         raise AuthorizationError(f"This API key may not use '{model_id}'.", code="model_not_allowed")
-    usable = [
-        route
-        for route in routes
-        if route.status in SERVABLE and await _has_access(key, route.service_id, route.publisher_id)
-    ]
-    health = health_cache.get(route.version_id for route in usable)
-    return [
+    usable = tuple(
+        [
+            route
+            for route in routes
+            if route.status in SERVABLE and await _has_access(key, route.service_id, route.publisher_id)
+        ]
+    )
+    return offers_from(model_id, usable)
+
+
+def offers_from(model_id: str, usable: tuple[Route, ...]) -> list[choosing.Offer]:
+    """The offers of these routes with their health, built once per change of either (no SQL, no network)."""
+    health = health_cache.get(route.version_id for route in usable)  # (starts a refresh of what is stale)
+    built = route_cache.built.get(model_id)
+    if built is not None and built[1] == health_cache.generation and built[0] == usable:
+        return built[2]
+    offers_now = [
         choosing.Offer(
             route,
             healthy=health[route.version_id].healthy,
@@ -172,6 +185,8 @@ async def model_offers(model_id: str, key: KeyInfo) -> list[choosing.Offer] | No
         )
         for route in usable
     ]
+    route_cache.built[model_id] = (usable, health_cache.generation, offers_now)
+    return offers_now
 
 
 async def _offers_of(model_id: str, key: KeyInfo) -> list[choosing.Offer]:

@@ -390,3 +390,31 @@ async def test_a_key_with_bad_routing_is_refused_naming_the_field(consumer) -> N
         "/api/v1/keys/", {"name": "k", "routing": {"only": "acme/x"}}, format="json"
     )
     assert response.status_code == 400 and "routing.only" in json.dumps(response.json())
+
+
+def test_an_offer_below_the_availability_threshold_or_with_an_open_circuit_is_unhealthy(priced_market) -> None:
+    from django.core.cache import cache
+
+    from apps.consumption import health, sla
+    from llm_infra_django.resilience.breaker import breaker
+
+    versions = {v.service.slug: str(v.pk) for v in ServiceVersion.objects.select_related("service")}
+    cache.set(sla.CACHE_PREFIX + versions["cheap"], {"requests": 100, "availability": 79.0, "p50_ms": 12.0})
+    cache.set(sla.CACHE_PREFIX + versions["mid"], {"requests": 100, "availability": 80.0, "throughput_tps": 40.0})
+    circuit = breaker(f"upstream:{versions['dear']}")
+    for _ in range(20):
+        try:
+            with circuit.guard():
+                raise ConnectionError("down")
+        except Exception:
+            pass
+    found = health.offer_health(versions.values())
+    assert not found[versions["cheap"]].healthy and found[versions["cheap"]].p50_ms == 12.0
+    assert found[versions["mid"]].healthy and found[versions["mid"]].throughput_tps == 40.0
+    assert found[versions["dear"]].breaker == "open" and not found[versions["dear"]].healthy
+
+    # the worker's cache: unknown offers count as healthy; an open circuit seen by a call counts at once
+    health.health_cache.clear()
+    assert health.health_cache.get([versions["mid"]])[versions["mid"]].healthy
+    health.health_cache.saw_open(versions["mid"])
+    assert not health.health_cache.get([versions["mid"]])[versions["mid"]].healthy
