@@ -93,3 +93,38 @@ def test_sdk_error_mapping(start_servers, make_key, echo_service, consumer) -> N
     with pytest.raises(openai.APIStatusError) as exhausted:
         client(base, broke).chat.completions.create(model="acme/echo", messages=[{"role": "user", "content": "x"}])
     assert exhausted.value.status_code == 402
+
+
+def test_the_sdk_routes_a_catalog_model_with_provider_preferences(start_servers, make_key, provider) -> None:
+    """The README's routing example, as written: `extra_body` carries `provider` and `models`."""
+    from tests.apps.consumption.test_routing import catalog_model, echo_offer, offer
+
+    echo_offer(provider, "cheap", price_input_per_mtok="100", price_output_per_mtok="200")
+    echo_offer(provider, "dear", price_input_per_mtok="5000", price_output_per_mtok="9000")
+    version = catalog_model(provider)
+    for slug in ("cheap", "dear"):
+        offer(provider, version, slug)
+    (base,) = start_servers(1)
+    sdk = client(base, make_key())
+
+    answer = sdk.chat.completions.create(
+        model="acme/llama",
+        messages=[{"role": "user", "content": "Hello"}],
+        max_tokens=3,
+        extra_body={"provider": {"sort": "price"}, "models": ["acme/dear"]},
+    )
+    assert answer.provider == "acme/cheap@1.0.0"
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="acme/llama",
+        messages=[{"role": "user", "content": "Hello"}],
+        max_tokens=3,
+        extra_body={"provider": {"order": ["acme/dear"]}},
+    )
+    assert raw.headers["X-Marketplace-Provider"] == "acme/dear@1.0.0"
+    listed = {model.id: model for model in sdk.models.list()}
+    assert listed["acme/llama"].offers == 2
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(
+            model="acme/llama", messages=[{"role": "user", "content": "Hello"}], extra_body={"provider": {"x": 1}}
+        )
+    assert "provider.x" in str(refused.value)
