@@ -123,6 +123,22 @@ def _check_increment(service: Service, candidate: ServiceVersion) -> None:
         )
 
 
+def _conflict_if_model_slug(publisher: Tenant, slug: str) -> None:
+    """One namespace per tenant: a service's slug may not be one of the tenant's catalog model slugs (both are
+    called as `<tenant>/<slug>`). The catalog is a peer app: reached through the app registry, never imported."""
+    from django.apps import apps
+
+    if not apps.is_installed("apps.catalog"):
+        return
+    catalog_models = apps.get_model("catalog", "CatalogModel")
+    if catalog_models._default_manager.filter(owner=publisher, slug=slug).exists():
+        raise ConflictError(
+            f"'{publisher.slug}/{slug}' already names one of your catalog models: model and service ids share one "
+            "namespace.",
+            details={"field": "slug"},
+        )
+
+
 def _submit(version: ServiceVersion, actor: Any) -> ValidationRun:
     """draft → validating, and the pipeline queued after commit (it runs eagerly without a broker)."""
     lifecycle.transition(version, Status.VALIDATING, actor=actor)
@@ -143,6 +159,7 @@ def publish_service(
         raise ValidationError(fields={"slug": ["Use 2-63 lower-case letters, digits and single hyphens."]})
     candidate = _build_version(None, version, values)
     locked = Tenant.objects.select_for_update().get(pk=publisher.pk)
+    _conflict_if_model_slug(locked, slug)
     enforce_count(locked, QuotaType.SERVICES_PUBLISHED, current=selectors.count_services_published(locked))
     try:
         with transaction.atomic():

@@ -12,7 +12,7 @@ from django.db import transaction
 from apps.catalog.models import CatalogModel, ModelVersion, ServedBy, VersionStatus
 from apps.catalog.offers import split_model_id
 from apps.catalog.services.common import audit, require_admin, require_operational
-from apps.tenancy.models import Tenant
+from apps.tenancy.models import SharingPolicy, Tenant, Visibility
 from apps.tenancy.sharing import can_use
 from llm_infra_django.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 
@@ -36,10 +36,16 @@ def find_model_version(model_ref: str, path: str = "serves") -> ModelVersion:
 
 
 def may_offer(provider: Tenant, model: CatalogModel) -> bool:
-    """The owner always; another tenant when the model accepts open offers and the tenant may use the model."""
+    """The owner always; another tenant when the model accepts open offers and the tenant may use the model: as its
+    sharing policy says when it has one (blocked tenants, approval, conditions), else when it is listed to every
+    registered tenant (public or marketplace)."""
     if str(provider.pk) == str(model.owner_id):
         return True
-    return model.open_offers and can_use(provider, "model", model.sharing_id, owner_id=model.owner_id)
+    if not model.open_offers:
+        return False
+    if SharingPolicy.objects.filter(resource_type="model", resource_id=model.sharing_id).exists():
+        return can_use(provider, "model", model.sharing_id, owner_id=model.owner_id)
+    return model.visibility in (Visibility.PUBLIC, Visibility.MARKETPLACE)
 
 
 def check_offer(provider: Tenant, version: ModelVersion, path: str = "serves") -> None:
@@ -80,6 +86,20 @@ def unlink_offer(*, link: ServedBy, actor: Any) -> None:
         link.delete()
         return
     raise AuthorizationError("Only the model's owner or the offer's provider can remove it.")
+
+
+def serves_issues(*, provider: Tenant, refs: list[str]) -> dict[str, list[str]]:
+    """What is wrong with each reference of a service definition's `serves` (`{"serves[<i>]": [messages]}`): a
+    model that does not exist (or has no such ready version), or that does not accept offers from `provider`."""
+    issues: dict[str, list[str]] = {}
+    for index, ref in enumerate(refs):
+        path = f"serves[{index}]"
+        try:
+            check_offer(provider, find_model_version(ref, path), path)
+        except ValidationError as exc:
+            for name, messages in exc.details.get("fields", {}).items():
+                issues.setdefault(name, []).extend(messages)
+    return issues
 
 
 def set_served_models(*, service_version: Any, refs: list[str], actor: Any = None) -> list[ServedBy]:
