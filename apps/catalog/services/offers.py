@@ -57,14 +57,16 @@ def check_offer(provider: Tenant, version: ModelVersion, path: str = "serves") -
 
 
 @transaction.atomic
-def offer_model(*, provider: Tenant, actor: Any, model_version: ModelVersion, service_version: Any) -> ServedBy:
-    """Declare that the provider's `service_version` serves `model_version` (idempotent)."""
+def offer_model(
+    *, provider: Tenant, actor: Any, model_version: ModelVersion, service_version: Any, field: str = "serves"
+) -> ServedBy:
+    """Declare that the provider's `service_version` serves `model_version` (idempotent); a refusal names `field`."""
     if actor is not None:
         require_admin(provider, actor)
     require_operational(provider)
     if str(service_version.service.publisher_id) != str(provider.pk):
         raise AuthorizationError("Only the service's publisher can offer it.")
-    check_offer(provider, model_version)
+    check_offer(provider, model_version, field)
     link, created = ServedBy.objects.get_or_create(model_version=model_version, service_version=service_version)
     if created:
         audit("catalog_offer_created", provider, actor, link, after={"service_version": str(service_version.pk)})

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from apps.catalog.models import CatalogModel, ModelStatus, ModelVersion
-from apps.publishing.models import Service
+from apps.catalog.models import CatalogModel, ModelStatus, ModelVersion, ServedBy
+from apps.publishing.models import Service, ValidationStep
 from apps.tenancy.models import Tenant
 from tests.apps.publishing.test_api import API, definition
+from tests.apps.tenancy.api_support import assert_error
+from tests.apps.tenancy.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,3 +47,91 @@ def test_a_service_slug_may_not_be_one_of_the_tenants_model_slugs(alice: APIClie
     assert response.status_code == 409, response.content
     assert response.json()["error"]["details"]["field"] == "slug"
     assert not Service.objects.exists()
+
+
+@pytest.fixture
+def globex(db: Any) -> Tenant:
+    """Another tenant, owner of the catalog models acme's services offer."""
+    return TenantFactory(slug="globex")
+
+
+def test_serves_links_the_active_version_to_the_models_it_names(
+    alice: APIClient, publisher: Tenant, globex: Tenant
+) -> None:
+    # given
+    catalog_model(globex, "llama", version="1.2.0")
+
+    # when
+    response = alice.post(API, definition(serves=["globex/llama"]), format="json")
+
+    # then
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["version"]["status"] == "active" and body["version"]["serves"] == ["globex/llama"]
+    link = ServedBy.objects.select_related("model_version").get()
+    assert str(link.service_version_id) == body["version"]["id"] and link.model_version.version == "1.2.0"
+    step = ValidationStep.objects.get(name="serves")
+    assert step.outcome == "passed" and step.messages[0]["message"] == "Offers globex/llama@1.2.0."
+
+
+@pytest.mark.parametrize(
+    ("serves", "field"),
+    [
+        (["globex/llama", "not a model"], "serves[1]"),
+        (["globex/llama", "globex/llama"], "serves[1]"),
+        ("globex/llama", "serves"),
+        ([7], "serves[0]"),
+        (["globex/closed"], "serves[0]"),
+        (["globex/llama@9.0.0"], "serves[0]"),
+        (["globex/nothing"], "serves[0]"),
+    ],
+)
+def test_serves_is_checked_on_submission(
+    alice: APIClient, publisher: Tenant, globex: Tenant, serves: Any, field: str
+) -> None:
+    # given
+    catalog_model(globex, "llama")
+    catalog_model(globex, "closed", open_offers=False)
+
+    # when
+    response = alice.post(API, definition(serves=serves), format="json")
+
+    # then
+    assert_error(response, 400, field=field)
+    assert not Service.objects.exists()
+
+
+def test_dry_run_reports_a_refused_model(alice: APIClient, publisher: Tenant, globex: Tenant) -> None:
+    # given
+    catalog_model(globex, "closed", open_offers=False)
+
+    # when
+    response = alice.post(f"{API}validate/", definition(serves=["globex/closed"]), format="json")
+
+    # then
+    assert response.status_code == 200, response.content
+    schema = response.json()["steps"][0]
+    assert schema["outcome"] == "failed"
+    assert [m["field"] for m in schema["messages"] if m["code"] == "SERVES_REFUSED"] == ["serves[0]"]
+
+
+def test_a_model_closed_before_activation_is_reported_not_linked(
+    alice: APIClient, publisher: Tenant, globex: Tenant, staff: Any
+) -> None:
+    # given a version waiting for approval that serves an open model
+    Tenant.objects.filter(pk=publisher.pk).update(trusted_publisher=False)
+    model = catalog_model(globex, "llama")
+    body = alice.post(API, definition(serves=["globex/llama"]), format="json").json()
+    assert body["version"]["status"] == "pending_approval"
+    CatalogModel.objects.filter(pk=model.pk).update(open_offers=False)
+    operator = APIClient()
+    operator.force_authenticate(staff)
+
+    # when
+    approved = operator.post(f"{API}{body['service']['id']}/approve/", {}, format="json")
+
+    # then the version is active, the refusal recorded in its validation report
+    assert approved.status_code == 200, approved.content
+    assert not ServedBy.objects.exists()
+    step = ValidationStep.objects.get(name="serves")
+    assert step.outcome == "failed" and step.messages[0]["field"] == "serves[0]"
