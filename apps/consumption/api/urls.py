@@ -14,4 +14,15 @@ urlpatterns = [
     path("usage/", views.UsageViewSet.as_view({"get": "list"}), name="usage-list"),
     path("usage/summary/", views.UsageViewSet.as_view({"get": "summary"}), name="usage-summary"),
     path("quota/", views.QuotaViewSet.as_view({"get": "retrieve"}), name="quota"),
+    # Under the catalog's `models/<handle>/…` (its URLs have no `offers/`): the offers need consumption's health.
+    path(
+        "models/<str:slug>/offers/",
+        views.ModelOfferViewSet.as_view({"get": "list", "post": "create"}),
+        name="model-offers",
+    ),
+    path(
+        "models/<str:slug>/offers/<uuid:link_id>/",
+        views.ModelOfferViewSet.as_view({"delete": "destroy"}),
+        name="model-offer",
+    ),
 ]
