@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from apps.catalog.models import CatalogModel, ServedBy
 from apps.catalog.services import offers
-from apps.tenancy.models import Role, Tenant
+from apps.tenancy.models import AuditLog, Role, Tenant
 from llm_infra_django.errors import AuthorizationError, ValidationError
 from tests.apps.publishing.test_discovery import make_version
 from tests.apps.tenancy.api_support import client_for
@@ -116,3 +118,69 @@ def test_a_model_slug_may_not_be_one_of_the_tenants_service_slugs(acme: Tenant, 
     # then
     assert response.status_code == 409, response.content
     assert response.json()["error"]["details"]["field"] == "slug"
+
+
+# --- Admin ---------------------------------------------------------------------------------------------------
+
+
+def admin_client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def offered(model: CatalogModel, globex: Tenant, bob: Any) -> ServedBy:
+    """globex's `globex/llama-host@1.0.0` offers acme's model."""
+    return offers.offer_model(
+        provider=globex,
+        actor=bob,
+        model_version=offers.find_model_version("acme/support-llama"),
+        service_version=make_version(globex, "llama-host"),
+    )
+
+
+def test_the_model_admin_page_lists_its_offers_and_edits_open_offers(
+    model: CatalogModel, offered: ServedBy, alice: Any
+) -> None:
+    # when
+    page = admin_client(alice).get(reverse("admin:catalog_catalogmodel_change", args=[model.pk]))
+
+    # then
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="open_offers"' in html
+    assert "globex/llama-host@1.0.0" in html and "globex" in html
+    assert reverse("admin:catalog_servedby_delete", args=[offered.pk]) in html
+
+
+def test_the_owner_and_the_provider_see_and_unlink_offers_in_the_admin(
+    model: CatalogModel, offered: ServedBy, alice: Any, bob: Any
+) -> None:
+    # given
+    stranger = UserFactory(username="mallory")
+    MembershipFactory(tenant=TenantFactory(slug="initech"), user=stranger, role=Role.OWNER)
+    delete_url = reverse("admin:catalog_servedby_delete", args=[offered.pk])
+
+    # when
+    providers_list = admin_client(bob).get(reverse("admin:catalog_servedby_changelist"))
+    strangers_view = admin_client(stranger).get(delete_url)
+    unlinked = admin_client(alice).post(delete_url, {"post": "yes"})
+
+    # then
+    assert providers_list.status_code == 200 and "globex/llama-host@1.0.0" in providers_list.content.decode()
+    assert strangers_view.status_code == 404
+    assert unlinked.status_code == 302
+    assert not ServedBy.objects.exists()
+    assert AuditLog.objects.filter(action="catalog_offer_removed", tenant__slug="acme").exists()
+
+
+def test_open_offers_is_set_through_the_api(model: CatalogModel, alice: Any) -> None:
+    # when
+    response = client_for(alice).patch(f"{API}/models/acme--support-llama/", {"open_offers": False}, format="json")
+
+    # then
+    assert response.status_code == 200, response.content
+    assert response.json()["open_offers"] is False
+    model.refresh_from_db()
+    assert model.open_offers is False
