@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.catalog.models import CatalogModel, ModelStatus, ModelVersion, ServedBy
 from apps.publishing.models import Service, ValidationStep
 from apps.tenancy.models import Tenant
+from tests.apps.gateway.support import gql
 from tests.apps.publishing.test_api import API, definition
 from tests.apps.tenancy.api_support import assert_error
 from tests.apps.tenancy.factories import TenantFactory
@@ -135,3 +137,26 @@ def test_a_model_closed_before_activation_is_reported_not_linked(
     assert not ServedBy.objects.exists()
     step = ValidationStep.objects.get(name="serves")
     assert step.outcome == "failed" and step.messages[0]["field"] == "serves[0]"
+
+
+def test_graphql_publishes_a_definition_with_serves(publisher: Tenant, publisher_admin: Any, globex: Tenant) -> None:
+    # given
+    catalog_model(globex, "llama")
+    body = definition(serves=["globex/llama"])
+
+    # when
+    client = Client()
+    client.force_login(publisher_admin)
+    result = gql(
+        client,
+        "mutation($d: GenericScalar!) { servicePublish(definition: $d) { version { serves status } errors { field } } "
+        "}",
+        {"d": body},
+    ).json()
+
+    # then
+    assert result["data"]["servicePublish"] == {
+        "version": {"serves": ["globex/llama"], "status": "active"},
+        "errors": [],
+    }
+    assert ServedBy.objects.count() == 1
