@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.catalog.models import CatalogModel, ModelVersion, ServedBy, VersionStatus
-from apps.catalog.offers import split_model_id
+from apps.catalog.offers import CALLABLE_MODEL, split_model_id
 from apps.catalog.services.common import audit, require_admin, require_operational
 from apps.tenancy.models import SharingPolicy, Tenant, Visibility
 from apps.tenancy.sharing import can_use
@@ -36,12 +36,13 @@ def find_model_version(model_ref: str, path: str = "serves") -> ModelVersion:
 
 
 def may_offer(provider: Tenant, model: CatalogModel) -> bool:
-    """The owner always; another tenant when the model accepts open offers and the tenant may use the model: as its
+    """The owner always; another tenant when the model is listed (published or deprecated), accepts open offers and
+    the tenant may use it: as its
     sharing policy says when it has one (blocked tenants, approval, conditions), else when it is listed to every
     registered tenant (public or marketplace)."""
     if str(provider.pk) == str(model.owner_id):
         return True
-    if not model.open_offers:
+    if not model.open_offers or model.status not in CALLABLE_MODEL:  # others never see a draft or retired model
         return False
     if SharingPolicy.objects.filter(resource_type="model", resource_id=model.sharing_id).exists():
         return can_use(provider, "model", model.sharing_id, owner_id=model.owner_id)

@@ -13,7 +13,7 @@ from apps.catalog.models import CatalogModel, ServedBy
 from apps.catalog.services import offers
 from apps.tenancy.models import AuditLog, Role, Tenant
 from llm_infra_django.errors import AuthorizationError, ValidationError
-from tests.apps.publishing.test_discovery import make_version
+from tests.apps.publishing.test_discovery import make_version as make_service_version
 from tests.apps.tenancy.api_support import client_for
 from tests.apps.tenancy.factories import MembershipFactory, TenantFactory, UserFactory
 
@@ -39,7 +39,7 @@ def test_a_model_whose_license_allows_commercial_use_is_open_to_offers(model: Ca
 
 def test_another_tenant_offers_an_open_model(model: CatalogModel, globex: Tenant, bob: Any) -> None:
     # given
-    service_version = make_version(globex, "llama-host")
+    service_version = make_service_version(globex, "llama-host")
     version = offers.find_model_version("acme/support-llama")
 
     # when
@@ -61,10 +61,13 @@ def test_a_model_closed_to_offers_refuses_other_providers(
     # when
     with pytest.raises(ValidationError) as refused:
         offers.offer_model(
-            provider=globex, actor=bob, model_version=version, service_version=make_version(globex, "llama-host")
+            provider=globex,
+            actor=bob,
+            model_version=version,
+            service_version=make_service_version(globex, "llama-host"),
         )
     own = offers.offer_model(
-        provider=acme, actor=alice, model_version=version, service_version=make_version(acme, "own-host")
+        provider=acme, actor=alice, model_version=version, service_version=make_service_version(acme, "own-host")
     )
 
     # then the owner still may
@@ -79,7 +82,7 @@ def test_the_owner_and_the_provider_may_unlink_a_stranger_may_not(
     version = offers.find_model_version("acme/support-llama")
     stranger = UserFactory(username="mallory")
     MembershipFactory(tenant=TenantFactory(slug="initech"), user=stranger, role=Role.OWNER)
-    service_version = make_version(globex, "llama-host")
+    service_version = make_service_version(globex, "llama-host")
 
     def link() -> ServedBy:
         return offers.offer_model(provider=globex, actor=bob, model_version=version, service_version=service_version)
@@ -93,22 +96,27 @@ def test_the_owner_and_the_provider_may_unlink_a_stranger_may_not(
     assert not ServedBy.objects.exists()
 
 
-def test_serves_issues_name_each_refused_reference(model: CatalogModel, make_model: Any, globex: Tenant) -> None:
+def test_serves_issues_name_each_refused_reference(
+    model: CatalogModel, make_model: Any, make_version: Any, globex: Tenant
+) -> None:
     # given
     make_model("closed", license="cc-by-nc-4.0", visibility="public")
+    draft = make_model("draft", license="apache-2.0", visibility="public")
+    make_version(draft)
 
     # when
     issues = offers.serves_issues(
-        provider=globex, refs=["acme/support-llama", "acme/support-llama@9.9.9", "acme/closed", "not a ref"]
+        provider=globex,
+        refs=["acme/support-llama", "acme/support-llama@9.9.9", "acme/closed", "not a ref", "acme/draft"],
     )
 
     # then
-    assert set(issues) == {"serves[1]", "serves[2]", "serves[3]"}
+    assert set(issues) == {"serves[1]", "serves[2]", "serves[3]", "serves[4]"}
 
 
 def test_a_model_slug_may_not_be_one_of_the_tenants_service_slugs(acme: Tenant, alice: Any) -> None:
     # given
-    make_version(acme, "support-llama")
+    make_service_version(acme, "support-llama")
 
     # when
     response = client_for(alice).post(
@@ -136,7 +144,7 @@ def offered(model: CatalogModel, globex: Tenant, bob: Any) -> ServedBy:
         provider=globex,
         actor=bob,
         model_version=offers.find_model_version("acme/support-llama"),
-        service_version=make_version(globex, "llama-host"),
+        service_version=make_service_version(globex, "llama-host"),
     )
 
 
