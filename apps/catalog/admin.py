@@ -23,8 +23,10 @@ from apps.catalog.models import (
     LineageEdge,
     LineageNode,
     ModelVersion,
+    ServedBy,
     TrainingRun,
 )
+from apps.catalog.services.offers import unlink_offer
 from apps.tenancy.admin_scoping import TenantScopedAdmin, error_text, not_found
 from llm_infra_django.errors import AppError
 
@@ -78,6 +80,7 @@ class CatalogModelForm(forms.ModelForm):
             "languages",
             "license",
             "commercial_use",
+            "open_offers",
             "visibility",
             "status",
         ]
@@ -93,7 +96,7 @@ class CatalogModelAdmin(TenantScopedAdmin):
     list_filter = ["category", "visibility", "status", "model_type", "owner"]
     search_fields = ["slug", "name", "base_model_name"]
     ordering = ["owner__slug", "slug"]
-    readonly_fields = ["quality_score", "quality_breakdown", "lineage_picture", "compliance_summary"]
+    readonly_fields = ["quality_score", "quality_breakdown", "lineage_picture", "compliance_summary", "offers_table"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CatalogModel]:
         return super().get_queryset(request).select_related("owner")
@@ -104,9 +107,9 @@ class CatalogModelAdmin(TenantScopedAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         fields = list(CatalogModelForm.Meta.fields)
-        if obj is None:
-            return [f for f in fields if f != "status"]
-        return [*fields, "quality_score", "quality_breakdown", "compliance_summary", "lineage_picture"]
+        if obj is None:  # a new model's offers follow its license (see services.create_model)
+            return [f for f in fields if f not in ("status", "open_offers")]
+        return [*fields, "offers_table", "quality_score", "quality_breakdown", "compliance_summary", "lineage_picture"]
 
     @admin.display(description="handle", ordering="slug")
     def handle_display(self, obj: CatalogModel) -> str:
@@ -120,6 +123,32 @@ class CatalogModelAdmin(TenantScopedAdmin):
             '<div style="overflow:auto;max-width:100%">{}</div><p><a href="{}">Full lineage and graph checks</a></p>',
             lineage_svg(obj, depth=int(catalog_settings.LINEAGE_DEFAULT_DEPTH)),
             reverse(f"{self.admin_site.name}:catalog_catalogmodel_lineage", args=[obj.pk]),
+        )
+
+    @admin.display(description="offers")
+    def offers_table(self, obj: CatalogModel) -> SafeString | str:
+        """Every provider's offer of the model, per version, each with a link to unlink it (its health is on
+        `/api/v1/models/<slug>/offers/`: the catalog does not read the proxy's figures)."""
+        if obj.pk is None:
+            return "—"
+        links = selectors.list_offer_links([obj])
+        if not links:
+            return "No offers."
+        rows = [
+            format_html(
+                '<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href="{}">unlink</a></td></tr>',
+                link.model_version.version,
+                str(link.service_version),
+                link.service_version.service.publisher.slug,
+                link.service_version.status,
+                reverse(f"{self.admin_site.name}:catalog_servedby_delete", args=[link.pk]),
+            )
+            for link in links
+        ]
+        return format_html(
+            "<table><thead><tr><th>version</th><th>offer</th><th>provider</th><th>status</th><th></th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            mark_safe("".join(rows)),  # noqa: S308 (each row escaped by format_html)
         )
 
     @admin.display(description="compliance")
@@ -250,6 +279,48 @@ class ModelVersionAdmin(TenantScopedAdmin):
                 model=data["model"], actor=request.user, version=data["version"], values=values, served_by=served_by
             )
         _adopt(obj, saved)
+
+
+# --- Offers --------------------------------------------------------------------------------------------------
+
+
+@admin.register(ServedBy)
+class ServedByAdmin(TenantScopedAdmin):
+    """Offers of catalog models: the model owner's admins and the provider's admins see them and may unlink them
+    (through `unlink_offer`, which checks the role and writes the audit entry)."""
+
+    tenant_field = ("model_version__model__owner", "service_version__service__publisher")
+    tenant_admin_permissions = frozenset({"view", "delete"})
+    platform_permissions = frozenset({"view", "delete"})
+    list_display = ["model_version", "offer", "provider", "service_status", "created_at"]
+    search_fields = ["model_version__model__slug", "service_version__service__slug"]
+    readonly_fields = ["model_version", "service_version", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ServedBy]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("model_version__model__owner", "service_version__service__publisher")
+        )
+
+    @admin.display(description="offer")
+    def offer(self, obj: ServedBy) -> str:
+        return str(obj.service_version)
+
+    @admin.display(description="provider")
+    def provider(self, obj: ServedBy) -> str:
+        return str(obj.service_version.service.publisher.slug)
+
+    @admin.display(description="status")
+    def service_status(self, obj: ServedBy) -> str:
+        return str(obj.service_version.status)
+
+    def delete_model(self, request: HttpRequest, obj: ServedBy) -> None:
+        unlink_offer(link=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ServedBy]) -> None:
+        for link in queryset:
+            unlink_offer(link=link, actor=request.user)
 
 
 # --- Datasets, runs, evaluations -----------------------------------------------------------------------------

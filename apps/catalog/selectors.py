@@ -161,6 +161,30 @@ def get_version(model: CatalogModel, version: str) -> ModelVersion:
     return found
 
 
+def list_offer_links(models: Sequence[CatalogModel]) -> list[ServedBy]:
+    """The offers (`ServedBy` links) of the models' versions, each with its model version and service version (and
+    that one's service and publisher) loaded: greatest model version first, then oldest link first."""
+    links = ServedBy.objects.filter(model_version__model__in=[m.pk for m in models]).select_related(
+        "model_version", "service_version__service__publisher"
+    )
+    by_pk = {model.pk: model for model in models}
+    for link in links:
+        link.model_version.model = by_pk[link.model_version.model_id]
+    return sorted(links, key=lambda link: (semver_key(link.model_version), -link.created_at.timestamp()), reverse=True)
+
+
+def get_offer_link(model: CatalogModel, link_id: Any) -> ServedBy:
+    """One offer of the model by its link id (404 for any other id, another model's offers included)."""
+    link = (
+        ServedBy.objects.filter(pk=link_id, model_version__model=model)
+        .select_related("model_version__model__owner", "service_version__service__publisher")
+        .first()
+    )
+    if link is None:
+        raise NotFoundError("Offer", str(link_id))
+    return link
+
+
 # --- Models: lookup, search, facets --------------------------------------------------------------------------
 
 

@@ -74,3 +74,10 @@ class ConsumptionConfig(AppConfig):
         from apps.tenancy.signals import tenant_changed
 
         tenant_changed.connect(flag_suspension, dispatch_uid="consumption.tenant_suspension")
+
+        from apps.consumption.offers import link_served_models, serves_issues
+        from apps.publishing.hooks import register_serves_checker
+        from apps.publishing.signals import version_status_changed
+
+        register_serves_checker(serves_issues)
+        version_status_changed.connect(link_served_models, dispatch_uid="consumption.link_served_models", weak=False)

@@ -18,7 +18,8 @@ def install() -> None:
     if _installed:
         return
     from apps.catalog.graphql import loaders
-    from apps.catalog.graphql.types import ModelVersionNode
+    from apps.catalog.graphql.types import CatalogModelNode, ModelVersionNode
+    from apps.consumption.graphql.types import CatalogModelOffer, offers_of
     from apps.publishing.graphql.types import ServiceVersionNode
 
     def resolve_model(root: Any, info: graphene.ResolveInfo) -> Any:
@@ -30,6 +31,19 @@ def install() -> None:
             ModelVersionNode,
             resolver=resolve_model,
             description="The catalog model version this service version serves, if you may see its model.",
+        ),
+    )
+
+    def resolve_offers(root: Any, info: graphene.ResolveInfo) -> Any:
+        return offers_of(info, root)
+
+    extend_type(
+        CatalogModelNode,
+        offers=graphene.Field(
+            graphene.NonNull(graphene.List(graphene.NonNull(CatalogModelOffer))),
+            resolver=resolve_offers,
+            description="Every provider's offer of the model (greatest model version first) with prices and live "
+            "health; offers that cannot be called are shown to the model's owner and their provider only.",
         ),
     )
     _installed = True

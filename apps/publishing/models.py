@@ -127,6 +127,12 @@ class ServiceVersion(models.Model):
     context_length = models.PositiveIntegerField(default=4096)
     modalities = models.JSONField(default=list, blank=True)
     openapi_document = models.JSONField(null=True, blank=True)
+    serves = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Catalog models this version offers (`<owner>/<model-slug>[@<version>]`), linked when it becomes "
+        "active.",
+    )
     # Lifecycle
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
     published_at = models.DateTimeField(null=True, blank=True)

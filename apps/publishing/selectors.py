@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.publishing.conf import publishing_settings
@@ -240,3 +241,18 @@ def count_services_published(tenant: Any) -> int:
     """Services of the tenant with at least one version that is not retired (the services_published quota)."""
     live = [status for status in Status.values if status != Status.RETIRED]
     return Service.objects.filter(publisher=tenant, versions__status__in=live).distinct().count()
+
+
+def get_publisher_version(publisher: Any, version_id: Any) -> ServiceVersion:
+    """A version of one of `publisher`'s services by its id (404 for any other id, other publishers' included)."""
+    try:
+        found = (
+            ServiceVersion.objects.select_related("service__publisher")
+            .filter(pk=version_id, service__publisher=publisher)
+            .first()
+        )
+    except (ValueError, DjangoValidationError):
+        found = None
+    if found is None:
+        raise NotFoundError("Service version", str(version_id))
+    return found

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.db import IntegrityError, models, transaction
 
-from apps.publishing import lifecycle, pipeline, selectors
+from apps.publishing import hooks, lifecycle, pipeline, selectors
 from apps.publishing.crypto import encrypt_secret
 from apps.publishing.exceptions import VersionRuleError
-from apps.publishing.models import AuthKind, Service, ServiceVersion, Status, ValidationRun
-from apps.publishing.validation import openapi_issues, schema_issues
+from apps.publishing.models import AuthKind, Service, ServiceVersion, Status, ValidationRun, ValidationStep
+from apps.publishing.validation import Issue, openapi_issues, schema_issues
 from apps.publishing.versioning import VersionError, parse_version
 from apps.tenancy.audit import record_audit
 from apps.tenancy.models import QuotaType, Role, Tenant
@@ -52,7 +52,12 @@ VERSION_FIELDS = (
     "context_length",
     "modalities",
     "openapi_document",
+    "serves",
 )
+# A catalog model a version offers: `<owner>/<model-slug>` or `…@<version>` (what the reference names is checked by
+# the catalog through `hooks.serves_issues`; this is its shape only).
+SERVES_REF_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*(?:@[0-9A-Za-z.+-]{1,64})?$")
+MAX_SERVES = 20
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
@@ -77,9 +82,33 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for index, tag in enumerate(values.get("tags") or []):
         if not isinstance(tag, str) or not tag or "," in tag or len(tag) > 50:
             errors[f"tags[{index}]"] = ["A tag is 1-50 characters without commas."]
+    errors.update(_serves_shape_errors(values.get("serves")))
     if errors:
         raise ValidationError(fields=errors)
     return values
+
+
+def _serves_shape_errors(serves: Any) -> dict[str, list[str]]:
+    if serves is None:
+        return {}
+    if not isinstance(serves, list) or len(serves) > MAX_SERVES:
+        return {"serves": [f"A list of at most {MAX_SERVES} catalog models."]}
+    errors = {}
+    for index, ref in enumerate(serves):
+        if not isinstance(ref, str) or not SERVES_REF_RE.match(ref):
+            errors[f"serves[{index}]"] = ["A catalog model: '<owner>/<model-slug>' or '…@<version>'."]
+        elif ref in serves[:index]:
+            errors[f"serves[{index}]"] = ["Listed twice."]
+    return errors
+
+
+def _check_serves(publisher: Tenant, version: ServiceVersion) -> None:
+    """400 naming `serves[<i>]` for each catalog model the publisher may not offer (when an app above publishing
+    registered the check: see `hooks.register_serves_checker`)."""
+    if version.serves:
+        issues = hooks.serves_issues(publisher, list(version.serves))
+        if issues:
+            raise ValidationError(fields=issues)
 
 
 def _endpoint_url(value: str, max_length: int) -> str:
@@ -123,6 +152,22 @@ def _check_increment(service: Service, candidate: ServiceVersion) -> None:
         )
 
 
+def _conflict_if_model_slug(publisher: Tenant, slug: str) -> None:
+    """One namespace per tenant: a service's slug may not be one of the tenant's catalog model slugs (both are
+    called as `<tenant>/<slug>`). The catalog is a peer app: reached through the app registry, never imported."""
+    from django.apps import apps
+
+    if not apps.is_installed("apps.catalog"):
+        return
+    catalog_models = apps.get_model("catalog", "CatalogModel")
+    if catalog_models._default_manager.filter(owner=publisher, slug=slug).exists():
+        raise ConflictError(
+            f"'{publisher.slug}/{slug}' already names one of your catalog models: model and service ids share one "
+            "namespace.",
+            details={"field": "slug"},
+        )
+
+
 def _submit(version: ServiceVersion, actor: Any) -> ValidationRun:
     """draft → validating, and the pipeline queued after commit (it runs eagerly without a broker)."""
     lifecycle.transition(version, Status.VALIDATING, actor=actor)
@@ -142,7 +187,9 @@ def publish_service(
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
         raise ValidationError(fields={"slug": ["Use 2-63 lower-case letters, digits and single hyphens."]})
     candidate = _build_version(None, version, values)
+    _check_serves(publisher, candidate)
     locked = Tenant.objects.select_for_update().get(pk=publisher.pk)
+    _conflict_if_model_slug(locked, slug)
     enforce_count(locked, QuotaType.SERVICES_PUBLISHED, current=selectors.count_services_published(locked))
     try:
         with transaction.atomic():
@@ -167,14 +214,18 @@ def publish_version(
     """Add a strictly greater version to a service and start the pipeline."""
     require_role(service.publisher, actor, Role.ADMIN)
     candidate = _build_version(service, version, values)
+    _check_serves(service.publisher, candidate)
     Service.objects.select_for_update().get(pk=service.pk)
     _check_increment(service, candidate)
     candidate.save()
     return candidate, _submit(candidate, actor)
 
 
-def dry_run(*, version: str, values: Mapping[str, Any], service: Service | None = None) -> list[dict[str, Any]]:
-    """Steps 1-3 of the pipeline on an unsaved definition; nothing is written."""
+def dry_run(
+    *, version: str, values: Mapping[str, Any], service: Service | None = None, publisher: Tenant | None = None
+) -> list[dict[str, Any]]:
+    """Steps 1-3 of the pipeline on an unsaved definition; nothing is written. The catalog models of `serves` are
+    checked (in the schema step) for the service's publisher, else for `publisher` when given."""
     try:
         candidate = _build_version(service, version, values)
     except VersionRuleError as exc:
@@ -184,9 +235,12 @@ def dry_run(*, version: str, values: Mapping[str, Any], service: Service | None 
             _check_increment(service, candidate)
         except VersionRuleError as exc:
             return [{"name": "schema", "outcome": "failed", "messages": exc.details["issues"]}]
+    publisher = service.publisher if service is not None else publisher
+    refused = hooks.serves_issues(publisher, list(candidate.serves)) if publisher and candidate.serves else {}
+    serves = [Issue("SERVES_REFUSED", path, message) for path, messages in refused.items() for message in messages]
     steps = []
     for name, issues in (
-        ("schema", schema_issues(candidate)),
+        ("schema", [*schema_issues(candidate), *serves]),
         ("openapi", openapi_issues(candidate.openapi_document)),
         ("policy", pipeline.policy_step_issues(candidate, tenant_slug=service.publisher.slug if service else None)),
     ):
@@ -274,3 +328,21 @@ def retire_due_versions(*, now: Any = None) -> int:
         lifecycle.transition(version, Status.RETIRED, actor=None, reason="deprecation grace period over")
         retired += 1
     return retired
+
+
+def report_serves(*, version: ServiceVersion, linked: list[str], refused: Mapping[str, list[str]]) -> None:
+    """Record in the version's latest validation run how its `serves` was applied when it became active: a `serves`
+    step listing the models linked (info) and those refused (errors naming `serves[<i>]`). The version stays active
+    either way: the refused models are simply not offered."""
+    run = version.validation_runs.order_by("-started_at").first()
+    if run is None:
+        return
+    issues = [Issue("SERVES_LINKED", "serves", f"Offers {ref}.", "info") for ref in linked]
+    issues += [Issue("SERVES_REFUSED", path, message) for path, messages in refused.items() for message in messages]
+    ValidationStep.objects.create(
+        run=run,
+        name="serves",
+        position=len(pipeline.STEPS),
+        outcome=ValidationStep.Outcome.FAILED if refused else ValidationStep.Outcome.PASSED,
+        messages=[issue.as_dict() for issue in issues],
+    )

@@ -82,6 +82,7 @@ class CatalogModelSerializer(serializers.ModelSerializer):
             "languages",
             "license",
             "commercial_use",
+            "open_offers",
             "visibility",
             "status",
             "quality_score",
@@ -115,6 +116,11 @@ class ModelWriteSerializer(serializers.Serializer):
     license = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text="e.g. apache-2.0")
     commercial_use = serializers.BooleanField(
         required=False, help_text="Defaults from a known license (apache-2.0: true, cc-by-nc-4.0: false)."
+    )
+    open_offers = serializers.BooleanField(
+        required=False,
+        help_text="Other tenants' service versions may offer (serve) the model; on by default when its license "
+        "allows commercial use.",
     )
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
 

@@ -90,6 +90,7 @@ class CatalogModelNode(DjangoObjectType):
             "category",
             "license",
             "commercial_use",
+            "open_offers",
             "visibility",
             "status",
             "quality_score",

@@ -56,6 +56,7 @@ MODEL_FIELDS = (
     "languages",
     "license",
     "commercial_use",
+    "open_offers",
     "visibility",
 )
 VERSION_FIELDS = (

@@ -35,7 +35,8 @@ def find_model_version(model_ref: str, path: str = "serves") -> ModelVersion:
 
 
 def may_offer(provider: Tenant, model: CatalogModel) -> bool:
-    """The owner always; another tenant when the model accepts open offers and the tenant may use the model."""
+    """The owner always; another tenant when the model accepts open offers and the tenant sees it listed (published
+    or deprecated, and visible to it by the catalog's rules: public, marketplace, its sharing policy or a grant)."""
     if str(provider.pk) == str(model.owner_id):
         return True
     return model.open_offers and visible_to(provider, str(model.pk))
@@ -50,14 +51,16 @@ def check_offer(provider: Tenant, version: ModelVersion, path: str = "serves") -
 
 
 @transaction.atomic
-def offer_model(*, provider: Tenant, actor: Any, model_version: ModelVersion, service_version: Any) -> ServedBy:
-    """Declare that the provider's `service_version` serves `model_version` (idempotent)."""
+def offer_model(
+    *, provider: Tenant, actor: Any, model_version: ModelVersion, service_version: Any, field: str = "serves"
+) -> ServedBy:
+    """Declare that the provider's `service_version` serves `model_version` (idempotent); a refusal names `field`."""
     if actor is not None:
         require_admin(provider, actor)
     require_operational(provider)
     if str(service_version.service.publisher_id) != str(provider.pk):
         raise AuthorizationError("Only the service's publisher can offer it.")
-    check_offer(provider, model_version)
+    check_offer(provider, model_version, field)
     link, created = ServedBy.objects.get_or_create(model_version=model_version, service_version=service_version)
     if created:
         audit("catalog_offer_created", provider, actor, link, after={"service_version": str(service_version.pk)})
@@ -79,6 +82,20 @@ def unlink_offer(*, link: ServedBy, actor: Any) -> None:
         link.delete()
         return
     raise AuthorizationError("Only the model's owner or the offer's provider can remove it.")
+
+
+def serves_issues(*, provider: Tenant, refs: list[str]) -> dict[str, list[str]]:
+    """What is wrong with each reference of a service definition's `serves` (`{"serves[<i>]": [messages]}`): a
+    model that does not exist (or has no such ready version), or that does not accept offers from `provider`."""
+    issues: dict[str, list[str]] = {}
+    for index, ref in enumerate(refs):
+        path = f"serves[{index}]"
+        try:
+            check_offer(provider, find_model_version(ref, path), path)
+        except ValidationError as exc:
+            for name, messages in exc.details.get("fields", {}).items():
+                issues.setdefault(name, []).extend(messages)
+    return issues
 
 
 def set_served_models(*, service_version: Any, refs: list[str], actor: Any = None) -> list[ServedBy]:

@@ -297,3 +297,57 @@ class RoutingSerializer(serializers.Serializer):
         "`data_residency`, `compliance`: defaults and restrictions every call of the tenant's keys starts from."
     )
     updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+# --- Offers of catalog models --------------------------------------------------------------------------------
+
+
+class OfferPricesSerializer(serializers.Serializer):
+    model = serializers.CharField(source="pricing_model", read_only=True, help_text="per_token, per_request, ...")
+    input_per_mtok = PlainDecimalField(source="price_input_per_mtok", allow_null=True)
+    output_per_mtok = PlainDecimalField(source="price_output_per_mtok", allow_null=True)
+    cached_input_per_mtok = PlainDecimalField(source="price_cached_input_per_mtok", allow_null=True)
+    per_request = PlainDecimalField(source="price_per_request", allow_null=True)
+
+
+class OfferHealthSerializer(serializers.Serializer):
+    healthy = serializers.BooleanField(
+        read_only=True, help_text="Gets first-choice traffic: breaker not open, availability above the minimum."
+    )
+    breaker = serializers.CharField(read_only=True, help_text="The upstream's circuit: closed, half_open or open.")
+    requests = serializers.IntegerField(read_only=True, help_text="Requests in the recent SLA window.")
+    availability = serializers.FloatField(read_only=True, allow_null=True, help_text="% without a server error.")
+    error_rate = serializers.FloatField(read_only=True, allow_null=True)
+    p50_ms = serializers.FloatField(read_only=True, allow_null=True)
+    p95_ms = serializers.FloatField(read_only=True, allow_null=True)
+    throughput_tps = serializers.FloatField(read_only=True, allow_null=True, help_text="Output tokens per second.")
+
+
+class OfferSerializer(serializers.Serializer):
+    """One offer of a catalog model: a provider's service version serving one of the model's versions."""
+
+    link_id = serializers.UUIDField(read_only=True, help_text="Id of the offer (unlink it with DELETE …/<link_id>/).")
+    id = serializers.CharField(read_only=True, help_text="`<publisher>/<service>`.")
+    offer = serializers.CharField(read_only=True, help_text="`<publisher>/<service>@<version>`, as answers name it.")
+    model = serializers.CharField(read_only=True, help_text="`<owner>/<model-slug>`.")
+    model_version = serializers.CharField(read_only=True)
+    provider = serializers.CharField(read_only=True, help_text="The publisher tenant's slug.")
+    service_version_id = serializers.UUIDField(read_only=True)
+    status = serializers.CharField(read_only=True, help_text="The service version's status (routed when active).")
+    prices = OfferPricesSerializer(source="*", read_only=True)
+    context_length = serializers.IntegerField(read_only=True)
+    data_residency = serializers.ListField(child=serializers.CharField(), read_only=True)
+    compliance_level = serializers.CharField(read_only=True)
+    parameters = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Request parameters the service declares."
+    )
+    health = OfferHealthSerializer(read_only=True)
+
+
+class OfferCreateSerializer(InputSerializer):
+    """Offer one of your tenant's service versions for this model."""
+
+    service_version = serializers.UUIDField(help_text="A version of one of your services.")
+    model_version = serializers.CharField(
+        max_length=64, required=False, help_text="The model's version it serves; default: its latest ready one."
+    )

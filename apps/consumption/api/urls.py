@@ -15,4 +15,15 @@ urlpatterns = [
     path("usage/summary/", views.UsageViewSet.as_view({"get": "summary"}), name="usage-summary"),
     path("quota/", views.QuotaViewSet.as_view({"get": "retrieve"}), name="quota"),
     path("routing/", views.RoutingViewSet.as_view({"get": "retrieve", "put": "update"}), name="routing"),
+    # Under the catalog's `models/<handle>/…` (its URLs have no `offers/`): the offers need consumption's health.
+    path(
+        "models/<str:slug>/offers/",
+        views.ModelOfferViewSet.as_view({"get": "list", "post": "create"}),
+        name="model-offers",
+    ),
+    path(
+        "models/<str:slug>/offers/<uuid:link_id>/",
+        views.ModelOfferViewSet.as_view({"delete": "destroy"}),
+        name="model-offer",
+    ),
 ]

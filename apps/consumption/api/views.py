@@ -10,17 +10,20 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from apps.consumption import selectors, services, usage
+from apps.catalog import selectors as catalog_selectors
+from apps.catalog.models import CatalogModel
+from apps.catalog.services.offers import unlink_offer
+from apps.consumption import offers, selectors, services, usage
 from apps.consumption.api import serializers
 from apps.consumption.api.filters import UsageRecordFilter
 from apps.consumption.api.pagination import KeyPagination, UsageCursorPagination
-from apps.consumption.authentication import HasAdminScope, HasReadScope, api_key_of
-from apps.consumption.models import ApiKey, ApiKeyStatus, TenantRouting, UsageRecord
+from apps.consumption.authentication import HasAdminScope, HasReadScope, HasScope, api_key_of
+from apps.consumption.models import ApiKey, ApiKeyStatus, Scope, TenantRouting, UsageRecord
 from apps.tenancy import quotas
 from apps.tenancy.api.schema import tenant_header_parameter
 from apps.tenancy.context import require_tenant
@@ -457,3 +460,150 @@ class RoutingViewSet(ConsumptionViewSet):
         data = self.validated(serializers.RoutingSerializer, request.data)
         services.set_tenant_routing(tenant=self.get_tenant(), actor=request.user, routing=data["routing"])
         return Response(self.output(self._current(), serializers.RoutingSerializer))
+
+
+# --- Offers of catalog models --------------------------------------------------------------------------------
+
+offer_errors = ErrorResponses(
+    {
+        400: "Invalid input: `error.details.fields` names the field (`service_version`, `model_version`), e.g. a "
+        "model closed to offers from your tenant or a service version that is not yours.",
+        401: "Not authenticated (writes need a logged-in user or an API key with `publish`).",
+        403: "The caller is not an admin of the provider tenant (nor, to unlink, of the model's owner), or names in "
+        "X-Tenant a tenant it does not belong to.",
+        404: "No model visible to the caller has this handle, or the model has no offer with this id.",
+        409: "The provider tenant is suspended.",
+    }
+)
+MODEL_HANDLE = OpenApiParameter(
+    "slug",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The model's handle: `<owner-slug>--<model-slug>`, e.g. `acme--support-llama`.",
+)
+LINK_ID = OpenApiParameter("link_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The offer's `link_id`.")
+OFFER_EXAMPLE: dict[str, Any] = {
+    "link_id": "5d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+    "id": "globex/llama-host",
+    "offer": "globex/llama-host@1.0.0",
+    "model": "acme/support-llama",
+    "model_version": "1.2.0",
+    "provider": "globex",
+    "service_version_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+    "status": "active",
+    "prices": {
+        "model": "per_token",
+        "input_per_mtok": "0.5",
+        "output_per_mtok": "1.5",
+        "cached_input_per_mtok": None,
+        "per_request": None,
+    },
+    "context_length": 8192,
+    "data_residency": ["DE", "FR"],
+    "compliance_level": "public",
+    "parameters": ["max_tokens", "temperature"],
+    "health": {
+        "healthy": True,
+        "breaker": "closed",
+        "requests": 1250,
+        "availability": 99.92,
+        "error_rate": 0.0008,
+        "p50_ms": 310.0,
+        "p95_ms": 890.0,
+        "throughput_tps": 74.5,
+    },
+}
+
+
+class OfferPagination(KeyPagination):
+    """Limit/offset pages of a model's offers (50 by default, at most 100)."""
+
+
+class ModelOfferViewSet(TenantHeaderCheckMixin, ValidatedInputMixin, viewsets.GenericViewSet):
+    """The offers of a catalog model: reads open as the catalog's (what the caller may see of the model), writes by
+    admins of the provider (offer, unlink) or of the model's owner (unlink)."""
+
+    metadata_class = None
+    permission_classes = [HasScope.of(read=Scope.READ, write=Scope.PUBLISH), IsAuthenticatedOrReadOnly]
+    pagination_class = OfferPagination
+    serializer_class = serializers.OfferSerializer
+
+    def get_model(self, slug: str) -> CatalogModel:
+        return catalog_selectors.get_model(catalog_selectors.viewer_of_request(self.request), slug)
+
+    def output(self, instance: Any, **kwargs: Any) -> Any:
+        return serializers.OfferSerializer(instance, context=self.get_serializer_context(), **kwargs).data
+
+    @extend_schema(
+        tags=["models"],
+        summary="List a model's offers",
+        description="Every provider's service version serving a version of the model, greatest model version "
+        "first: prices, context length, data residency, compliance level, declared parameters and live health "
+        "(circuit breaker, recent availability, error rate, p50/p95 latency, throughput). Open as catalog reads "
+        "(anonymous callers see public models); offers that cannot be called (service version not active, model "
+        "version not ready) are shown only to the model's owner and to their provider.",
+        parameters=[MODEL_HANDLE, TENANT_HEADER_PARAMETER],
+        responses={
+            200: OpenApiResponse(
+                serializers.OfferSerializer(many=True),
+                examples=[OpenApiExample("An offer", value=[OFFER_EXAMPLE], response_only=True)],
+            ),
+            **offer_errors(401, 403, 404),
+        },
+    )
+    def list(self, request: Request, slug: str) -> Response:
+        model = self.get_model(slug)
+        viewer = catalog_selectors.viewer_of_request(request)
+        found = offers.list_offers([model], tenant=viewer.tenant, everything=viewer.everything)[model.pk]
+        page = self.paginate_queryset(found) or []
+        return self.get_paginated_response(self.output(offers.with_health(page), many=True))
+
+    @extend_schema(
+        tags=["models"],
+        summary="Offer a service version for a model",
+        description="Admins of the provider tenant (or a key with `publish`): declare that one of your service "
+        "versions serves the model (`model_version`, default its latest ready version). The model's owner always "
+        "may; another tenant when the model accepts open offers (`open_offers`) and its sharing lets the tenant use "
+        "it. Idempotent: offering the same pair again answers the existing offer.",
+        parameters=[MODEL_HANDLE, TENANT_HEADER_PARAMETER],
+        request=serializers.OfferCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "Offer a version",
+                value={"service_version": OFFER_EXAMPLE["service_version_id"], "model_version": "1.2.0"},
+                request_only=True,
+            )
+        ],
+        responses={
+            201: OpenApiResponse(
+                serializers.OfferSerializer,
+                examples=[OpenApiExample("Offered", value=OFFER_EXAMPLE, response_only=True)],
+            ),
+            **offer_errors(400, 401, 403, 404, 409),
+        },
+    )
+    def create(self, request: Request, slug: str) -> Response:
+        model = self.get_model(slug)
+        data = self.validated(serializers.OfferCreateSerializer, request.data)
+        link = offers.offer_service_version(
+            model=model,
+            provider=require_tenant(request),
+            actor=request.user,
+            service_version_id=data["service_version"],
+            version=data.get("model_version"),
+        )
+        return Response(self.output(offers.get_offer(link)), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        tags=["models"],
+        summary="Unlink an offer",
+        description="Admins of the model's owner or of the offer's provider: the service version no longer serves "
+        "the model (routing stops choosing it at once).",
+        parameters=[MODEL_HANDLE, LINK_ID, TENANT_HEADER_PARAMETER],
+        request=None,
+        responses={204: None, **offer_errors(401, 403, 404)},
+    )
+    def destroy(self, request: Request, slug: str, link_id: UUID) -> Response:
+        link = catalog_selectors.get_offer_link(self.get_model(slug), link_id)
+        unlink_offer(link=link, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -4,19 +4,22 @@ create and rotate payloads."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import graphene
 
-from apps.consumption import selectors, services
-from apps.consumption.api.serializers import ApiKeyCreateSerializer, ApiKeyRotateSerializer
-from apps.consumption.graphql.types import MANAGE_KEYS, ApiKeyNode
-from apps.consumption.models import ApiKey
+from apps.catalog import selectors as catalog_selectors
+from apps.catalog.services.offers import unlink_offer
+from apps.consumption import offers, selectors, services
+from apps.consumption.api.serializers import ApiKeyCreateSerializer, ApiKeyRotateSerializer, OfferCreateSerializer
+from apps.consumption.graphql.types import MANAGE_KEYS, ApiKeyNode, CatalogModelOffer
+from apps.consumption.models import ApiKey, Scope
 from apps.tenancy.context import require_tenant
 from llm_infra_django.drf.validation import validated
 from llm_infra_django.errors import NotFoundError
 from llm_infra_django.graphql import Decimal as GqlDecimal
-from llm_infra_django.graphql import FieldError, mutation, node_pk, requires
+from llm_infra_django.graphql import FieldError, key_scope, mutation, node_pk, requires
 
 SECRET_DESCRIPTION = "The API key itself. Shown in this payload only: store it now, it cannot be retrieved again."
 
@@ -102,7 +105,61 @@ class ApiKeyRevoke(graphene.Mutation):
         return cls(api_key=key, errors=[])
 
 
+class OfferModel(graphene.Mutation):
+    """Provider admins (or a key with `publish`): offer one of your tenant's service versions for a catalog model,
+    as `POST /api/v1/models/<slug>/offers/` (idempotent)."""
+
+    class Arguments:
+        model = graphene.String(required=True, description="The model's handle: `<owner-slug>--<model-slug>`.")
+        service_version = graphene.ID(required=True, description="A version of one of your services (UUID).")
+        model_version = graphene.String(description="The model's version it serves; default: its latest ready one.")
+
+    offer = graphene.Field(CatalogModelOffer)
+    errors = graphene.List(graphene.NonNull(FieldError), required=True)
+
+    @classmethod
+    @mutation()
+    @requires(key_scope(Scope.PUBLISH))
+    def mutate(cls, root: Any, info: graphene.ResolveInfo, model: str, **values: Any) -> OfferModel:
+        found = catalog_selectors.get_model(catalog_selectors.viewer_of_request(info.context), model)
+        data = validated(OfferCreateSerializer, {k: v for k, v in values.items() if v is not None})
+        link = offers.offer_service_version(
+            model=found,
+            provider=require_tenant(info.context),
+            actor=info.context.user,
+            service_version_id=data["service_version"],
+            version=data.get("model_version"),
+        )
+        return cls(offer=offers.get_offer(link), errors=[])
+
+
+class UnlinkOffer(graphene.Mutation):
+    """Admins of the model's owner or of the offer's provider: remove an offer, as
+    `DELETE /api/v1/models/<slug>/offers/<link_id>/`."""
+
+    class Arguments:
+        model = graphene.String(required=True, description="The model's handle: `<owner-slug>--<model-slug>`.")
+        link_id = graphene.ID(required=True, description="The offer's `linkId`.")
+
+    ok = graphene.Boolean(required=True)
+    errors = graphene.List(graphene.NonNull(FieldError), required=True)
+
+    @classmethod
+    @mutation()
+    @requires(key_scope(Scope.PUBLISH))
+    def mutate(cls, root: Any, info: graphene.ResolveInfo, model: str, link_id: str) -> UnlinkOffer:
+        found = catalog_selectors.get_model(catalog_selectors.viewer_of_request(info.context), model)
+        try:
+            link_pk = uuid.UUID(str(link_id))
+        except ValueError:
+            raise NotFoundError("Offer", str(link_id)) from None
+        unlink_offer(link=catalog_selectors.get_offer_link(found, link_pk), actor=info.context.user)
+        return cls(ok=True, errors=[])
+
+
 class Mutations(graphene.ObjectType):
     api_key_create = ApiKeyCreate.Field()
     api_key_rotate = ApiKeyRotate.Field()
     api_key_revoke = ApiKeyRevoke.Field()
+    offer_model = OfferModel.Field()
+    unlink_offer = UnlinkOffer.Field()

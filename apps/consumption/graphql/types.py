@@ -11,8 +11,12 @@ from django.db.models import Q, QuerySet
 from graphene import relay
 from graphene_django import DjangoObjectType
 
+from apps.catalog import selectors as catalog_selectors
+from apps.catalog.models import CatalogModel
+from apps.consumption import offers
 from apps.consumption.api.serializers import PERSPECTIVES
 from apps.consumption.models import ApiKey, Scope, UsageRecord, key_status
+from apps.consumption.offers import Offer
 from apps.tenancy.context import require_tenant, resolve_tenant
 from apps.tenancy.graphql.types import QuotaType
 from apps.tenancy.models import Role, Tenant
@@ -338,3 +342,88 @@ class ServiceSlaStatus(graphene.ObjectType):
     dispute_state = graphene.String(description="`warning` with any disputed usage, `critical` above 1 % of requests.")
     window_start = graphene.DateTime()
     window_end = graphene.DateTime()
+
+
+# --- Offers of catalog models (the `offers` field of the catalog's model type, added by apps.gateway.links) -------
+
+
+class OfferPrices(graphene.ObjectType):
+    model = graphene.String(required=True, description="per_token, per_request, ...")
+    input_per_mtok = GqlDecimal()
+    output_per_mtok = GqlDecimal()
+    cached_input_per_mtok = GqlDecimal()
+    per_request = GqlDecimal()
+
+    @staticmethod
+    def resolve_model(root: Offer, info: graphene.ResolveInfo) -> str:
+        return root.pricing_model
+
+    @staticmethod
+    def resolve_input_per_mtok(root: Offer, info: graphene.ResolveInfo) -> Any:
+        return root.price_input_per_mtok
+
+    @staticmethod
+    def resolve_output_per_mtok(root: Offer, info: graphene.ResolveInfo) -> Any:
+        return root.price_output_per_mtok
+
+    @staticmethod
+    def resolve_cached_input_per_mtok(root: Offer, info: graphene.ResolveInfo) -> Any:
+        return root.price_cached_input_per_mtok
+
+    @staticmethod
+    def resolve_per_request(root: Offer, info: graphene.ResolveInfo) -> Any:
+        return root.price_per_request
+
+
+class OfferHealth(graphene.ObjectType):
+    """An offer's live health, as routing sees it."""
+
+    healthy = graphene.Boolean(required=True, description="Breaker not open, availability above the minimum.")
+    breaker = graphene.String(required=True, description="closed, half_open or open.")
+    requests = graphene.Int(required=True, description="Requests in the recent SLA window.")
+    availability = graphene.Float(description="% of recent requests without a server error.")
+    error_rate = graphene.Float()
+    p50_ms = graphene.Float()
+    p95_ms = graphene.Float()
+    throughput_tps = graphene.Float(description="Output tokens per second.")
+
+
+class CatalogModelOffer(graphene.ObjectType):
+    """One offer of a catalog model: a provider's service version serving one of its versions (as
+    `/api/v1/models/<slug>/offers/` lists them)."""
+
+    link_id = graphene.ID(required=True, description="Id of the offer (`unlinkOffer` takes it).")
+    id = graphene.String(required=True, description="`<publisher>/<service>`.")
+    offer = graphene.String(required=True, description="`<publisher>/<service>@<version>`.")
+    model = graphene.String(required=True, description="`<owner>/<model-slug>`.")
+    model_version = graphene.String(required=True)
+    provider = graphene.String(required=True, description="The publisher tenant's slug.")
+    service_version_id = graphene.ID(required=True)
+    status = graphene.String(required=True, description="The service version's status (routed when active).")
+    prices = graphene.Field(OfferPrices, required=True)
+    context_length = graphene.Int(required=True)
+    data_residency = graphene.List(graphene.NonNull(graphene.String), required=True)
+    compliance_level = graphene.String(required=True)
+    parameters = graphene.List(graphene.NonNull(graphene.String), required=True)
+    health = graphene.Field(OfferHealth)
+
+    @staticmethod
+    def resolve_prices(root: Offer, info: graphene.ResolveInfo) -> Offer:
+        return root
+
+    @staticmethod
+    def resolve_health(root: Offer, info: graphene.ResolveInfo) -> Any:
+        return OfferHealth(**root.health) if root.health is not None else None
+
+
+def offers_of(info: graphene.ResolveInfo, model: CatalogModel) -> list[Offer]:
+    """The offers of a catalog model the caller may see, with their health: loaded at once for every model of the
+    page (one SQL query, one health read for all)."""
+
+    def load(models: list[CatalogModel]) -> dict[Any, list[Offer]]:
+        seen = catalog_selectors.viewer_of_request(info.context)
+        found = offers.list_offers(models, tenant=seen.tenant, everything=seen.everything)
+        healthy = iter(offers.with_health([offer for listed in found.values() for offer in listed]))
+        return {pk: [next(healthy) for _ in listed] for pk, listed in found.items()}
+
+    return load_related(info, model, "consumption.offers", load, default=list)

@@ -250,6 +250,14 @@ class ServiceDefinitionSerializer(StrictSerializer):
         validators=[storable_json],
         help_text="OpenAPI 3 document of the service.",
     )
+    serves = serializers.ListField(
+        child=StrictCharField(max_length=200),
+        max_length=20,
+        required=False,
+        help_text="Catalog models this version offers: `<owner>/<model-slug>` (its latest ready version) or "
+        "`<owner>/<model-slug>@<version>`. Each model must exist and accept offers from your tenant (its owner, or "
+        "`open_offers`); linked when the version becomes active.",
+    )
 
 
 class ServicePublishSerializer(ServiceDefinitionSerializer):
@@ -481,6 +489,9 @@ class VersionSerializer(VersionContentSerializer):
     version = serializers.CharField(read_only=True)
     status = serializers.CharField(read_only=True)
     openapi = serializers.JSONField(source="openapi_document", read_only=True, allow_null=True)
+    serves = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Catalog models the definition declares it serves."
+    )
     published_at = serializers.DateTimeField(read_only=True, allow_null=True)
     deprecated_at = serializers.DateTimeField(read_only=True, allow_null=True)
     retire_at = serializers.DateTimeField(read_only=True, allow_null=True)

@@ -238,7 +238,8 @@ class ServiceViewSet(ValidatedInputMixin, viewsets.ViewSet):
         data.pop("slug", None)
         version = data.pop("version")
         service = self.managed_service(service_id) if service_id else None
-        steps = services.dry_run(version=version, values=data, service=service)
+        publisher = None if service else resolve_tenant(request)
+        steps = services.dry_run(version=version, values=data, service=service, publisher=publisher)
         result = {"valid": all(step["outcome"] != "failed" for step in steps), "steps": steps}
         return Response(serializers.DryRunResultSerializer(result).data)
 

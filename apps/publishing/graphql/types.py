@@ -76,6 +76,11 @@ class ServiceVersionNode(DjangoObjectType):
     tags = graphene.List(graphene.NonNull(graphene.String), required=True)
     capabilities = GenericScalar(required=True)
     modalities = graphene.List(graphene.NonNull(graphene.String), required=True)
+    serves = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="Catalog models the definition declares it serves (`<owner>/<model-slug>[@<version>]`).",
+    )
     pricing = graphene.Field(PricingType, required=True)
     sla = graphene.Field(SlaType, required=True)
     compliance = graphene.Field(ComplianceType, required=True)

@@ -16,6 +16,8 @@ CATALOG_PATHS = {
     "/api/v1/models/{slug}/lineage/",
     "/api/v1/models/{slug}/compare/",
     "/api/v1/models/{slug}/compliance/",
+    "/api/v1/models/{slug}/offers/",  # served by consumption (it needs the offers' health)
+    "/api/v1/models/{slug}/offers/{link_id}/",
     "/api/v1/datasets/",
     "/api/v1/datasets/{ref}/",
     "/api/v1/training-runs/",
