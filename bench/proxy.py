@@ -2,7 +2,7 @@
 a bare async view forwarding with httpx), our metered proxy, Portkey's open-source gateway (Node.js, no metering)
 and LiteLLM's proxy.
 
-    .venv/bin/python bench/proxy.py [--duration 10] [--concurrency 1,8,32] [--peers floor,portkey,litellm]
+    .venv/bin/python bench/proxy.py [--duration 10] [--concurrency 1,8,32] [--peers floor,portkey,litellm] [--rounds 1]
 
 Needs PostgreSQL and Redis (the defaults of this machine), `wrk` (Debian package) and, for Portkey, Node.js and npm.
 Peers are installed on first use: LiteLLM into bench/peers/litellm-venv (litellm[proxy]==1.108.7), Portkey's
@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -206,6 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--rounds", type=int, default=1, help="Runs per target and concurrency (medians reported).")
     parser.add_argument("--peers", default="floor,portkey,litellm", help="Comma-separated: floor, portkey, litellm.")
     parser.add_argument("--skip-litellm", action="store_true", help="Shorthand for leaving litellm out of --peers.")
     args = parser.parse_args()
@@ -303,10 +305,18 @@ def main() -> None:
         # Warm every target (connections, caches) before measuring.
         for _, url, body, auth, headers in targets:
             wrk(url, body, auth, 4, 2, headers)
-        results: dict[tuple[str, int], dict[str, float]] = {}
+        # With --rounds N, the targets take turns N times and each figure is the median of its N runs: the machine's
+        # own drift then weighs on every target alike.
+        runs: dict[tuple[str, int], list[dict[str, float]]] = {}
         for connections in [int(c) for c in args.concurrency.split(",")]:
-            for name, url, body, auth, headers in targets:
-                results[(name, connections)] = wrk(url, body, auth, connections, args.duration, headers)
+            for _ in range(args.rounds):
+                for name, url, body, auth, headers in targets:
+                    measured = wrk(url, body, auth, connections, args.duration, headers)
+                    runs.setdefault((name, connections), []).append(measured)
+        results = {
+            target: {field: statistics.median(run[field] for run in measured) for field in measured[0]}
+            for target, measured in runs.items()
+        }
         report(results, [t[0] for t in targets])
     finally:
         for process in processes:

@@ -62,6 +62,15 @@ def allowed(offers: Iterable[Offer], preferences: Preferences, parameters: froze
     """The offers the preferences allow: `only`, `ignore`, `max_price`, `data_residency` (all of an offer's processing
     within the allowed countries), `compliance`, and with `require_parameters` only offers declaring every parameter
     the request uses."""
+    if (
+        preferences.only is None
+        and not preferences.ignore
+        and not preferences.max_price
+        and (
+            preferences.data_residency is None and preferences.compliance is None and not preferences.require_parameters
+        )
+    ):
+        return list(offers)
     found = []
     for offer in offers:
         route = offer.route

@@ -52,6 +52,8 @@ class Preferences:
     def narrowed_by(self, request: Preferences, given: frozenset[str]) -> Preferences:
         """These settings (a key's or tenant's) with a request's preferences applied: its restrictions narrow these
         ones (never widen), its choices (the fields it `given`) replace these."""
+        if not given:
+            return self  # a request without preferences (the common case) changes nothing
         merged = replace(
             self,
             only=_intersection(self.only, request.only),
@@ -65,6 +67,10 @@ class Preferences:
         )
         choices = {name: getattr(request, name) for name in ("order", "sort", "allow_fallbacks", "require_parameters")}
         return replace(merged, **{name: value for name, value in choices.items() if name in given})
+
+
+NONE = Preferences()
+"""No preference at all."""
 
 
 def _intersection(first: frozenset[str] | None, second: frozenset[str] | None) -> frozenset[str] | None:
@@ -113,7 +119,7 @@ def parse(value: Any, path: str = "provider") -> tuple[Preferences, frozenset[st
     """A `provider` object (or a key's or tenant's routing settings) as `Preferences`, and the fields it gave.
     Unknown fields and bad values are a 400 naming them."""
     if value is None:
-        return Preferences(), frozenset()
+        return NONE, frozenset()
     if not isinstance(value, dict):
         raise ValidationError(fields={path: ["An object of routing preferences."]})
     unknown = [name for name in value if name not in FIELDS]
