@@ -239,3 +239,26 @@ def test_the_list_is_paginated(model: CatalogModel, consumer: Tenant) -> None:
     # then
     body = page.json()
     assert body["count"] == 3 and len(body["results"]) == 2 and body["next"]
+
+
+def test_api_keys_read_offers_with_read_and_write_them_with_publish(
+    model: CatalogModel, consumer: Tenant, hosted: ServiceVersion
+) -> None:
+    from apps.consumption.services import create_api_key
+
+    def keyed(*scopes: str) -> APIClient:
+        _, secret = create_api_key(tenant=consumer, actor=consumer.owner, name="-".join(scopes), scopes=list(scopes))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
+
+    url = f"{API}/acme--support-llama/offers/"
+    body = {"service_version": str(hosted.pk)}
+    assert keyed("consume").get(url).status_code == 403
+    assert keyed("read").get(url).status_code == 200
+    assert keyed("read").post(url, body, format="json").status_code == 403
+    assert not ServedBy.objects.filter(service_version=hosted).exists()
+    created = keyed("publish").post(url, body, format="json")
+    assert created.status_code == 201, created.content
+    assert keyed("read").delete(f"{url}{created.json()['link_id']}/").status_code == 403
+    assert keyed("admin").delete(f"{url}{created.json()['link_id']}/").status_code == 204
