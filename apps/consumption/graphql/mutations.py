@@ -50,6 +50,10 @@ class ApiKeyCreate(graphene.Mutation):
         max_parallel = graphene.Int()
         budget_day_usd = GqlDecimal(description="USD per UTC day; > 0.")
         budget_month_usd = GqlDecimal(description="USD per UTC month; > 0.")
+        routing = graphene.JSONString(
+            description="Routing preferences of the key's calls (a request's `provider` fields, as JSON): they narrow "
+            "the tenant's; a request narrows them further."
+        )
 
     api_key = graphene.Field(ApiKeyNode)
     secret = graphene.String(description=SECRET_DESCRIPTION)

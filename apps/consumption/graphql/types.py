@@ -84,6 +84,7 @@ class ApiKeyNode(DjangoObjectType):
         graphene.NonNull(graphene.String), required=True, description="Model ids; empty = every model allowed."
     )
     created_by = graphene.String(description="Username of the creator, if any.")
+    routing = graphene.JSONString(required=True, description="Routing preferences of the key's calls (JSON).")
     rotated_from = graphene.Field(lambda: ApiKeyNode, description="The key this one replaced.")
     rotated_to = graphene.Field(lambda: ApiKeyNode, description="The key that replaced this one.")
 
@@ -129,6 +130,10 @@ class ApiKeyNode(DjangoObjectType):
     @staticmethod
     def resolve_allowed_models(root: ApiKey, info: graphene.ResolveInfo) -> list[str]:
         return list(root.allowed_models or [])
+
+    @staticmethod
+    def resolve_routing(root: ApiKey, info: graphene.ResolveInfo) -> dict[str, Any]:
+        return dict(root.routing or {})
 
     @staticmethod
     def resolve_created_by(root: ApiKey, info: graphene.ResolveInfo) -> str | None:

@@ -3,6 +3,7 @@ summaries, quota and SLA status — scoped and permitted as the REST API, isolat
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -631,3 +632,23 @@ def test_usage_records_with_nested_keys_run_in_constant_queries(recorded: Traffi
         counts[first] = len(queries.captured_queries)
 
     assert counts[5] == counts[50], counts
+
+
+KEY_CREATE_ROUTED = """
+mutation($name: String!, $routing: JSONString) {
+  apiKeyCreate(name: $name, routing: $routing) { apiKey { name routing } errors { field message } }
+}
+"""
+
+
+def test_a_key_created_through_graphql_carries_routing_preferences_checked_as_a_requests(
+    world: dict[str, Any],
+) -> None:
+    client = with_key(world["admin_secret"])
+    refused = data(gql(client, KEY_CREATE_ROUTED, {"name": "routed", "routing": json.dumps({"sort": "fastest"})}))
+    assert [error["field"] for error in refused["apiKeyCreate"]["errors"]] == ["routing.sort"]
+    assert not ApiKey.objects.filter(name="routed").exists()
+    made = data(gql(client, KEY_CREATE_ROUTED, {"name": "routed", "routing": json.dumps({"only": ["acme/echo"]})}))
+    assert made["apiKeyCreate"]["errors"] == []
+    assert json.loads(made["apiKeyCreate"]["apiKey"]["routing"]) == {"only": ["acme/echo"]}
+    assert ApiKey.objects.get(name="routed").routing == {"only": ["acme/echo"]}
