@@ -9,12 +9,26 @@ import pytest
 
 from apps.consumption import tokenizer
 from apps.consumption.models import UsageRecord
+from tests.apps.consumption.conftest import publish_openai
 from tests.apps.consumption.live.test_overshoot import MESSAGES, fire, wait_for_records
 from tests.apps.consumption.test_routing import catalog_model, echo_offer, offer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
 
-PRICES = {"cheap": ("100", "200"), "mid": ("1000", "2000"), "dear": ("5000", "9000")}
+
+# Close enough that every offer gets traffic from the price-weighted draw (weights 1 : 1/4 : 1/9).
+def wait_for_calls(count: int, seconds: float = 15) -> list[UsageRecord]:
+    """The calls' records (not their failed attempts'), once `count` are written."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and UsageRecord.objects.filter(attempt_of="").count() < count:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    return list(UsageRecord.objects.filter(attempt_of=""))
+
+
+PRICES = {"cheap": ("1000", "2000"), "mid": ("2000", "4000"), "dear": ("3000", "6000")}
 
 
 def call_cost(prompt: int, completion: int, name: str) -> Decimal:
@@ -36,7 +50,7 @@ def test_a_budget_is_never_exceeded_across_offers_of_different_prices(start_serv
     secret = make_key(budget_day_usd=str(budget))
 
     # when 64 clients call it from two processes, far more often than the budget allows
-    statuses = fire(urls, secret, 700, {"model": "acme/llama", "messages": MESSAGES, "max_tokens": 5})
+    statuses = fire(urls, secret, 300, {"model": "acme/llama", "messages": MESSAGES, "max_tokens": 5})
 
     # then calls are answered or refused for the budget, and the ledger bills each at its serving offer's price,
     # never more than the budget in all — and the budget is used up to less than one dearest reservation
@@ -52,3 +66,33 @@ def test_a_budget_is_never_exceeded_across_offers_of_different_prices(start_serv
     assert 402 in statuses and budget - billed < dearest
     assert len({record.provider for record in records}) >= 2
     assert not UsageRecord.objects.exclude(attempt_of="").exists()
+
+
+def test_a_call_falling_back_to_a_dearer_offer_never_overshoots_the_budget(
+    start_servers, make_key, provider, upstream
+) -> None:
+    # given a cheap first choice that always fails and a much dearer fallback
+    behaviour, url = upstream
+    publish_openai(provider, url, slug="cheap", price_input_per_mtok="1000", price_output_per_mtok="2000")
+    behaviour.status = 503
+    echo_offer(provider, "dear", price_input_per_mtok="20000", price_output_per_mtok="40000")
+    version = catalog_model(provider)
+    for name in ("cheap", "dear"):
+        offer(provider, version, name)
+    prompt = tokenizer.count_chat_prompt_tokens(MESSAGES)
+    served_cost = (Decimal(prompt) * 20000 + 5 * 40000) / 10**6
+    budget = served_cost * Decimal("10.5")
+    urls = start_servers(2)
+    secret = make_key(budget_day_usd=str(budget))
+
+    # when 64 clients call it, the cheap offer first (admission must reserve the fallback's price, not the first's)
+    body = {"model": "acme/llama", "messages": MESSAGES, "max_tokens": 5, "provider": {"order": ["acme/cheap"]}}
+    statuses = fire(urls, secret, 120, body)
+
+    # then every answered call was served by the dear offer, and the ledger never bills beyond the budget
+    assert set(statuses) <= {200, 402}, set(statuses)
+    served = statuses.count(200)
+    assert served >= 1
+    records = wait_for_calls(served)
+    assert len(records) == served and {r.provider for r in records} == {"acme/dear@1.0.0"}
+    assert sum((r.cost for r in records), Decimal(0)) <= budget
