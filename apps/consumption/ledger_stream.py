@@ -138,8 +138,8 @@ def _read(client: Any, key: str, consumer: str, count: int) -> list[tuple[Any, A
 @dataclass
 class Sent:
     """A record this process appended to the stream, with the keys and usage of its settlement (to charge it again
-    should Redis lose it). `state`: "streamed" (in the stream of `epoch`), "write" (to be written to the database by
-    this process), "charge" (written; its usage still to be charged to Redis' counters)."""
+    should Redis lose it). `state`: "streamed" (in the stream of `epoch`), "write" (lost with its Redis data set: to
+    be charged again to the counters Redis holds now, then written to the database by this process), "done"."""
 
     entry: Entry
     keys: CallKeys
@@ -147,6 +147,7 @@ class Sent:
     message_id: str
     epoch: str
     state: str = "streamed"
+    charged: bool = False  # charged again after the loss (a retried check must not charge twice)
 
 
 def epoch_key(key: str) -> str:
@@ -180,10 +181,10 @@ def _in_state(state: str) -> list[Sent]:
 
 def check_outbox() -> int:
     """Forget the outbox records the stream's readers wrote to the database. Records appended to a Redis data set
-    that is gone since (another epoch) are written to the database directly (idempotent), and those that were not
-    there yet are charged again to the counters Redis holds now (admission seeds the others from the database,
-    which then holds them). Returns how many records this wrote. Synchronous, for the drainer's thread; raises when
-    Redis or the database fails, forgetting nothing."""
+    that is gone since (another epoch) and not in the database yet are charged again to the counters Redis holds now
+    (kept pending for those it does not hold: admission seeds them), then written to the database directly
+    (idempotent). Returns how many records this wrote. Synchronous, for the drainer's thread; raises when Redis or
+    the database fails, forgetting nothing."""
     from apps.consumption.admission import settle_sync
 
     client = get_redis()
@@ -202,17 +203,32 @@ def check_outbox() -> int:
         logger.warning("ledger_stream_lost", records=len(lost))
     fresh: set[str] = set()
     if to_write := _in_state("write"):
-        fresh = write_with_reconnect([sent.entry for sent in to_write])
+        # Charged before written, and only if the database does not hold it yet (a reader wrote it before the loss:
+        # it was counted then, and seeds read since hold it). A counter seeded in between then counts the call once
+        # either way: from the charge, or — missing when the charge came — from the pending charge its seed adds
+        # unless the seed's snapshot holds the record (see settle.lua, admission.lua).
+        recorded = _recorded({sent.entry.request_id for sent in to_write})
         for sent in to_write:
-            sent.state = "charge" if sent.entry.request_id in fresh else "done"
-    for sent in _in_state("charge"):
-        settle_sync(sent.keys, replace(sent.usage, charge_missing=True))
-        sent.state = "done"
+            if sent.entry.request_id in recorded:
+                sent.state = "done"
+            elif not sent.charged:
+                settle_sync(sent.keys, replace(sent.usage, charge_missing=True))
+                sent.charged = True
+        if pending := [sent for sent in to_write if sent.state == "write"]:
+            fresh = write_with_reconnect([sent.entry for sent in pending])
+            for sent in pending:
+                sent.state = "done"
     with _outbox_lock:
         for request_id in [rid for rid, sent in _outbox.items() if sent.state == "done"]:
             del _outbox[request_id]
     _forget_written(client, key)
     return len(fresh)
+
+
+def _recorded(request_ids: set[str]) -> set[str]:
+    from apps.consumption.models import UsageRecord
+
+    return set(UsageRecord.objects.filter(request_id__in=request_ids).values_list("request_id", flat=True))
 
 
 def _forget_written(client: Any, key: str) -> None:

@@ -155,6 +155,38 @@ def test_a_lost_record_the_database_already_has_is_not_charged_again(traffic: Tr
     assert written.entry.request_id not in ledger_stream._outbox
 
 
+@pytest.mark.parametrize("counters_held", [True, False])
+def test_a_counter_seeded_while_the_outbox_rewrites_a_lost_record_counts_it_once(
+    traffic: Traffic, budgeted: Any, monkeypatch: pytest.MonkeyPatch, counters_held: bool
+) -> None:
+    """The outbox charges a lost record again and writes it. Another call may seed the counters in between: whatever
+    the order, the seeded counter holds the lost record once (the charge comes before the write; a charge meeting a
+    missing counter waits as pending, which a seed adds only if its snapshot lacks the record)."""
+    lost = proxied(traffic, budgeted, "0.004")
+    lose_redis_data(str(traffic.consumer.pk))
+    assert not UsageRecord.objects.filter(request_id=lost.entry.request_id).exists()
+    if counters_held:
+        proxied(traffic, budgeted, "0.002")  # the counters exist again (seeded without the lost record)
+    later: list[ledger_stream.Sent] = []
+    real_write = ledger_stream.write_with_reconnect
+
+    def write_then_seed(entries: list[Any]) -> set[str]:
+        written = real_write(entries)
+        if not later:  # another call, right after the lost record reached the database
+            later.append(proxied(traffic, budgeted, "0.001"))
+        return written
+
+    monkeypatch.setattr(ledger_stream, "write_with_reconnect", write_then_seed)
+    ledger_stream.check_outbox()
+
+    expected = 40_000_000 + 10_000_000 + (20_000_000 if counters_held else 0)
+    assert UsageRecord.objects.filter(request_id=lost.entry.request_id).exists()
+    assert budget_day(later[0]) == expected
+    drain_ledger()
+    ledger_stream.check_outbox()
+    assert budget_day(later[0]) == expected
+
+
 def test_the_outbox_forgets_records_once_they_are_written(traffic: Traffic, budgeted: Any) -> None:
     sent = [proxied(traffic, budgeted, "0.001") for _ in range(3)]
     ledger_stream.check_outbox()
