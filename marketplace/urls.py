@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("apps.catalog.api.urls")),
     path("api/v1/", include("apps.publishing.api.urls")),
     path("api/v1/", include("apps.consumption.api.urls")),
+    path("api/v1/", include("apps.billing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # GraphiQL (browser GETs) only when MARKETPLACE_GATEWAY["GRAPHIQL"] is on (settings.dev), from vendored files.

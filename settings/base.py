@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.publishing",
     "apps.catalog",
     "apps.consumption",
+    "apps.billing",
 ]
 
 MIDDLEWARE = [

@@ -4,7 +4,8 @@
 --
 -- KEYS: 1 revoked flag, 2 tenant suspended flag, 3 rpm log (zset), 4 tpm window, 5 parallel slots (zset),
 --       6 key budget day, 7 key budget month, 8 quota requests, 9 quota tokens, 10 quota spend,
---       11 reservation (hash), 12 reservation index (zset), 13 throttle bucket (hash), 14 pending charges (hash)
+--       11 reservation (hash), 12 reservation index (zset), 13 throttle bucket (hash), 14 pending charges (hash),
+--       15 what a prepaid tenant was billed, ever (kept within its credits)
 -- ARGV: 1 request id, 2 rpm limit, 3 tpm limit, 4 estimated tokens, 5 max parallel, 6 slot lifetime ms,
 --       7 budget day limit, 8 budget month limit, 9 estimated cost (10^-10 USD),
 --       10/11/12 requests quota limit/action/seed, 13/14/15 tokens quota, 16/17/18 spend quota,
@@ -13,7 +14,8 @@
 --       request's process die (may be empty), 26 the time (ms) after which the caller no longer waits for this
 --       answer (-1: none): later, nothing is applied (a call that reached a frozen Redis, run when it woke up),
 --       27 the largest amount one call may reserve, 28 the largest value a counter may hold, 29 the request ids
---       (space-separated) the seeds' database snapshot holds
+--       (space-separated) the seeds' database snapshot holds, 30/31 the prepaid tenant's credits (-1: postpaid) and
+--       the seed of what it was billed
 -- Limits are -1 when absent; seeds are -1 when unknown (the caller reads the database and calls again). A seed is
 -- read from the database in one snapshot, after which charges settled while the counter was missing (KEYS 14, see
 -- settle.lua) may still be on their way to it: those whose request the snapshot does not hold are added to the seed.
@@ -45,7 +47,7 @@ end
 for _, i in ipairs({6, 22, 23}) do
   if integer(ARGV[i], 0, 2^50) == nil then return {-4, 'argument ' .. i} end
 end
-for _, i in ipairs({7, 8, 10, 12, 13, 15, 16, 18, 19, 20}) do
+for _, i in ipairs({7, 8, 10, 12, 13, 15, 16, 18, 19, 20, 30, 31}) do
   if optional(ARGV[i]) == nil then return {-4, 'argument ' .. i} end
 end
 local est_tokens, est_cost = amount(ARGV[4]), amount(ARGV[9])
@@ -69,6 +71,7 @@ local metered = {
   {8, optional(ARGV[10]), ARGV[11], optional(ARGV[12]), {0, 1}, 'api_requests'},
   {9, optional(ARGV[13]), ARGV[14], optional(ARGV[15]), est_tokens, 'tokens'},
   {10, optional(ARGV[16]), ARGV[17], optional(ARGV[18]), est_cost, 'spend_usd'},
+  {15, optional(ARGV[30]), 'block', optional(ARGV[31]), est_cost, 'balance'},
 }
 
 local seeded_ids = {}

@@ -121,6 +121,8 @@ def admission_args(
     for name in QUOTAS:
         snapshot = limits[name]
         metered[name] = Metered(snapshot.limit_units, snapshot.action, seeds.get(name, -1))
+    credit = -1 if key.credit_usd is None else max(to_units(key.credit_usd), 0)
+    metered["balance"] = Metered(credit, "block", seeds.get("balance", -1))
     return AdmissionArgs(
         request_id=request_id,
         key_id=key.id,
@@ -169,6 +171,15 @@ def _deny(result: AdmissionResult) -> Exception:
             retry_after=max(result.retry_ms, 1) / 1000,
             code=f"rate_limit_{reason}",
         )
+    if reason == "balance":
+        error = QuotaExceededError(
+            "Insufficient balance: this call could cost more than your tenant's prepaid credit has left.",
+            quota=reason,
+            limit=from_units(result.limit),
+            used=from_units(result.used),
+        )
+        error.code = "insufficient_balance"
+        return error
     money = reason in ("budget_day", "budget_month", "spend_usd")
     return QuotaExceededError(
         f"{'Budget' if reason.startswith('budget') else 'Quota'} '{reason}' exhausted.",
@@ -206,13 +217,15 @@ def _one_snapshot() -> Iterator[None]:
 
 
 def _durable_usage(key: KeyInfo, limits: dict[str, QuotaSnapshot], names: list[str], now: datetime) -> dict[str, int]:
-    from apps.consumption.selectors import key_spend_units
+    from apps.consumption.selectors import key_spend_units, tenant_billed_units
     from apps.tenancy.models import Tenant
 
     seeds: dict[str, int] = {}
     tenant = None
     for name in names:
-        if name == "budget_day":
+        if name == "balance":
+            seeds[name] = tenant_billed_units(key.tenant_id)
+        elif name == "budget_day":
             seeds[name] = key_spend_units(key.id, day=now.date())
         elif name == "budget_month":
             seeds[name] = key_spend_units(key.id, month=(now.year, now.month))

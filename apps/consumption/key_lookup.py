@@ -7,6 +7,7 @@ import hmac
 
 from django.utils import timezone
 
+from apps.consumption import credits
 from apps.consumption.keys import KeyInfo, QuotaSnapshot, hash_secret, key_cache, looks_like_key
 from apps.consumption.models import ApiKey, TenantRouting
 from llm_infra_django.db import database_sync_to_async
@@ -42,7 +43,7 @@ def load_key(key_hash: str) -> KeyInfo | None:
     if key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     routing = TenantRouting.objects.filter(tenant_id=key.tenant_id).values_list("routing", flat=True).first()
-    return KeyInfo.of(key, snapshots, tenant_routing=routing)
+    return KeyInfo.of(key, snapshots, tenant_routing=routing, credit_usd=credits.credited(str(key.tenant_id)))
 
 
 def _key_hash(authorization: str | None) -> str:

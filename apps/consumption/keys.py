@@ -77,6 +77,8 @@ class KeyInfo:
     tenant_timezone: str = "UTC"
     # The tenant's metered quota limits (api_requests, tokens, spend_usd), snapshotted with the key.
     quota_limits: dict[str, QuotaSnapshot] = field(default_factory=dict, compare=False)
+    # A prepaid tenant's total credits (USD; None: postpaid): admission keeps what it is billed, ever, within them.
+    credit_usd: Decimal | None = field(default=None, compare=False)
     # The tenant's routing settings narrowed by the key's (see preferences.py): a request narrows them further.
     routing: Preferences = field(default_factory=Preferences, compare=False)
     cached_at: float = field(default_factory=time.monotonic, compare=False)
@@ -102,7 +104,13 @@ class KeyInfo:
         return model_id in self.allowed_models or base in self.allowed_models
 
     @classmethod
-    def of(cls, key: Any, quota_limits: dict[str, QuotaSnapshot] | None = None, tenant_routing: Any = None) -> KeyInfo:
+    def of(
+        cls,
+        key: Any,
+        quota_limits: dict[str, QuotaSnapshot] | None = None,
+        tenant_routing: Any = None,
+        credit_usd: Decimal | None = None,
+    ) -> KeyInfo:
         tenant = key.tenant
         expires: datetime | None = key.expires_at
         return cls(
@@ -122,6 +130,7 @@ class KeyInfo:
             tenant_timezone=tenant.timezone,
             quota_limits=quota_limits or {},
             routing=settings_of(tenant_routing, getattr(key, "routing", None)),
+            credit_usd=credit_usd,
         )
 
 

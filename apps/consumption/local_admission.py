@@ -9,9 +9,9 @@ from typing import Any
 
 from apps.consumption.protocol import (
     CHARGED_MISSING,
+    COUNTERS,
     MAX_AMOUNT,
     MAX_COUNTER,
-    METERED,
     NOTHING_TO_SETTLE,
     REFUSED,
     SETTLED,
@@ -52,8 +52,8 @@ class LocalAdmission(LocalState):
         if not (0 <= a.est_tokens <= MAX_AMOUNT and 0 <= a.est_cost <= MAX_AMOUNT):
             return AdmissionResult(-4, "amount")
         amounts = {"budget_day": a.est_cost, "budget_month": a.est_cost, "api_requests": 1}
-        amounts |= {"tokens": a.est_tokens, "spend_usd": a.est_cost}
-        metered = {name: a.metered[name].clamped() for name in METERED}
+        amounts |= {"tokens": a.est_tokens, "spend_usd": a.est_cost, "balance": a.est_cost}
+        metered = {name: a.metered[name].clamped() for name in COUNTERS}
         current: dict[str, int] = {}
         missing = []
         for name, m in metered.items():
@@ -153,19 +153,23 @@ class LocalAdmission(LocalState):
         if not (0 <= args.tokens <= MAX_AMOUNT and 0 <= args.cost <= MAX_AMOUNT):
             return REFUSED
         actual = {"budget_day": args.cost, "budget_month": args.cost, "api_requests": int(args.counted)}
-        actual |= {"tokens": args.tokens, "spend_usd": args.cost}
+        actual |= {"tokens": args.tokens, "spend_usd": args.cost, "balance": args.cost}
         with self.lock:
             reservation = self.values.pop(keys.reservation, None)
             if reservation is None:
                 if not args.charge_missing:
                     return NOTHING_TO_SETTLE
                 self._adjust(keys.tpm, args.tokens)
-                for name in METERED:
+                for name in COUNTERS:
                     self._adjust(keys.counter(name), actual[name])
                 self.values.get(keys.parallel, {}).pop(args.request_id, None)
                 return CHARGED_MISSING
             reserved = {"budget_day": reservation["cost"], "budget_month": reservation["cost"], "api_requests": 1}
-            reserved |= {"tokens": reservation["tokens"], "spend_usd": reservation["cost"]}
+            reserved |= {
+                "tokens": reservation["tokens"],
+                "spend_usd": reservation["cost"],
+                "balance": reservation["cost"],
+            }
             if reservation["tpm"]:
                 self._adjust(keys.tpm, args.tokens, reservation["tokens"])
             for name in reservation["charged"]:

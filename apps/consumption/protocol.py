@@ -22,6 +22,8 @@ MAX_AMOUNT = 2**50
 MAX_COUNTER = 10**18 - 1
 TPM_WINDOW_MS = 60_000
 METERED = ("budget_day", "budget_month", "api_requests", "tokens", "spend_usd")
+# With a prepaid tenant's credit: `balance` counts what the tenant was billed, ever, against what it was credited.
+COUNTERS = (*METERED, "balance")
 QUOTAS = ("api_requests", "tokens", "spend_usd")
 
 
@@ -59,6 +61,11 @@ def pending_key(tenant_id: str) -> str:
     return f"ck:{_tag(tenant_id)}:pending"
 
 
+def credit_used_key(tenant_id: str) -> str:
+    """What a prepaid tenant was billed, ever (10⁻¹⁰ USD): admission keeps it within the tenant's credits."""
+    return f"ck:{_tag(tenant_id)}:credit-used:e10"
+
+
 def budget_counter_keys(tenant_id: str, key_id: str, now: datetime) -> tuple[str, str]:
     """A key's budget counters of the UTC day and month holding `now`. Money counters name their unit (10⁻¹⁰ USD):
     counters of an older unit are never read as this one."""
@@ -84,6 +91,7 @@ class CallKeys:
     reservation_index: str
     throttle: str
     pending: str
+    balance: str
 
     @classmethod
     def of(
@@ -109,6 +117,7 @@ class CallKeys:
             reservation_index=reservation_index_key(tenant_id),
             throttle=f"ck:{tag}:qthrottle",
             pending=pending_key(tenant_id),
+            balance=credit_used_key(tenant_id),
             **quota,
         )
 
@@ -133,6 +142,7 @@ class CallKeys:
             self.reservation_index,
             self.throttle,
             self.pending,
+            self.balance,
         ]
 
     def for_settlement(self) -> list[str]:
@@ -148,6 +158,7 @@ class CallKeys:
             self.tokens,
             self.spend_usd,
             self.pending,
+            self.balance,
         ]
 
     def for_extension(self) -> list[str]:
@@ -188,7 +199,7 @@ class AdmissionArgs:
     est_tokens: int
     est_cost: int  # 10⁻¹⁰ USD
     slot_ms: int
-    metered: dict[str, Metered]  # by name, every one of METERED
+    metered: dict[str, Metered]  # by name, every one of COUNTERS
     throttle_rate: float  # requests per second past a THROTTLE quota
     quota_ttl_s: int
     orphan_record: str = ""
@@ -222,6 +233,8 @@ class AdmissionArgs:
             MAX_AMOUNT,
             MAX_COUNTER,
             " ".join(self.seeded_ids),
+            m["balance"].limit,
+            m["balance"].seed,
         ]
 
 
@@ -271,7 +284,7 @@ class AdmissionResult:
             return [1, self.reason, self.rpm_remaining, self.tpm_remaining, self.tpm_reset_ms, ",".join(self.flags)]
         if self.status == -2:
             return [-2, self.reason, *self.missing]
-        if self.status == 0 and self.reason in METERED:
+        if self.status == 0 and self.reason in COUNTERS:
             return [0, self.reason, self.retry_ms, self.limit, self.used]
         if self.status == 0:
             return [0, self.reason, self.retry_ms, self.limit]

@@ -27,6 +27,13 @@ def key_spend(key_id: str, *, day: date | None = None, month: tuple[int, int] | 
     return rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
 
 
+def tenant_billed_units(tenant_id: str) -> int:
+    """What a tenant was billed, ever, in counter units (10⁻¹⁰ USD), from the rollups: the seed of a prepaid tenant's
+    balance counter."""
+    rows = UsageRollup.objects.filter(tenant_id=tenant_id)
+    return to_units(rows.aggregate(total=Sum("cost"))["total"] or Decimal(0))
+
+
 def key_spend_units(key_id: str, *, day: date | None = None, month: tuple[int, int] | None = None) -> int:
     """`key_spend` in counter units (10⁻¹⁰ USD): the seed of a key's budget counter."""
     return to_units(key_spend(key_id, day=day, month=month))

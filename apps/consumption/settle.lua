@@ -6,7 +6,8 @@
 -- admission that seeds the counter adds it unless the seed's database snapshot already held the record).
 --
 -- KEYS: 1 reservation (hash), 2 reservation index, 3 parallel slots, 4 tpm window, 5 budget day, 6 budget month,
---       7 quota requests, 8 quota tokens, 9 quota spend, 10 pending charges (hash)
+--       7 quota requests, 8 quota tokens, 9 quota spend, 10 pending charges (hash), 11 what a prepaid tenant was
+--       billed, ever
 -- ARGV: 1 request id, 2 actual tokens, 3 actual cost (10^-10 USD), 4 counted requests (1, or 0 to refund it),
 --       5 charge the usage when the reservation is gone (1) or do nothing then (0, absent), 6 the time (ms) after
 --       which the caller no longer waits for this answer (absent or -1: none): later, nothing is applied (the caller
@@ -51,7 +52,7 @@ local reservation = redis.call('HMGET', KEYS[1], 'tokens', 'cost', 'charged', 't
 if not reservation[1] then
   if ARGV[5] ~= '1' then return 0 end
   adjust(KEYS[4], tokens, NOTHING)
-  for index = 5, 9 do
+  for _, index in ipairs({5, 6, 7, 8, 9, 11}) do
     local charge = cost
     if index == 7 then charge = requests elseif index == 8 then charge = tokens end
     if redis.call('EXISTS', KEYS[index]) == 1 then
@@ -69,10 +70,11 @@ local reserved_tokens = amount(reservation[1]) or NOTHING
 local reserved_cost = amount(reservation[2]) or NOTHING
 
 if reservation[4] == '1' then adjust(KEYS[4], tokens, reserved_tokens) end
-local index = {budget_day = 5, budget_month = 6, api_requests = 7, tokens = 8, spend_usd = 9}
-local actual = {budget_day = cost, budget_month = cost, api_requests = requests, tokens = tokens, spend_usd = cost}
+local index = {budget_day = 5, budget_month = 6, api_requests = 7, tokens = 8, spend_usd = 9, balance = 11}
+local actual = {budget_day = cost, budget_month = cost, api_requests = requests, tokens = tokens, spend_usd = cost,
+                balance = cost}
 local reserved = {budget_day = reserved_cost, budget_month = reserved_cost, api_requests = {0, 1},
-                  tokens = reserved_tokens, spend_usd = reserved_cost}
+                  tokens = reserved_tokens, spend_usd = reserved_cost, balance = reserved_cost}
 for name in string.gmatch(reservation[3] or '', '[^,]+') do
   adjust(KEYS[index[name]], actual[name], reserved[name])
 end

@@ -66,7 +66,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         f"{API}/leaderboard/",
     ),
     "publishing": (f"{API}/services/",),
-    "consumption": (f"{API}/keys/", f"{API}/usage/", f"{API}/quota/", f"{API}/routing/"),
+    "consumption": (f"{API}/keys/", f"{API}/usage/", f"{API}/quota/", f"{API}/routing/", f"{API}/billing/"),
 }
 
 

@@ -1,0 +1,11 @@
+"""Routes of the billing REST API, included under `/api/v1/` (namespace `billing`)."""
+
+from django.urls import path
+
+from apps.billing.api import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("billing/balance/", views.BalanceViewSet.as_view({"get": "retrieve"}), name="balance"),
+]
