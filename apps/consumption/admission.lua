@@ -108,6 +108,17 @@ for i, m in ipairs(metered) do
   end
 end
 if #missing > 0 then return {-2, 'seed', unpack(missing)} end
+-- A seed installed reads the pending charges: those of counters this tenant does not keep (no limit) go with them.
+if pending then
+  for _, m in ipairs(metered) do
+    if not m[2] then
+      local prefix = KEYS[m[1]] .. '|'
+      for j = 1, #pending, 2 do
+        if string.sub(pending[j], 1, #prefix) == prefix then pending_used[#pending_used + 1] = pending[j] end
+      end
+    end
+  end
+end
 
 -- Requests per minute: exact sliding log; refused requests leave no trace.
 local rpm_count = 0
