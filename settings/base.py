@@ -187,6 +187,12 @@ MARKETPLACE_CATALOG = {
     "EVALUATOR_API_KEY": env.str("CATALOG_EVALUATOR_API_KEY", default="") or None,
 }
 
+# Billing: Stripe top-ups are off unless the webhook's endpoint secret is set.
+MARKETPLACE_BILLING = {
+    "STRIPE_SECRET_KEY": env.str("STRIPE_SECRET_KEY", default="") or None,
+    "STRIPE_WEBHOOK_SECRET": env.str("STRIPE_WEBHOOK_SECRET", default="") or None,
+}
+
 LLM_INFRA = {
     "CACHE_ALIAS": "default",
     "TENANT_RESOLVER": "apps.tenancy.context.tenant_for_logs",

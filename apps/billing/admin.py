@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.billing import selectors, services
-from apps.billing.models import BillingAccount, CreditGrant
+from apps.billing.models import BillingAccount, CreditGrant, PaymentEvent
 from apps.tenancy.admin_scoping import TenantScopedAdmin
 
 VIEW_ONLY = frozenset({"view"})
@@ -70,3 +70,16 @@ class CreditGrantAdmin(TenantScopedAdmin):
             return
         grant = services.grant_credits(tenant=obj.tenant, amount=obj.amount_usd, memo=obj.memo, actor=request.user)
         obj.__dict__.update(grant.__dict__)
+
+
+@admin.register(PaymentEvent)
+class PaymentEventAdmin(TenantScopedAdmin):
+    """Stripe events as the webhook took them: credited, ignored or refused (and why). Read-only."""
+
+    tenant_field = "tenant"
+    tenant_admin_permissions = VIEW_ONLY
+    platform_permissions = VIEW_ONLY
+    list_display = ["received_at", "event_id", "event_type", "outcome", "tenant", "detail"]
+    list_filter = ["outcome", "event_type"]
+    list_select_related = ["tenant"]
+    search_fields = ["event_id", "tenant__slug"]

@@ -62,3 +62,27 @@ class CreditGrant(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("Credit grants are append-only; correct one with a negative grant.")
+
+
+class PaymentEvent(models.Model):
+    """A Stripe event the webhook received, once per event id (replays are recognised and change nothing): what it
+    credited, or why it credited nothing."""
+
+    class Outcome(models.TextChoices):
+        CREDITED = "credited"
+        IGNORED = "ignored"  # an event type that moves no money
+        REFUSED = "refused"  # a payment the books cannot take (unknown tenant, other currency, bad amount)
+
+    event_id = models.CharField(max_length=255, primary_key=True)
+    event_type = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    detail = models.CharField(max_length=500, blank=True, default="")
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    grant = models.OneToOneField(CreditGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="payment")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({self.outcome})"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.billing.conf import billing_settings
 from apps.catalog.conf import catalog_settings
 from apps.consumption.conf import consumption_settings
 from apps.gateway.conf import gateway_settings
@@ -35,7 +36,14 @@ def section(name: str) -> str:
         ("LLM_INFRA", DEFAULTS),
         *[
             (s.setting_name, s.defaults)
-            for s in (tenancy_settings, publishing_settings, catalog_settings, consumption_settings, gateway_settings)
+            for s in (
+                tenancy_settings,
+                publishing_settings,
+                catalog_settings,
+                consumption_settings,
+                gateway_settings,
+                billing_settings,
+            )
         ],
     ],
 )
