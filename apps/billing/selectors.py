@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Sum
 
 from apps.billing.models import BillingAccount, CreditGrant
+from apps.consumption.selectors import tenant_billed
 
 
 def is_prepaid(tenant_id: Any) -> bool:
@@ -27,10 +28,7 @@ def credit_of(tenant_id: str) -> Decimal | None:
 
 def billed(tenant_id: Any) -> Decimal:
     """What the tenant was billed, ever (the usage ledger's daily rollups)."""
-    from apps.consumption.models import UsageRollup
-
-    total = UsageRollup.objects.filter(tenant_id=tenant_id).aggregate(total=Sum("cost"))["total"]
-    return Decimal(total or 0)
+    return tenant_billed(tenant_id)
 
 
 def balance(tenant: Any) -> dict[str, Any]:

@@ -19,10 +19,8 @@ def _forget_cached_keys(tenant: Tenant) -> None:
     """This worker's cached keys of the tenant carry its old credit; the others read the new one within
     `KEY_CACHE_SECONDS`."""
     from apps.consumption.keys import key_cache
-    from apps.consumption.models import ApiKey
 
-    for key_id in ApiKey.objects.filter(tenant=tenant).values_list("pk", flat=True):
-        key_cache.forget(str(key_id))
+    key_cache.forget_tenant(str(tenant.pk))
 
 
 @transaction.atomic

@@ -170,5 +170,11 @@ class KeyCache:
             if info is not None and info.id == key_id:
                 self._entries.pop(key_hash, None)
 
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop the entries of every key of a tenant (its credit or routing settings changed)."""
+        for key_hash, info in list(self._entries.items()):
+            if info is not None and info.tenant_id == tenant_id:
+                self._entries.pop(key_hash, None)
+
 
 key_cache = KeyCache()

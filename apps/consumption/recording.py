@@ -159,10 +159,16 @@ async def record(
 async def record_failure(call: Call, exc: Exception) -> AppError:
     """A call that failed at (or on the way to) the upstream, recorded with its error (no usage, not counted as a
     request); returns the error the client gets."""
+    error = _error_of(call, exc)
+    await record(call, status=error.status_code, error_code=error.code, counted=False)
+    return error
+
+
+def _error_of(call: Call, exc: Exception) -> AppError:
+    """The client-facing error of an upstream failure: its status passed on (4xx) or a 502, else the app error."""
     assert call.route is not None
     error = upstream_error(exc, call.route) if isinstance(exc, UpstreamStatusError) else to_app_error(exc)
     assert error is not None
-    await record(call, status=error.status_code, error_code=error.code, counted=False)
     return error
 
 
@@ -176,11 +182,9 @@ async def record_attempt(call: Call, exc: Exception) -> None:
     """A failed attempt at one offer, before the call falls back to the next: a record of its own (the provider's
     SLA counts it; the consumer is billed nothing for it and it counts against no quota), linked to the call by
     `attempt_of`. Written in the background: the fallback does not wait for the database."""
-    assert call.key is not None and call.route is not None
-    error = upstream_error(exc, call.route) if isinstance(exc, UpstreamStatusError) else to_app_error(exc)
-    status = error.status_code if error is not None else 502
+    error = _error_of(call, exc)
     entry = _entry(
-        call, status=status, usage=NO_USAGE, cost=Decimal(0), error_code=error.code if error else "", counted=False
+        call, status=error.status_code, usage=NO_USAGE, cost=Decimal(0), error_code=error.code, counted=False
     )
     entry.request_id = attempt_id(call.request_id, call.attempts + 1)
     entry.attempt_of = call.request_id

@@ -77,14 +77,18 @@ def _can_use(tenant_id: str, service_id: str, publisher_id: str) -> bool:
     return can_use(tenant, "service", service_id, owner_id=publisher_id)
 
 
+async def _cached_access(tenant_id: str, resource: str, check: Any, *args: str) -> bool:
+    """`check(tenant_id, *args)` (a database read), cached per (tenant, resource) for `ROUTE_CACHE_SECONDS`."""
+    access = route_cache.access.get((tenant_id, resource))
+    if not _fresh(access):
+        access = (time.monotonic(), await database_sync_to_async(check)(tenant_id, *args))
+        route_cache.access[(tenant_id, resource)] = access
+    return access[1]
+
+
 async def _has_access(key: KeyInfo, service_id: str, publisher_id: str) -> bool:
     """Whether the key's tenant may use the service (its own, granted or open), cached per (tenant, service)."""
-    access_key = (key.tenant_id, service_id)
-    access = route_cache.access.get(access_key)
-    if not _fresh(access):
-        access = (time.monotonic(), await database_sync_to_async(_can_use)(key.tenant_id, service_id, publisher_id))
-        route_cache.access[access_key] = access
-    return access[1]
+    return await _cached_access(key.tenant_id, service_id, _can_use, service_id, publisher_id)
 
 
 async def _not_available(model_id: str, found: Route | Unavailable | None, key: KeyInfo) -> NotFoundError:
@@ -137,13 +141,8 @@ def _can_use_model(tenant_id: str, catalog_model_id: str) -> bool:
 
 
 async def _may_use_model(key: KeyInfo, offers: ModelOffers) -> bool:
-    access_key = (key.tenant_id, f"model:{offers.catalog_model_id}")
-    access = route_cache.access.get(access_key)
-    if not _fresh(access):
-        allowed = await database_sync_to_async(_can_use_model)(key.tenant_id, offers.catalog_model_id)
-        access = (time.monotonic(), allowed)
-        route_cache.access[access_key] = access
-    return access[1]
+    model_id = offers.catalog_model_id
+    return await _cached_access(key.tenant_id, f"model:{model_id}", _can_use_model, model_id)
 
 
 async def model_offers(model_id: str, key: KeyInfo) -> list[choosing.Offer] | None:

@@ -27,11 +27,15 @@ def key_spend(key_id: str, *, day: date | None = None, month: tuple[int, int] | 
     return rows.aggregate(total=Sum("cost"))["total"] or Decimal(0)
 
 
+def tenant_billed(tenant_id: Any) -> Decimal:
+    """What a tenant was billed, ever (USD, exactly as billed), from the rollups."""
+    total = UsageRollup.objects.filter(tenant_id=tenant_id).aggregate(total=Sum("cost"))["total"]
+    return Decimal(total or 0)
+
+
 def tenant_billed_units(tenant_id: str) -> int:
-    """What a tenant was billed, ever, in counter units (10⁻¹⁰ USD), from the rollups: the seed of a prepaid tenant's
-    balance counter."""
-    rows = UsageRollup.objects.filter(tenant_id=tenant_id)
-    return to_units(rows.aggregate(total=Sum("cost"))["total"] or Decimal(0))
+    """`tenant_billed` in counter units (10⁻¹⁰ USD): the seed of a prepaid tenant's balance counter."""
+    return to_units(tenant_billed(tenant_id))
 
 
 def key_spend_units(key_id: str, *, day: date | None = None, month: tuple[int, int] | None = None) -> int:

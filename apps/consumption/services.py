@@ -253,4 +253,5 @@ def set_tenant_routing(*, tenant: Tenant, actor: Any, routing: Any) -> TenantRou
     record_audit(
         action="tenant_routing_changed", tenant=tenant, actor=actor, obj=settings, before=before, after=cleaned
     )
+    transaction.on_commit(lambda: key_cache.forget_tenant(str(tenant.pk)))
     return settings

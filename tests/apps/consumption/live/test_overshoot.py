@@ -46,16 +46,17 @@ async def _fire(urls: list[str], secret: str, total: int, body: dict) -> list[in
     return statuses
 
 
-def wait_for_records(count: int, seconds: float = 15) -> list[UsageRecord]:
-    """The servers write records from the ledger stream asynchronously: wait for them."""
+def wait_for_records(count: int, seconds: float = 15, *, calls_only: bool = False) -> list[UsageRecord]:
+    """The servers write records from the ledger stream asynchronously: wait for them (with `calls_only`, the calls'
+    records, not their failed attempts')."""
+    records = UsageRecord.objects.filter(attempt_of="") if calls_only else UsageRecord.objects.all()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        records = list(UsageRecord.objects.all())
-        if len(records) >= count:
+        if records.count() >= count:
             time.sleep(0.3)  # and a moment more: nothing beyond `count` may arrive
-            return list(UsageRecord.objects.all())
+            return list(records.all())
         time.sleep(0.1)
-    return list(UsageRecord.objects.all())
+    return list(records.all())
 
 
 def fire(urls: list[str], secret: str, total: int, body: dict) -> list[int]:

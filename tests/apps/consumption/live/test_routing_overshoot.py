@@ -17,17 +17,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 # Close enough that every offer gets traffic from the price-weighted draw (weights 1 : 1/4 : 1/9).
-def wait_for_calls(count: int, seconds: float = 15) -> list[UsageRecord]:
-    """The calls' records (not their failed attempts'), once `count` are written."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and UsageRecord.objects.filter(attempt_of="").count() < count:
-        time.sleep(0.1)
-    time.sleep(0.3)
-    return list(UsageRecord.objects.filter(attempt_of=""))
-
-
 PRICES = {"cheap": ("1000", "2000"), "mid": ("2000", "4000"), "dear": ("3000", "6000")}
 
 
@@ -93,6 +82,6 @@ def test_a_call_falling_back_to_a_dearer_offer_never_overshoots_the_budget(
     assert set(statuses) <= {200, 402}, set(statuses)
     served = statuses.count(200)
     assert served >= 1
-    records = wait_for_calls(served)
+    records = wait_for_records(served, calls_only=True)
     assert len(records) == served and {r.provider for r in records} == {"acme/dear@1.0.0"}
     assert sum((r.cost for r in records), Decimal(0)) <= budget
